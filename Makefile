@@ -1,0 +1,16 @@
+# The two commands of the README. Both set up everything they need first (scripts/bootstrap).
+.PHONY: sandbox test lint unit bootstrap
+
+bootstrap:
+	@scripts/bootstrap
+
+sandbox: bootstrap
+	.venv/bin/kubevirt-usb sandbox
+
+lint: bootstrap
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+test: lint
+	.venv/bin/pytest

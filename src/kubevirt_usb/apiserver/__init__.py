@@ -1,0 +1,1 @@
+"""A loopback Kubernetes API server that keeps the real semantics kubevirt-usb relies on."""

@@ -1,0 +1,181 @@
+"""The API emulator's error tree: every failure a handler can raise, mapped once to a `Status` body.
+
+Reasons and codes are the ones a real kube-apiserver returns (k8s.io/apimachinery/pkg/api/errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cause:
+    """One entry of `Status.details.causes`: what was wrong with which field."""
+
+    type: str  # e.g. FieldValueRequired, FieldValueInvalid, FieldValueNotSupported, FieldManagerConflict
+    message: str
+    field: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        out = {"reason": self.type, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+@dataclass(kw_only=True)
+class APIError(Exception):
+    """An error that becomes a Kubernetes `Status` response."""
+
+    code: int
+    reason: str
+    message: str
+    group: str = ""
+    kind: str = ""
+    name: str = ""
+    causes: list[Cause] = field(default_factory=list)
+    retry_after_seconds: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        details: dict[str, Any] = {}
+        if self.name:
+            details["name"] = self.name
+        if self.group:
+            details["group"] = self.group
+        if self.kind:
+            details["kind"] = self.kind
+        if self.causes:
+            details["causes"] = [c.to_dict() for c in self.causes]
+        if self.retry_after_seconds is not None:
+            details["retryAfterSeconds"] = self.retry_after_seconds
+        if details:
+            body["details"] = details
+        return body
+
+
+def _qualified(resource: str, group: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+def not_found(*, resource: str, group: str, name: str) -> APIError:
+    return APIError(
+        code=404,
+        reason="NotFound",
+        message=f'{_qualified(resource, group)} "{name}" not found',
+        group=group,
+        kind=resource,
+        name=name,
+    )
+
+
+def already_exists(*, resource: str, group: str, name: str) -> APIError:
+    return APIError(
+        code=409,
+        reason="AlreadyExists",
+        message=f'{_qualified(resource, group)} "{name}" already exists',
+        group=group,
+        kind=resource,
+        name=name,
+    )
+
+
+def conflict(*, resource: str, group: str, name: str, detail: str) -> APIError:
+    return APIError(
+        code=409,
+        reason="Conflict",
+        message=f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {detail}',
+        group=group,
+        kind=resource,
+        name=name,
+    )
+
+
+def stale_resource_version(*, resource: str, group: str, name: str) -> APIError:
+    return conflict(
+        resource=resource,
+        group=group,
+        name=name,
+        detail="the object has been modified; please apply your changes to the latest version "
+        "and try again",
+    )
+
+
+def invalid(*, kind: str, group: str, name: str, causes: list[Cause]) -> APIError:
+    """422: `<Kind>.<group> "<name>" is invalid: <field>: <message>, ...`."""
+    summary = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
+    qualified = f"{kind}.{group}" if group else kind
+    return APIError(
+        code=422,
+        reason="Invalid",
+        message=f'{qualified} "{name}" is invalid: {summary}',
+        group=group,
+        kind=kind,
+        name=name,
+        causes=causes,
+    )
+
+
+def bad_request(message: str) -> APIError:
+    return APIError(code=400, reason="BadRequest", message=message)
+
+
+def unsupported_media_type(content_type: str) -> APIError:
+    return APIError(
+        code=415,
+        reason="UnsupportedMediaType",
+        message=f"the body of the request was in an unknown format - accepted media types include: "
+        f"application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        f" (got {content_type!r})",
+    )
+
+
+def method_not_allowed(method: str) -> APIError:
+    return APIError(
+        code=405,
+        reason="MethodNotAllowed",
+        message=f"the server does not allow this method on the requested resource ({method})",
+    )
+
+
+def gone(message: str) -> APIError:
+    return APIError(code=410, reason="Expired", message=message)
+
+
+def unauthorized() -> APIError:
+    return APIError(code=401, reason="Unauthorized", message="Unauthorized")
+
+
+def forbidden(*, user: str, verb: str, resource: str, group: str, subresource: str,
+              namespace: str, name: str) -> APIError:
+    """403 with the exact sentence a real server writes, e.g.
+    `pods "x" is forbidden: User "u" cannot get resource "pods" in API group "" in the namespace "ns"`.
+    """
+    res = f"{resource}/{subresource}" if subresource else resource
+    who = f'{_qualified(resource, group)} "{name}"' if name else _qualified(resource, group)
+    where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+    return APIError(
+        code=403,
+        reason="Forbidden",
+        message=f'{who} is forbidden: User "{user}" cannot {verb} resource "{res}" '
+        f'in API group "{group}"{where}',
+        group=group,
+        kind=resource,
+        name=name,
+    )
+
+
+def internal(message: str) -> APIError:
+    return APIError(code=500, reason="InternalError", message=f"Internal error occurred: {message}")
