@@ -1,0 +1,5 @@
+"""`python -m kubevirt_usb`."""
+
+from kubevirt_usb.cli import main
+
+main()

@@ -1,0 +1,642 @@
+"""The HTTP face of the API emulator: an ASGI app that parses Kubernetes REST paths into the verbs of
+`api.API`, authenticates and authorizes each request, and maps every error once to a `Status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kubevirt_usb.apiserver import discovery, errors, rbac, tables
+from kubevirt_usb.apiserver.api import (
+    API,
+    PATCH_APPLY,
+    PATCH_TYPES,
+    RequestContext,
+)
+from kubevirt_usb.apiserver.auth import ANONYMOUS, UserInfo
+from kubevirt_usb.apiserver.clock import rfc3339
+from kubevirt_usb.apiserver.controllers import ControlPlane
+from kubevirt_usb.apiserver.extension import Extension
+from kubevirt_usb.apiserver.resources import Registry, ResourceInfo, builtin_resources
+from kubevirt_usb.apiserver.selectors import parse_field_selector, parse_label_selector
+from kubevirt_usb.apiserver.store import Obj, Store, StoreEvent, TooOldResourceVersion, Watcher
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+_PUBLIC_PATHS = ("/version", "/healthz", "/readyz", "/livez")
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
+
+@dataclass
+class Authenticator:
+    """Static bearer tokens (a kube-apiserver `--token-auth-file`) plus minted tokens."""
+
+    tokens: dict[str, UserInfo] = field(default_factory=dict)
+
+    def user_for(self, header: str) -> UserInfo | None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return self.tokens.get(token.strip())
+
+    def mint(self, user: UserInfo) -> str:
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = user
+        return token
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestInfo:
+    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo)."""
+
+    verb: str
+    group: str
+    version: str
+    namespace: str
+    resource: str
+    name: str
+    subresource: str
+
+
+def parse_request_path(method: str, path: str, query: dict[str, str]) -> RequestInfo | None:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    watch = False
+    if rest and rest[0] == "watch":
+        watch, rest = True, rest[1:]
+    if not rest:
+        return None
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    if len(rest) > 3:
+        return None
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, "")
+    if method in ("GET", "HEAD"):
+        is_watch = watch or query.get("watch", "").lower() in ("1", "true")
+        verb = "watch" if is_watch else ("get" if name else "list")
+    elif method == "DELETE":
+        verb = "delete" if name else "deletecollection"
+    return RequestInfo(verb=verb, group=group, version=version, namespace=namespace,
+                       resource=resource, name=name, subresource=subresource)
+
+
+def json_response(body: Any, *, status: int = 200, warnings: Sequence[str] = ()) -> Response:
+    headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def status_response(error: errors.APIError) -> Response:
+    headers = None
+    if error.retry_after_seconds is not None:
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    return Response(orjson.dumps(error.status()), status_code=error.code, media_type=JSON,
+                    headers=headers)
+
+
+class AuthenticationMiddleware:
+    """Puts the request's `UserInfo` in `scope["state"]["user"]`; 401 when the token is unknown."""
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = ""
+        for key, value in scope.get("headers", []):
+            if key == b"authorization":
+                header = value.decode("latin-1")
+        user = self.authenticator.user_for(header) if header else None
+        if user is None and (header or scope["path"] not in _PUBLIC_PATHS):
+            await self._reject(scope, receive, send)
+            return
+        scope.setdefault("state", {})["user"] = user or ANONYMOUS
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _reject(scope: Scope, receive: Receive, send: Send) -> None:
+        body = orjson.dumps(errors.unauthorized().status())
+        if scope["type"] == "http":
+            await Response(body, status_code=401, media_type=JSON)(scope, receive, send)
+            return
+        await receive()  # websocket.connect
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": 401,
+                        "headers": [(b"content-type", JSON.encode())]})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+@dataclass
+class WatchOptions:
+    since: int | None
+    labels: Any
+    fields: Any
+    timeout: float
+    bookmarks: bool
+    table: bool
+    include_object: str
+
+
+class APIServerApp:
+    """Everything behind the routes: discovery, OpenAPI, resources, extensions."""
+
+    def __init__(self, *, api: API, control: ControlPlane, authenticator: Authenticator,
+                 extensions: Sequence[Extension] = (), server_address: str = "",
+                 bookmark_interval: float = 60.0, watch_timeout: float = 1800.0) -> None:
+        self.api = api
+        self.control = control
+        self.authenticator = authenticator
+        self.extensions = list(extensions)
+        self.server_address = server_address
+        self.bookmark_interval = bookmark_interval
+        self.watch_timeout = watch_timeout
+
+    # ---- the APIContext extensions see ---------------------------------------------------
+
+    def get_object(self, *, group: str, resource: str, namespace: str, name: str
+                   ) -> dict[str, Any] | None:
+        return self.api.store.get((group, resource), namespace, name)
+
+    def is_allowed(self, *, user: UserInfo, verb: str, group: str, resource: str,
+                   subresource: str = "", namespace: str = "", name: str = "") -> bool:
+        attrs = rbac.RequestAttributes(verb=verb, api_group=group, resource=resource,
+                                       subresource=subresource, namespace=namespace, name=name,
+                                       path="", is_resource_request=True)
+        return self.control.authorizer.authorize(user, attrs).allowed
+
+    # ---- entry ------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._dispatch(request)
+        except errors.APIError as error:
+            return status_response(error)
+        except Exception as exc:  # the emulator never crashes on a request
+            log.exception("request %s %s failed", request.method, request.url.path)
+            return status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
+        user: UserInfo = request.state.user
+        fixed = self._fixed_document(path)
+        if fixed is not None:
+            if request.method not in ("GET", "HEAD"):
+                raise errors.method_not_allowed(request.method)
+            return json_response(fixed)
+        info = parse_request_path(request.method, path, query)
+        if info is None:
+            raise errors.APIError(code=404, reason="NotFound",
+                                  message="the server could not find the requested resource")
+        if not info.verb:
+            raise errors.method_not_allowed(request.method)
+        resource = self._resource(info)
+        self._authorize(user, info)
+        return await self._serve(request, info, resource, query, user)
+
+    def _fixed_document(self, path: str) -> Any:
+        api = self.api
+        if path == "/version":
+            return discovery.version()
+        if path in ("/healthz", "/readyz", "/livez"):
+            return "ok"
+        if path == "/api":
+            return discovery.api_versions(server_address=self.server_address)
+        if path == "/apis":
+            return discovery.api_group_list(api.registry, self.extensions)
+        if path == "/openapi/v2":
+            return discovery.openapi_v2(api.registry)
+        if path == "/openapi/v3":
+            return discovery.openapi_v3_root(api.registry)
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
+            group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4])
+            doc = discovery.openapi_v3_group_version(api.registry, group, version)
+            if doc is None:
+                raise errors.APIError(code=404, reason="NotFound", message="not found")
+            return doc
+        if len(parts) == 2 and parts[0] == "api":
+            return discovery.api_resource_list(api.registry, self.extensions, "", parts[1]) or \
+                _not_found_path()
+        if len(parts) == 2 and parts[0] == "apis":
+            return discovery.api_group(api.registry, self.extensions, parts[1]) or \
+                _not_found_path()
+        if len(parts) == 3 and parts[0] == "apis":
+            return discovery.api_resource_list(api.registry, self.extensions, parts[1],
+                                               parts[2]) or _not_found_path()
+        return None
+
+    def _resource(self, info: RequestInfo) -> ResourceInfo:
+        resource = self.api.registry.get(info.group, info.version, info.resource)
+        if resource is None:
+            raise errors.APIError(code=404, reason="NotFound",
+                                  message="the server could not find the requested resource")
+        if info.subresource and info.subresource not in resource.subresources:
+            raise errors.APIError(code=404, reason="NotFound",
+                                  message="the server could not find the requested resource")
+        if not resource.namespaced and info.namespace and info.resource != "namespaces":
+            raise errors.APIError(code=404, reason="NotFound",
+                                  message="the server could not find the requested resource")
+        verb = info.verb
+        if not info.subresource and verb not in resource.verbs:
+            raise errors.method_not_allowed(verb)
+        return resource
+
+    def _authorize(self, user: UserInfo, info: RequestInfo) -> None:
+        attrs = rbac.RequestAttributes(
+            verb=info.verb, api_group=info.group, resource=info.resource,
+            subresource=info.subresource, namespace=info.namespace, name=info.name, path="",
+            is_resource_request=True)
+        if not self.control.authorizer.authorize(user, attrs).allowed:
+            raise errors.forbidden(user=user.name, verb=info.verb, resource=info.resource,
+                                   group=info.group, subresource=info.subresource,
+                                   namespace=info.namespace, name=info.name)
+
+    # ---- resource verbs ---------------------------------------------------------------------
+
+    async def _serve(self, request: Request, info: RequestInfo, resource: ResourceInfo,
+                     query: dict[str, str], user: UserInfo) -> Response:
+        if not resource.stored:
+            return await self._review(request, info, resource, user)
+        namespace = info.namespace if resource.namespaced else ""
+        ctx = RequestContext(user=user, dry_run=query.get("dryRun") == "All",
+                             field_manager=query.get("fieldManager", ""),
+                             field_validation=query.get("fieldValidation", "Warn"),
+                             user_agent=request.headers.get("user-agent", ""))
+        if query.get("dryRun") not in (None, "All"):
+            raise errors.bad_request(f'unsupported dry run directive: "{query["dryRun"]}"')
+        if ctx.field_validation not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(
+                f"fieldValidation: Invalid value: {ctx.field_validation!r}: fieldValidation must be "
+                "one of \"Ignore\", \"Warn\", or \"Strict\"")
+        if len(ctx.field_manager) > 128:
+            raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="", causes=[
+                errors.Cause(type="FieldValueTooLong", field="fieldManager",
+                             message="Too long: must have at most 128 bytes")])
+        verb = info.verb
+        accept = request.headers.get("accept", "")
+        if verb == "get":
+            obj = self.api.get(resource, namespace=namespace, name=info.name)
+            return self._object_response(resource, obj, accept, query)
+        if verb == "list":
+            return self._list(resource, namespace or None, query, accept)
+        if verb == "watch":
+            return self._watch(resource, info, namespace, query, accept)
+        if verb == "create":
+            body = await _read_body(request)
+            if info.resource == "serviceaccounts" and info.subresource == "token":
+                return self._token_request(info, body)
+            obj = self.api.create(resource, namespace=namespace, body=body, ctx=ctx)
+            return json_response(obj, status=201 if not ctx.dry_run else 200,
+                                 warnings=ctx.warnings)
+        if verb == "update":
+            body = await _read_body(request)
+            obj = self.api.update(resource, namespace=namespace, name=info.name, body=body,
+                                  ctx=ctx, subresource=info.subresource)
+            return json_response(obj, warnings=ctx.warnings)
+        if verb == "patch":
+            return await self._patch(request, info, resource, namespace, query, ctx)
+        if verb == "delete":
+            body = await _read_body(request, optional=True)
+            if "dryRun" in body and body["dryRun"] == ["All"]:
+                ctx.dry_run = True
+            obj, removed = self.api.delete(resource, namespace=namespace, name=info.name,
+                                           options=body, ctx=ctx)
+            if removed and not resource.custom:
+                return json_response({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": info.name, "group": resource.group,
+                                "kind": resource.resource, "uid": obj["metadata"].get("uid")}})
+            return json_response(obj, status=200 if removed else 202)
+        if verb == "deletecollection":
+            return await self._delete_collection(request, resource, namespace, query, ctx)
+        raise errors.method_not_allowed(request.method)
+
+    def _object_response(self, resource: ResourceInfo, obj: Obj, accept: str,
+                         query: dict[str, str]) -> Response:
+        if tables.wants_table(accept):
+            return json_response(tables.table(
+                resource, [obj], now=self.api.clock(),
+                include_object=query.get("includeObject", "Metadata"),
+                resource_version=obj["metadata"].get("resourceVersion", "")))
+        return json_response(obj)
+
+    def _selectors(self, resource: ResourceInfo, query: dict[str, str]) -> tuple[Any, Any]:
+        labels = parse_label_selector(query["labelSelector"]) if query.get("labelSelector") \
+            else None
+        fields = None
+        if query.get("fieldSelector"):
+            supported = ("metadata.name", "metadata.namespace", *resource.field_selectors)
+            fields = parse_field_selector(query["fieldSelector"], supported=supported)
+        return labels, fields
+
+    def _list(self, resource: ResourceInfo, namespace: str | None, query: dict[str, str],
+              accept: str) -> Response:
+        labels, fields = self._selectors(resource, query)
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError as exc:
+            raise errors.bad_request(f"limit: invalid value {query.get('limit')!r}") from exc
+        result = self.api.list(resource, namespace=namespace, labels=labels, fields=fields,
+                               limit=max(limit, 0), continue_token=query.get("continue", ""))
+        if tables.wants_table(accept):
+            return json_response(tables.table(
+                resource, result.items, now=self.api.clock(),
+                include_object=query.get("includeObject", "Metadata"),
+                resource_version=str(result.resource_version),
+                continue_token=result.continue_token))
+        meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+            meta["remainingItemCount"] = result.remaining
+        return json_response({"kind": resource.kind_list, "apiVersion": resource.api_version,
+                              "metadata": meta, "items": result.items})
+
+    async def _patch(self, request: Request, info: RequestInfo, resource: ResourceInfo,
+                     namespace: str, query: dict[str, str], ctx: RequestContext) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type not in PATCH_TYPES:
+            raise errors.APIError(
+                code=415, reason="UnsupportedMediaType",
+                message=f"the body of the request was in an unknown format - accepted media "
+                f"types include: {', '.join(PATCH_TYPES)}")
+        raw = await request.body()
+        try:
+            patch = yaml.safe_load(raw) if content_type == PATCH_APPLY else orjson.loads(raw)
+        except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+            raise errors.bad_request(f"error decoding patch: {_first_line(exc)}") from exc
+        force = query.get("force", "").lower() in ("1", "true")
+        if force and content_type != PATCH_APPLY:
+            raise errors.bad_request("force: Invalid value: true: may not be specified for "
+                                     "non-apply patch")
+        existed = self.api.store.get(resource.group_resource, namespace, info.name) is not None
+        obj = self.api.patch(resource, namespace=namespace, name=info.name, patch=patch,
+                             content_type=content_type, ctx=ctx, subresource=info.subresource,
+                             force=force)
+        return json_response(obj, status=200 if existed or ctx.dry_run else 201,
+                             warnings=ctx.warnings)
+
+    async def _delete_collection(self, request: Request, resource: ResourceInfo,
+                                 namespace: str, query: dict[str, str],
+                                 ctx: RequestContext) -> Response:
+        body = await _read_body(request, optional=True)
+        labels, fields = self._selectors(resource, query)
+        result = self.api.list(resource, namespace=namespace or None, labels=labels,
+                               fields=fields)
+        for obj in result.items:
+            with contextlib.suppress(errors.APIError):
+                self.api.delete(resource, namespace=obj["metadata"].get("namespace", ""),
+                                name=obj["metadata"]["name"], options=body, ctx=ctx)
+        return json_response({"kind": resource.kind_list, "apiVersion": resource.api_version,
+                              "metadata": {"resourceVersion": str(
+                                  self.api.store.resource_version)}, "items": result.items})
+
+    # ---- watch ------------------------------------------------------------------------------
+
+    def _watch(self, resource: ResourceInfo, info: RequestInfo, namespace: str,
+               query: dict[str, str], accept: str) -> Response:
+        labels, fields = self._selectors(resource, query)
+        rv_text = query.get("resourceVersion", "")
+        try:
+            since = int(rv_text) if rv_text not in ("", "0") else None
+        except ValueError as exc:
+            raise errors.bad_request(f"invalid resource version: {rv_text!r}") from exc
+        try:
+            timeout = float(query.get("timeoutSeconds") or self.watch_timeout)
+        except ValueError as exc:
+            raise errors.bad_request("timeoutSeconds must be a number") from exc
+        if info.name:
+            fields = parse_field_selector(f"metadata.name={info.name}",
+                                          supported=("metadata.name",))
+        options = WatchOptions(since=since, labels=labels, fields=fields, timeout=timeout,
+                               bookmarks=query.get("allowWatchBookmarks", "").lower()
+                               in ("1", "true"), table=tables.wants_table(accept),
+                               include_object=query.get("includeObject", "Metadata"))
+        scope_ns = namespace if resource.namespaced and namespace else None
+        return StreamingResponse(self._watch_stream(resource, scope_ns, options),
+                                 media_type=JSON)
+
+    async def _watch_stream(self, resource: ResourceInfo, namespace: str | None,
+                            options: WatchOptions) -> AsyncIterator[bytes]:
+        start = options.since if options.since is not None else self.api.store.resource_version
+        try:
+            watcher = self.api.watch(resource, namespace=namespace, since=start)
+        except TooOldResourceVersion as exc:
+            yield self._encode_event("ERROR", errors.gone(str(exc)).status())
+            return
+        headers = True
+        try:
+            if options.since is None:
+                for obj in self.api.store.items(resource.group_resource, namespace):
+                    if self.api.matches(resource, obj, labels=options.labels,
+                                        fields=options.fields):
+                        yield self._encode_object_event(resource, "ADDED", obj, options, headers)
+                        headers = False
+            async for chunk in self._follow(resource, watcher, options, headers):
+                yield chunk
+        finally:
+            self.api.store.unwatch(watcher)
+
+    async def _follow(self, resource: ResourceInfo, watcher: Watcher, options: WatchOptions,
+                      headers: bool) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + options.timeout
+        next_bookmark = loop.time() + self.bookmark_interval
+        last_rv = self.api.store.resource_version
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                return
+            wait = min(deadline, next_bookmark) - now if options.bookmarks else deadline - now
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.001))
+            except TimeoutError:
+                if options.bookmarks and loop.time() >= next_bookmark:
+                    next_bookmark = loop.time() + self.bookmark_interval
+                    yield self._bookmark(resource, last_rv)
+                continue
+            if event is None:
+                return
+            last_rv = event.rv
+            kind = self._event_type_for(resource, event, options)
+            if kind is not None:
+                yield self._encode_object_event(resource, kind, event.obj, options, headers)
+                headers = False
+
+    def _event_type_for(self, resource: ResourceInfo, event: StoreEvent,
+                        options: WatchOptions) -> str | None:
+        """The event a filtered watch sees (an object leaving the selection is DELETED)."""
+        if options.labels is None and options.fields is None:
+            return event.type
+        now = self.api.matches(resource, event.obj, labels=options.labels, fields=options.fields)
+        before = event.old is not None and self.api.matches(
+            resource, event.old, labels=options.labels, fields=options.fields)
+        if event.type == "DELETED":
+            return "DELETED" if now or before else None
+        if now and before:
+            return "MODIFIED"
+        if now:
+            return "ADDED"
+        if before:
+            return "DELETED"
+        return None
+
+    def _bookmark(self, resource: ResourceInfo, rv: int) -> bytes:
+        return self._encode_event("BOOKMARK", {"kind": resource.kind,
+                                               "apiVersion": resource.api_version,
+                                               "metadata": {"resourceVersion": str(rv)}})
+
+    def _encode_object_event(self, resource: ResourceInfo, kind: str, obj: Obj,
+                             options: WatchOptions, headers: bool) -> bytes:
+        if options.table:
+            body = tables.table(resource, [obj], now=self.api.clock(),
+                                include_object=options.include_object,
+                                resource_version=obj["metadata"].get("resourceVersion", ""),
+                                headers=headers)
+            return self._encode_event(kind, body)
+        if obj.get("apiVersion") != resource.api_version:
+            obj = {**obj, "apiVersion": resource.api_version}
+        return self._encode_event(kind, obj)
+
+    @staticmethod
+    def _encode_event(kind: str, obj: Any) -> bytes:
+        return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+
+    # ---- virtual resources ------------------------------------------------------------------
+
+    async def _review(self, request: Request, info: RequestInfo, resource: ResourceInfo,
+                      user: UserInfo) -> Response:
+        body = await _read_body(request)
+        spec = body.get("spec") or {}
+        authorizer = self.control.authorizer
+        kind = resource.kind
+        if kind in ("SubjectAccessReview", "LocalSubjectAccessReview"):
+            if kind == "LocalSubjectAccessReview":
+                attrs = dict(spec.get("resourceAttributes") or {})
+                attrs["namespace"] = info.namespace
+                spec = {**spec, "resourceAttributes": attrs}
+            status = rbac.access_review(spec, authorizer=authorizer)
+        elif kind == "SelfSubjectAccessReview":
+            status = rbac.access_review(spec, authorizer=authorizer, user=user)
+        elif kind == "SelfSubjectRulesReview":
+            status = rbac.rules_review(user, namespace=spec.get("namespace", ""),
+                                       authorizer=authorizer)
+        elif kind == "SelfSubjectReview":
+            status = {"userInfo": _user_info(user)}
+        else:  # TokenReview
+            found = self.authenticator.user_for(f"Bearer {spec.get('token', '')}")
+            status = {"authenticated": found is not None,
+                      **({"user": _user_info(found)} if found else {})}
+        return json_response({"kind": kind, "apiVersion": resource.api_version,
+                              "metadata": body.get("metadata") or {}, "spec": spec,
+                              "status": status}, status=201)
+
+    def _token_request(self, info: RequestInfo, body: Obj) -> Response:
+        sa = self.api.store.get(("", "serviceaccounts"), info.namespace, info.name)
+        if sa is None:
+            raise errors.not_found(resource="serviceaccounts", group="", name=info.name)
+        token = self.authenticator.mint(UserInfo.service_account(namespace=info.namespace,
+                                                                 name=info.name))
+        spec = body.get("spec") or {}
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        expiry = self.api.clock() + dt.timedelta(seconds=seconds)
+        return json_response({
+            "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": info.name, "namespace": info.namespace},
+            "spec": {**spec, "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": rfc3339(
+                dt.datetime.fromtimestamp(expiry, dt.UTC))}}, status=201)
+
+
+def _user_info(user: UserInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
+    if user.uid:
+        out["uid"] = user.uid
+    return out
+
+
+def _not_found_path() -> Any:
+    raise errors.APIError(code=404, reason="NotFound",
+                          message="the server could not find the requested resource")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+async def _read_body(request: Request, *, optional: bool = False) -> Obj:
+    raw = await request.body()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise errors.bad_request("the body of the request was empty")
+    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    try:
+        if content_type in ("application/json", ""):
+            body = orjson.loads(raw)
+        elif content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+            body = yaml.safe_load(raw)
+        else:
+            raise errors.unsupported_media_type(content_type)
+    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise errors.bad_request(
+            f"the body of the request could not be decoded: {_first_line(exc)}") from exc
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request must be an object")
+    return body
+
+
+def build_app(*, api: API, control: ControlPlane, authenticator: Authenticator,
+              extensions: Sequence[Extension] = (), server_address: str = "",
+              bookmark_interval: float = 60.0) -> tuple[ASGIApp, APIServerApp]:
+    server = APIServerApp(api=api, control=control, authenticator=authenticator,
+                          extensions=extensions, server_address=server_address,
+                          bookmark_interval=bookmark_interval)
+    routes: list[BaseRoute] = []
+    for ext in extensions:
+        routes.extend(ext.routes(server))
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes.append(Route("/{path:path}", server.handle, methods=methods))
+    app = Starlette(routes=routes)
+    return AuthenticationMiddleware(app, authenticator=authenticator), server
+
+
+def new_cluster_state() -> tuple[API, ControlPlane]:
+    """An empty cluster: built-in resources registered, nothing stored."""
+    registry = Registry()
+    for info in builtin_resources():
+        registry.add(info)
+    api = API(registry=registry, store=Store())
+    return api, ControlPlane(api)

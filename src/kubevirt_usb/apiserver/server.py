@@ -1,0 +1,247 @@
+"""Running the API emulator: TLS, tokens, bootstrap objects, and the uvicorn server, in the
+foreground (`kubevirt-usb sandbox apiserver`) or on a background thread (tests, the sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import secrets
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+import yaml
+
+from kubevirt_usb.apiserver import bootstrap, errors
+from kubevirt_usb.apiserver.api import RequestContext
+from kubevirt_usb.apiserver.app import APIServerApp, Authenticator, build_app, new_cluster_state
+from kubevirt_usb.apiserver.auth import UserInfo
+from kubevirt_usb.apiserver.extension import Extension
+from kubevirt_usb.apiserver.kubeconfig import kubeconfig, write_kubeconfig
+from kubevirt_usb.apiserver.resources import workload_resources
+from kubevirt_usb.apiserver.tls import ServingCertificate, generate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ADMIN = UserInfo(name="kubernetes-admin", groups=("system:masters", "system:authenticated"))
+
+
+class ServerStartError(RuntimeError):
+    """The emulator could not start; the message says what to change."""
+
+
+@dataclass(kw_only=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    state_dir: Path
+    tokens: dict[str, UserInfo] = field(default_factory=dict)
+    manifests: Sequence[dict[str, Any]] = ()  # applied at start (RBAC file, CRDs...)
+    extensions: Sequence[Extension] = ()
+    bookmark_interval: float = 60.0
+    history_size: int = 10_000
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ServerStartError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:6443")
+    return host.strip("[]"), int(port)
+
+
+def load_manifests(path: Path) -> list[dict[str, Any]]:
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ServerStartError(f"cannot read {path}: {exc}") from exc
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        if not isinstance(doc, dict) or "kind" not in doc:
+            raise ServerStartError(f"{path}: every document must be a Kubernetes object")
+        out.extend(doc.get("items") or [] if doc["kind"].endswith("List") else [doc])
+    return out
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerStartError(f"{host}:{port} is already in use: stop what listens there or "
+                                   "choose another port with --listen") from exc
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+class APIServer:
+    """One emulated cluster: state, certificates, tokens and the HTTPS server."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.api, self.control = new_cluster_state()
+        self.api.store.history_size = options.history_size
+        for info in workload_resources():
+            self.api.registry.add(info)
+        self.authenticator = Authenticator(tokens=dict(options.tokens))
+        self.admin_token = self.authenticator.mint(ADMIN)
+        self.certificate: ServingCertificate = generate(options.state_dir / "pki")
+        self._socket = bind_socket(options.host, options.port)
+        self.port: int = self._socket.getsockname()[1]
+        self.app, self.server_app = build_app(
+            api=self.api, control=self.control, authenticator=self.authenticator,
+            extensions=options.extensions, server_address=f"{options.host}:{self.port}",
+            bookmark_interval=options.bookmark_interval)
+        self._uvicorn: uvicorn.Server | None = None
+        self._bootstrap()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def context(self) -> APIServerApp:
+        return self.server_app
+
+    def _bootstrap(self) -> None:
+        objects = [*bootstrap.namespaces(), *bootstrap.cluster_roles(),
+                   *bootstrap.cluster_role_bindings()]
+        for obj in objects:
+            self.create_object(obj)
+        for obj in self.options.manifests:
+            self.create_object(obj)
+        # Like etcd after its periodic compaction: watches cannot start before this point.
+        self.api.store.compact()
+
+    def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create (or replace) an object as the cluster admin, from inside the server."""
+        info = self.api.registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+        if info is None:
+            raise ServerStartError(f"unknown kind {obj.get('apiVersion')}/{obj.get('kind')}: "
+                                   "register its CRD first")
+        ctx = RequestContext(user=ADMIN, field_manager="kubevirt-usb-bootstrap")
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace", "default") if info.namespaced else ""
+        try:
+            return self.api.create(info, namespace=namespace, body=obj, ctx=ctx)
+        except errors.APIError as exc:
+            if exc.reason != "AlreadyExists":
+                raise ServerStartError(f"{info.kind} {meta.get('name')!r}: {exc.message}") from exc
+            current = self.api.get(info, namespace=namespace, name=meta["name"])
+            body = {**obj, "metadata": {**meta, "resourceVersion": current["metadata"][
+                "resourceVersion"]}}
+            return self.api.update(info, namespace=namespace, name=meta["name"], body=body,
+                                   ctx=ctx)
+
+    def kubeconfig(self, *, token: str | None = None, user: str = "admin") -> dict[str, Any]:
+        return kubeconfig(server=self.url, ca_pem=self.certificate.ca_pem(),
+                          token=token or self.admin_token, user=user)
+
+    def write_kubeconfig(self, path: Path, *, token: str | None = None,
+                         user: str = "admin") -> Path:
+        write_kubeconfig(path, self.kubeconfig(token=token, user=user))
+        return path
+
+    def add_user(self, user: UserInfo, *, token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(32)
+        self.authenticator.tokens[token] = user
+        return token
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.certificate.ca_path))
+        return context
+
+    async def serve(self, *, on_ready: Callable[[], None] | None = None) -> None:
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False,
+            ssl_certfile=str(self.certificate.cert_path),
+            ssl_keyfile=str(self.certificate.key_path), timeout_keep_alive=60,
+            ws_ping_interval=None, ws_max_size=64 * 1024 * 1024)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._uvicorn = server
+        task = asyncio.ensure_future(server.serve(sockets=[self._socket]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise ServerStartError("the API emulator stopped while starting")
+        if on_ready is not None:
+            on_ready()
+        await task
+
+    def request_stop(self) -> None:
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+            self.api.store.close_watchers()
+
+
+class BackgroundAPIServer:
+    """The emulator on its own thread and event loop (tests, `kubevirt-usb sandbox up`)."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.loop = asyncio.new_event_loop()
+        self.server: APIServer | None = None
+        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True,
+                                        name="kubevirt-usb-apiserver")
+
+    def start(self, *, timeout: float = 30.0) -> APIServer:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise ServerStartError("the API emulator did not start within "
+                                   f"{timeout:.0f} s")
+        if self._error is not None:
+            raise self._error
+        assert self.server is not None
+        return self.server
+
+    def _run(self, options: ServerOptions) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.server = self.loop.run_until_complete(self._create(options))
+            self.loop.run_until_complete(self.server.serve(on_ready=self._ready.set))
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+        finally:
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    @staticmethod
+    async def _create(options: ServerOptions) -> APIServer:
+        return APIServer(options)
+
+    def call(self, fn: Callable[[], T], *, timeout: float = 10.0) -> T:
+        """Run `fn` on the server's loop (the store is not thread-safe) and return its result."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        if self.server is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.server.request_stop)
+        self._thread.join(timeout)
