@@ -5,22 +5,25 @@ from __future__ import annotations
 import click
 
 from kubevirt_usb import __version__
+from kubevirt_usb.lazycli import LazyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy={"sandbox": "kubevirt_usb.sandbox.cli:sandbox"})
 @click.version_option(__version__, prog_name="kubevirt-usb")
 def cli() -> None:
     """USB devices on Kubernetes nodes, into KubeVirt VMs."""
 
 
-def _register() -> None:
-    from kubevirt_usb.sandbox.cli import sandbox
+@cli.command()
+def crds() -> None:
+    """Print the CustomResourceDefinitions (YAML), generated from the models."""
+    from kubevirt_usb.crds import render_yaml
 
-    cli.add_command(sandbox)
+    click.echo(render_yaml(), nl=False)
 
 
 def main() -> None:
-    _register()
     cli()
 
 

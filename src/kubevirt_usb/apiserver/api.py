@@ -80,8 +80,11 @@ def _spec_part(obj: Obj) -> Obj:
 
 
 def _comparable(obj: Obj) -> Obj:
-    meta = {k: v for k, v in obj.get("metadata", {}).items()
-            if k not in ("managedFields", "resourceVersion")}
+    """What decides whether a write changed anything (managedFields timestamps do not count)."""
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    if "managedFields" in meta:
+        meta["managedFields"] = [{k: v for k, v in entry.items() if k != "time"}
+                                 for entry in meta["managedFields"] or []]
     return {**_without(obj, "apiVersion"), "metadata": meta}
 
 
@@ -240,7 +243,7 @@ class API:
         if subresource != "status":
             new = self._prepare_custom(info, new, ctx)
         if info.has_generation and _spec_part(new) != _spec_part(existing):
-            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+            new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         if record:
             new = ssa.record_update(existing, new, manager=ctx.manager(),
                                     now=rfc3339(self.clock()), api_version=info.api_version,

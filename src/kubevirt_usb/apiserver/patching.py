@@ -381,6 +381,12 @@ def _bad_arg_type(expected: str, actual: Any) -> APIError:
     return _unknown(f"expected a {expected}, but received a {_go_type(actual)}")
 
 
+def _as_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad_arg_type("[]interface {}", value)
+    return value
+
+
 def _element_kind(*lists: list[Any]) -> str:
     """`sliceElementType`: "map" or "scalar"; lists of lists and mixed lists are errors."""
     first: type | None = None
@@ -628,11 +634,8 @@ class _StrategicMerge:
                 raise _bad_arg_type("[]interface {}", order)
             key = _extract_key(raw_key, _SET_ELEMENT_ORDER, _ERR_SET_ELEMENT_ORDER)
             in_original, in_patch = key in original, key in patch
-            original_list = original.get(key) if in_original else []
-            patch_list = patch.get(key) if in_patch else []
-            for value in (original_list, patch_list):
-                if not isinstance(value, list):
-                    raise _bad_arg_type("[]interface {}", value)
+            original_list = _as_list(original.get(key, []))
+            patch_list = _as_list(patch.get(key, []))
             if not in_original and not in_patch:
                 continue
             strategy = self._strategy((*path, key))

@@ -170,7 +170,7 @@ class APIServer:
             self.app, log_level="warning", lifespan="off", access_log=False,
             ssl_certfile=str(self.certificate.cert_path),
             ssl_keyfile=str(self.certificate.key_path), timeout_keep_alive=60,
-            ws_ping_interval=None, ws_max_size=64 * 1024 * 1024)
+            ws="wsproto", ws_ping_interval=None, ws_max_size=64 * 1024 * 1024)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._uvicorn = server

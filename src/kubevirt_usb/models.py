@@ -1,0 +1,152 @@
+"""The project's resources in the user's vocabulary: USBDevice, USBAttachment, USBPolicy.
+
+These pydantic models are the one source of truth: the CRDs (schemas, validation, printer columns)
+are generated from them (`kubevirt_usb.crds`), and the agent, controller, CLI and web UI parse and
+build objects with them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GROUP = "usb.kubevirt-usb.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+HexId = Annotated[str, Field(pattern=r"^[0-9a-f]{4}$", description="4 lowercase hex digits")]
+DNSLabel = Annotated[str, Field(min_length=1, max_length=63,
+                                pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+DNSSubdomain = Annotated[str, Field(min_length=1, max_length=253,
+                                    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+                                    r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+PortPath = Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+(\.[0-9]+)*$",
+                                description="the kernel's port path, e.g. 3-1.4")]
+
+IdentityTier = Literal["serial", "serial+descriptors", "port"]
+AttachmentPhase = Literal["Pending", "WaitingForDevice", "NotAllowed", "VMNotReady", "NoFreeSlot",
+                          "Bound", "Connecting", "Attached", "Failed"]
+DeviceState = Literal["Available", "Absent"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class DeviceSelector(_Model):
+    """Which device: every field optional, all given fields must match."""
+
+    name: DNSSubdomain | None = Field(default=None, description="a USBDevice name")
+    vendor_id: HexId | None = Field(default=None, alias="vendorId")
+    product_id: HexId | None = Field(default=None, alias="productId")
+    serial: str | None = Field(default=None, max_length=256)
+    product: str | None = Field(default=None, max_length=256,
+                                description="the product string (descriptor or usb.ids name)")
+    node: DNSSubdomain | None = None
+    port: PortPath | None = None
+
+
+class ClaimRef(_Model):
+    """The binding of a device to one attachment, written only by the controller."""
+
+    namespace: DNSLabel
+    attachment: DNSSubdomain
+    vm: DNSSubdomain
+
+
+class DeviceIdentity(_Model):
+    tier: IdentityTier
+    key: str = Field(max_length=1024)
+
+
+class DeviceClass(_Model):
+    class_code: str = Field(alias="class", pattern=r"^[0-9a-f]{2}$")
+    subclass: str = Field(pattern=r"^[0-9a-f]{2}$")
+    protocol: str = Field(pattern=r"^[0-9a-f]{2}$")
+    name: str | None = None
+
+
+class DeviceInterface(_Model):
+    number: int = Field(ge=0, le=255)
+    class_code: str = Field(alias="class", pattern=r"^[0-9a-f]{2}$")
+    subclass: str = Field(pattern=r"^[0-9a-f]{2}$")
+    protocol: str = Field(pattern=r"^[0-9a-f]{2}$")
+    driver: str | None = None
+
+
+class USBDeviceSpec(_Model):
+    claim_ref: ClaimRef | None = Field(default=None, alias="claimRef")
+
+
+class USBDeviceStatus(_Model):
+    node: DNSSubdomain
+    identity: DeviceIdentity
+    port_path: PortPath = Field(alias="portPath")
+    bus_number: int | None = Field(default=None, alias="busNumber", ge=0)
+    device_number: int | None = Field(default=None, alias="deviceNumber", ge=0)
+    vendor_id: HexId = Field(alias="vendorId")
+    product_id: HexId = Field(alias="productId")
+    vendor_name: str | None = Field(default=None, alias="vendorName")
+    product_name: str | None = Field(default=None, alias="productName")
+    manufacturer: str | None = None
+    product: str | None = None
+    serial: str | None = None
+    speed: str | None = Field(default=None, description="Mbit/s as the kernel reports it")
+    usb_version: str | None = Field(default=None, alias="usbVersion")
+    bcd_device: str | None = Field(default=None, alias="bcdDevice")
+    device_class: DeviceClass | None = Field(default=None, alias="deviceClass")
+    interfaces: list[DeviceInterface] = Field(default_factory=list)
+    drivers: list[str] = Field(default_factory=list)
+    present: bool = True
+    state: DeviceState = "Available"
+    last_seen: str | None = Field(default=None, alias="lastSeen")
+    absent_since: str | None = Field(default=None, alias="absentSince")
+
+
+class USBAttachmentSpec(_Model):
+    vm: DNSSubdomain = Field(description="the VirtualMachine, in this attachment's namespace")
+    device: DeviceSelector = Field(default_factory=DeviceSelector)
+
+
+class Condition(_Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+
+
+class USBAttachmentStatus(_Model):
+    phase: AttachmentPhase = "Pending"
+    message: str = ""
+    device: str | None = Field(default=None, description="the bound USBDevice")
+    node: str | None = None
+    slot: int | None = Field(default=None, ge=0, le=3)
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    bytes_to_vm: int = Field(default=0, alias="bytesToVM", ge=0)
+    bytes_from_vm: int = Field(default=0, alias="bytesFromVM", ge=0)
+    reconnects: int = Field(default=0, ge=0)
+    last_error: str | None = Field(default=None, alias="lastError")
+    attached_since: str | None = Field(default=None, alias="attachedSince")
+
+
+class LabelSelectorRequirement(_Model):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(_Model):
+    match_labels: dict[str, str] | None = Field(default=None, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, alias="matchExpressions")
+
+
+class USBPolicySpec(_Model):
+    namespaces: list[DNSLabel] = Field(default_factory=list)
+    namespace_selector: LabelSelector | None = Field(default=None, alias="namespaceSelector")
+    devices: DeviceSelector = Field(default_factory=DeviceSelector,
+                                    description="empty: every device")

@@ -1,0 +1,131 @@
+"""A sandbox node guest: its USB devices as the kernel sees them, plugging, hubs, host programs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from kubevirt_usb.sandbox.guest import UsbDevice, wait_until
+from kubevirt_usb.sandbox.guest_image import build_guest_image
+from kubevirt_usb.sandbox.node_guest import (
+    NodeGuest,
+    device_option,
+    device_properties,
+    node_qemu_args,
+)
+from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, default_scenario
+
+
+def test_node_scenario_becomes_qemu_devices_on_fixed_ports() -> None:
+    node = NodeSpec(
+        name="n1",
+        devices=[
+            DeviceSpec(id="stick1", kind=DeviceKind.USB_STORAGE, serial="A,1"),
+            DeviceSpec(id="hub1", kind=DeviceKind.HUB, port="4"),
+            DeviceSpec(id="kbd1", kind=DeviceKind.USB_KBD, hub="hub1", port="2"),
+            DeviceSpec(id="ser1", kind=DeviceKind.USB_SERIAL, plugged=False),
+        ],
+    )
+    args = node_qemu_args(node, Path("/run/x"))
+    devices = [args[i + 1] for i, a in enumerate(args) if a == "-device"]
+    assert "usb-storage,bus=xhci.0,port=1,drive=kvubk0,serial=A,,1,id=stick1" in devices
+    assert devices.index("usb-hub,bus=xhci.0,port=4,id=hub1") < devices.index(
+        "usb-kbd,bus=xhci.0,port=4.2,id=kbd1"
+    )
+    assert not any("id=ser1" in d for d in devices)  # not plugged at boot ...
+    assert "null,id=kvubk3" in args  # ... but its backend is there for a later plug
+    props = device_properties(node, node.device("ser1"), "2")
+    assert props["always-plugged"] is True
+    assert device_option(props) == (
+        "usb-serial,bus=xhci.0,port=2,chardev=kvubk3,always-plugged=on,id=ser1"
+    )
+
+
+def node_with_hub() -> NodeSpec:
+    """The default node plus a hub on port 5 with a stick behind it on hub port 2."""
+    node = default_scenario().node("node1")
+    extra = [
+        DeviceSpec(id="hub1", kind=DeviceKind.HUB, port="5"),
+        DeviceSpec(id="stick3", kind=DeviceKind.USB_STORAGE, serial="BBB1", hub="hub1", port="2"),
+    ]
+    return node.model_copy(update={"devices": [*node.devices, *extra]})
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def node() -> AsyncIterator[NodeGuest]:
+    image = build_guest_image()
+    async with NodeGuest(node_with_hub(), image=image) as guest:
+        yield guest
+
+
+def by_serial(devices: list[UsbDevice], serial: str) -> UsbDevice | None:
+    return next((d for d in devices if d.serial == serial), None)
+
+
+@pytest.mark.qemu
+@pytest.mark.asyncio(loop_scope="module")
+async def test_sticks_and_serial_adapter_show_in_sysfs(node: NodeGuest) -> None:
+    devices = await node.usb_devices()
+    sticks = [by_serial(devices, s) for s in ("AAA1", "AAA2")]
+    for stick in sticks:
+        assert stick is not None
+        assert stick.vid_pid == "46f4:0001"
+        assert stick.product == "QEMU USB HARDDRIVE"
+    adapter = by_serial(devices, "FT0001")
+    assert adapter is not None
+    assert adapter.vid_pid == "0403:6001"
+    assert adapter.product == "QEMU USB SERIAL"
+    tty = await node.exec(f"ls /sys/bus/usb/devices/{adapter.name}:1.0/", timeout=30)
+    assert "ttyUSB0" in tty.output
+
+
+@pytest.mark.qemu
+@pytest.mark.asyncio(loop_scope="module")
+async def test_unplugged_stick_disappears_and_returns_to_the_same_port(node: NodeGuest) -> None:
+    before = by_serial(await node.usb_devices(), "AAA2")
+    assert before is not None
+    await node.unplug("stick2")
+
+    async def gone() -> bool:
+        return by_serial(await node.usb_devices(), "AAA2") is None
+
+    await wait_until(gone, within=60, what="AAA2 to leave")
+    assert by_serial(await node.usb_devices(), "AAA1") is not None
+
+    await node.plug("stick2")
+
+    async def back() -> bool:
+        return by_serial(await node.usb_devices(), "AAA2") is not None
+
+    await wait_until(back, within=60, what="AAA2 to return")
+    after = by_serial(await node.usb_devices(), "AAA2")
+    assert after is not None
+    assert (after.name, after.devpath) == (before.name, before.devpath)
+    assert after.devnum != before.devnum  # a new enumeration, like a real replug
+
+
+@pytest.mark.qemu
+@pytest.mark.asyncio(loop_scope="module")
+async def test_device_behind_a_hub_has_a_hub_port_path(node: NodeGuest) -> None:
+    stick = by_serial(await node.usb_devices(), "BBB1")
+    assert stick is not None
+    assert stick.devpath == node.port_of("stick3") == "5.2"
+    assert stick.name == f"{stick.busnum}-5.2"
+
+
+@pytest.mark.qemu
+@pytest.mark.asyncio(loop_scope="module")
+async def test_host_programs_run_in_the_guest_over_9p(node: NodeGuest) -> None:
+    script = (
+        "import pathlib, kubevirt_usb; "
+        "print(kubevirt_usb.__name__, sorted(p.read_text().strip() for p in "
+        "pathlib.Path('/sys/bus/usb/devices').glob('*/serial') if 'AAA' in p.read_text()))"
+    )
+    result = await node.exec(node.python_command(["-c", script]), timeout=120)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "kubevirt_usb ['AAA1', 'AAA2']"
+    usbredirect = await node.exec(node.host_command(["usbredirect", "--help"]), timeout=60)
+    assert "--device" in usbredirect.output

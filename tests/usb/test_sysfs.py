@@ -1,0 +1,294 @@
+"""The sysfs scanner over small trees laid out like a node's /sys."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kubevirt_usb.usb.model import UsbInterface
+from kubevirt_usb.usb.sysfs import (
+    ScanResult,
+    SkippedDevice,
+    read_device,
+    resolve_port,
+    scan,
+)
+from kubevirt_usb.usb.usbids import UsbIds
+from tests.usb.sysfs_builder import HUB, SERIAL_PORT, USB_IDS_TEXT, Iface, SysfsTree
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> SysfsTree:
+    built = SysfsTree(tmp_path / "sys")
+    built.root_hub(1)
+    built.root_hub(2)
+    return built
+
+
+@pytest.fixture
+def usb_ids(tmp_path: Path) -> UsbIds:
+    path = tmp_path / "usb.ids"
+    path.write_text(USB_IDS_TEXT)
+    return UsbIds(path)
+
+
+def _scan(tree: SysfsTree, usb_ids: UsbIds) -> ScanResult:
+    return scan(sysfs_root=tree.root, usb_ids=usb_ids)
+
+
+def test_node_with_two_identical_sticks_a_serial_adapter_and_a_hub(
+    tree: SysfsTree, usb_ids: UsbIds
+) -> None:
+    tree.device("2-1", devnum=2, serial="AAA1")
+    tree.device("2-2", devnum=3, serial="AAA2")
+    tree.device(
+        "1-1",
+        devnum=2,
+        interfaces=SERIAL_PORT,
+        idVendor="0403",
+        idProduct="6001",
+        manufacturer="QEMU",
+        product="QEMU USB SERIAL",
+        serial="1",
+        speed="12",
+        version=" 1.10",
+        bcdDevice="0400",
+    )
+    tree.device(
+        "1-3", devnum=3, interfaces=HUB, bDeviceClass="09", serial=None, product="QEMU USB Hub"
+    )
+    tree.device("1-3.1", devnum=4, serial="BBB1")
+
+    result = _scan(tree, usb_ids)
+
+    assert result.skipped == ()
+    assert [d.port_path for d in result.devices] == ["1-1", "1-3", "1-3.1", "2-1", "2-2"]
+    adapter, hub, behind_hub, stick1, stick2 = result.devices
+    assert (stick1.serial, stick1.devnum, stick2.serial, stick2.devnum) == ("AAA1", 2, "AAA2", 3)
+    assert stick1.usb_id == "46f4:0001"
+    assert stick1.vendor_name == "QEMU"  # from usb.ids
+    assert stick1.product_name == "QEMU USB HARDDRIVE"  # usb.ids has none: descriptor string
+    assert stick1.manufacturer == "QEMU"
+    assert stick1.speed == "5000"
+    assert stick1.usb_version == "3.00"
+    assert stick1.bus == 2
+    assert stick1.removable is True
+    assert stick1.interfaces == (UsbInterface(0, 0x08, 0x06, 0x50, "usb-storage", "Mass Storage"),)
+    assert stick1.drivers == ("usb-storage",)
+    assert stick1.is_hub is False
+    assert adapter.vendor_name == "Future Technology Devices International, Ltd"
+    assert adapter.product_name == "FT232 Serial (UART) IC"
+    assert (adapter.speed, adapter.usb_version, adapter.bcd_device) == ("12", "1.10", "0400")
+    assert adapter.drivers == ("ftdi_sio",)
+    assert hub.is_hub is True
+    assert hub.device_class_name == "Hub"
+    assert hub.serial is None
+    assert (behind_hub.serial, behind_hub.devnum) == ("BBB1", 4)
+
+
+def test_root_hubs_and_their_interfaces_are_not_devices(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    assert _scan(tree, usb_ids) == ScanResult(devices=(), skipped=())
+
+
+def test_missing_sysfs_usb_directory_means_no_devices(tmp_path: Path, usb_ids: UsbIds) -> None:
+    assert scan(sysfs_root=tmp_path / "nothing", usb_ids=usb_ids) == ScanResult((), ())
+
+
+def test_missing_optional_attributes_are_none(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    tree.device(
+        "2-1",
+        manufacturer=None,
+        product=None,
+        serial=None,
+        speed=None,
+        version=None,
+        bcdDevice=None,
+        removable=None,
+        interfaces=(Iface(driver=None),),
+    )
+    (device,) = _scan(tree, usb_ids).devices
+    assert (device.manufacturer, device.product, device.serial) == (None, None, None)
+    assert (device.speed, device.usb_version, device.bcd_device) == (None, None, None)
+    assert device.removable is None
+    assert device.product_name is None  # neither usb.ids nor the device names it
+    assert device.vendor_name == "QEMU"
+    assert device.drivers == ()
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\t \r"])
+def test_empty_or_blank_strings_are_none(tree: SysfsTree, usb_ids: UsbIds, raw: str) -> None:
+    tree.device("2-1", serial=raw, manufacturer=raw)
+    (device,) = _scan(tree, usb_ids).devices
+    assert device.serial is None
+    assert device.manufacturer is None
+
+
+def test_odd_bytes_are_decoded_and_control_characters_dropped(
+    tree: SysfsTree, usb_ids: UsbIds
+) -> None:
+    tree.device("2-1", serial=b"AB\xffC\x01D\n", product=b"Caf\xc3\xa9\tStick\x7f\n")
+    (device,) = _scan(tree, usb_ids).devices
+    assert device.serial == "AB\ufffdCD"
+    assert device.product == "Café Stick"
+
+
+def test_device_gone_after_listing_is_skipped_with_reason(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    shutil.rmtree(tree.device("2-1"))
+    tree.device("2-2", serial="AAA2")
+    result = _scan(tree, usb_ids)
+    assert [d.serial for d in result.devices] == ["AAA2"]
+    assert result.skipped == (SkippedDevice("2-1", "2-1 is gone"),)
+
+
+@pytest.mark.parametrize("last_file_read", ["manufacturer", "removable"])
+def test_device_vanishing_mid_read_is_skipped_not_half_read(
+    tree: SysfsTree, usb_ids: UsbIds, last_file_read: str
+) -> None:
+    path = tree.device("2-1")
+    tree.device("2-2", serial="AAA2")
+
+    def unplug_while_reading(file: Path) -> bytes:
+        data = file.read_bytes()
+        if file == tree.bus_dir / "2-1" / last_file_read:
+            shutil.rmtree(path)
+        return data
+
+    result = scan(sysfs_root=tree.root, usb_ids=usb_ids, read_file=unplug_while_reading)
+    assert [d.port_path for d in result.devices] == ["2-2"]
+    (skipped,) = result.skipped
+    assert skipped.port_path == "2-1"
+    assert "disappeared while it was read" in skipped.reason
+
+
+def test_device_replugged_mid_read_is_skipped(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    path = tree.device("2-1", devnum=2)
+
+    def replug_while_reading(file: Path) -> bytes:
+        data = file.read_bytes()
+        if file.name == "serial":
+            (path / "devnum").write_text("5\n")
+        return data
+
+    result = scan(sysfs_root=tree.root, usb_ids=usb_ids, read_file=replug_while_reading)
+    assert result.devices == ()
+    assert result.skipped == (
+        SkippedDevice("2-1", "device was replugged while it was read (now 2/5)"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"idVendor": None}, "2-1 has no idVendor"),
+        ({"devnum": None}, "2-1 has no devnum"),
+        ({"idVendor": "zz"}, "malformed idVendor 'zz'"),
+        ({"idProduct": "12345"}, "malformed idProduct '12345'"),
+        ({"busnum": "-1"}, "malformed busnum '-1'"),
+    ],
+)
+def test_device_with_bad_required_attribute_is_skipped(
+    tree: SysfsTree, usb_ids: UsbIds, overrides: dict[str, str | None], reason: str
+) -> None:
+    tree.device("2-1", attrs=overrides)
+    tree.device("2-2", serial="AAA2")
+    result = _scan(tree, usb_ids)
+    assert [d.port_path for d in result.devices] == ["2-2"]
+    assert result.skipped == (SkippedDevice("2-1", reason),)
+
+
+def test_unreadable_attribute_skips_the_device(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    path = tree.device("2-1", serial=None)
+    (path / "serial").mkdir()
+    (skipped,) = _scan(tree, usb_ids).skipped
+    assert skipped.port_path == "2-1"
+    assert skipped.reason.startswith("cannot read 2-1/serial:")
+
+
+def test_interface_without_class_skips_its_device(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    path = tree.device("2-1")
+    (path / "2-1:1.0" / "bInterfaceClass").unlink()
+    result = _scan(tree, usb_ids)
+    assert result.devices == ()
+    assert result.skipped == (SkippedDevice("2-1", "2-1:1.0 has no bInterfaceClass"),)
+
+
+def test_unknown_entry_names_are_reported(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    (tree.bus_dir / "gadget").mkdir()
+    assert _scan(tree, usb_ids).skipped == (
+        SkippedDevice("gadget", "not a USB device or interface name"),
+    )
+
+
+def test_captured_tree_with_driver_as_a_file_reads_like_live_sysfs(
+    tree: SysfsTree, usb_ids: UsbIds
+) -> None:
+    path = tree.device("2-1")
+    driver = path / "2-1:1.0" / "driver"
+    driver.unlink()
+    driver.write_text("../../../../../../../bus/usb/drivers/usb-storage\n")
+    (device,) = _scan(tree, usb_ids).devices
+    assert device.drivers == ("usb-storage",)
+
+
+def test_driver_link_may_dangle(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    tree.device("2-1")
+    shutil.rmtree(tree.drivers_dir)
+    (device,) = _scan(tree, usb_ids).devices
+    assert device.drivers == ("usb-storage",)
+
+
+def test_interfaces_are_ordered_by_number(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    tree.device(
+        "2-1",
+        interfaces=(
+            Iface("02", "02", "01", "cdc_acm"),
+            Iface("0a", "00", "00", "cdc_acm"),
+            Iface("ff", "00", "00", None),
+        ),
+    )
+    (device,) = _scan(tree, usb_ids).devices
+    assert [i.number for i in device.interfaces] == [0, 1, 2]
+    assert [i.class_code for i in device.interfaces] == [0x02, 0x0A, 0xFF]
+    assert device.drivers == ("cdc_acm",)
+
+
+def test_ports_sort_numerically(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    tree.device("1-1", interfaces=HUB, bDeviceClass="09")
+    for port in (10, 9, 2):
+        tree.device(f"1-1.{port}", devnum=port, serial=f"S{port}")
+    ports = [d.port_path for d in _scan(tree, usb_ids).devices]
+    assert ports == ["1-1", "1-1.2", "1-1.9", "1-1.10"]
+
+
+def test_resolve_port_gives_current_bus_and_devnum(tree: SysfsTree) -> None:
+    tree.device("2-1", devnum=7)
+    assert resolve_port(sysfs_root=tree.root, port_path="2-1") == (2, 7)
+
+
+def test_resolve_port_follows_a_replug(tree: SysfsTree) -> None:
+    path = tree.device("2-1", devnum=7)
+    (path / "devnum").write_text("8\n")
+    assert resolve_port(sysfs_root=tree.root, port_path="2-1") == (2, 8)
+
+
+@pytest.mark.parametrize("port_path", ["2-4", "usb2", "../../..", "2-1/../2-1", ""])
+def test_resolve_port_without_a_device_is_none(tree: SysfsTree, port_path: str) -> None:
+    tree.device("2-1")
+    assert resolve_port(sysfs_root=tree.root, port_path=port_path) is None
+
+
+def test_resolve_port_with_broken_devnum_is_none(tree: SysfsTree) -> None:
+    path = tree.device("2-1", devnum=7)
+    (path / "devnum").write_text("x\n")
+    assert resolve_port(sysfs_root=tree.root, port_path="2-1") is None
+
+
+def test_read_device_reads_one_port(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    tree.device("2-1", serial="AAA1")
+    tree.device("2-2", serial="AAA2", devnum=3)
+    device = read_device(sysfs_root=tree.root, port_path="2-2", usb_ids=usb_ids)
+    assert device is not None
+    assert (device.serial, device.devnum, device.drivers) == ("AAA2", 3, ("usb-storage",))
+    assert read_device(sysfs_root=tree.root, port_path="2-9", usb_ids=usb_ids) is None
