@@ -32,11 +32,12 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         nullable = len(options) != len(node["anyOf"])
         base = _structural(options[0], defs) if len(options) == 1 else {
             "x-kubernetes-preserve-unknown-fields": True}
-        extra = {k: v for k, v in node.items() if k not in ("anyOf", *_DROP)}
-        out = {**base, **{k: v for k, v in extra.items() if k == "description"}}
+        merged = dict(base)
+        if "description" in node:
+            merged["description"] = node["description"]
         if nullable:
-            out["nullable"] = True
-        return out
+            merged["nullable"] = True
+        return merged
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP:

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kubevirt_usb.apiserver.apply import (
@@ -158,6 +158,7 @@ def test_applying_the_same_value_shares_ownership_without_conflict() -> None:
     obj = apply(live, device(vendor="0951"), "admin", now=T1)
 
     assert owned(obj, "agent") == owned(obj, "admin") == {".spec.vendor"}
+    assert [e["time"] for e in obj["metadata"]["managedFields"]] == [T0, T1]
 
 
 def test_force_takes_ownership_from_the_other_manager() -> None:
@@ -292,6 +293,18 @@ def test_applied_configuration_is_checked_like_upstream() -> None:
              '"port" (and doesn\'t have default value)')
 
 
+def test_key_fields_left_out_take_their_schema_default() -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}}
+
+    obj = apply_config(None, pod, manager="m", force=False, now=T0, api_version="v1",
+                       list_type=builtin_list_types("", "Pod"))
+
+    assert obj["metadata"]["managedFields"][0]["fieldsV1"] == {"f:spec": {"f:containers": {
+        'k:{"name":"c"}': {".": {}, "f:name": {}, "f:ports": {
+            'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}}}}}
+
+
 def test_apply_never_changes_its_inputs() -> None:
     live = apply(None, device(vendor="0951", ports=[{"port": 80}]), "agent", now=T0)
     config = device(vendor="0951", ports=[{"port": 81}])
@@ -333,6 +346,18 @@ def test_create_owns_every_field_with_markers_for_new_objects_and_items() -> Non
                        "f:vendor": {}},
         },
     }]
+
+
+def test_fields_an_update_removes_leave_the_updater_too() -> None:
+    live = update(device(), device(vendor="0951", product="1666"), "kubectl", now=T0)
+    live["metadata"]["uid"] = "u1"
+    changed = copy.deepcopy(live)
+    del changed["spec"]["product"]
+
+    obj = update(live, changed, "kubectl", now=T1)
+
+    assert owned(obj, "kubectl", "Update") == {".spec.vendor"}
+    assert entries(obj)[("kubectl", "Update")]["time"] == T0  # only removals: no new time
 
 
 def test_update_that_changes_nothing_leaves_managed_fields_alone() -> None:
@@ -431,6 +456,18 @@ def test_field_set_of_any_object_round_trips_through_fields_v1(obj: Any) -> None
     assert fields_from_v1(fields_to_v1(fields)) == fields
 
 
+@given(objects)
+def test_applying_a_configuration_twice_changes_nothing_the_second_time(spec: Any) -> None:
+    fields = field_set({"spec": spec}, list_type=lists)
+    assume(fields)  # a configuration owning nothing leaves no entry (then before-first-apply)
+    config = {**device(), "spec": spec}
+
+    once = apply(None, config, "agent", now=T0)
+
+    assert fields_from_v1(once["metadata"]["managedFields"][0]["fieldsV1"]) == fields
+    assert apply(once, config, "agent", now=T1) == once
+
+
 def test_fields_v1_rejects_unknown_elements() -> None:
     with pytest.raises(ValueError, match="unknown path element"):
         fields_from_v1({"x:foo": {}})
@@ -462,7 +499,8 @@ def test_builtin_list_types() -> None:
     secret = builtin_list_types("", "Secret")
 
     assert pod(("spec", "containers")) == ListType("map", ("name",))
-    assert pod(("spec", "containers", "ports")) == ListType("map", ("containerPort", "protocol"))
+    assert pod(("spec", "containers", "ports")) == ListType(
+        "map", ("containerPort", "protocol"), (("protocol", "TCP"),))
     assert pod(("spec", "tolerations")) == ListType()
     assert secret(("metadata", "finalizers")) == ListType("set")
     assert secret(("metadata", "ownerReferences")) == ListType("map", ("uid",))

@@ -287,6 +287,53 @@ def test_smp_set_element_order_of_containers() -> None:
     assert [c["name"] for c in result["spec"]["containers"]] == ["sidecar", "app"]
 
 
+def upstream_lists(path: tuple[str, ...]) -> ListStrategy | None:
+    """The tags of strategicpatch's own test type (MergeItem)."""
+    return {"mergingList": ListStrategy("name"), "mergeItemPtr": ListStrategy("name"),
+            "mergingIntList": ListStrategy()}.get(path[-1])
+
+
+def named(*names: int) -> list[dict[str, Any]]:
+    return [{"name": n} for n in names]
+
+
+@pytest.mark.parametrize(
+    ("current", "patch", "result"),
+    [
+        ({"mergingIntList": [1, 4, 2]},
+         {"$setElementOrder/mergingIntList": [3, 1, 2], "mergingIntList": [3]},
+         {"mergingIntList": [3, 1, 4, 2]}),
+        ({"mergingIntList": [1, 2, 3]},
+         {"$setElementOrder/mergingIntList": [2, 1],
+          "$deleteFromPrimitiveList/mergingIntList": [3]},
+         {"mergingIntList": [2, 1]}),
+        ({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": 2, "other": "b"},
+                          {"name": 3, "value": 3}]},
+         {"$setElementOrder/mergingList": named(4, 2, 1),
+          "mergingList": [{"name": 4, "value": 4}, {"name": 3, "$patch": "delete"}]},
+         {"mergingList": [{"name": 4, "value": 4}, {"name": 2, "value": 2, "other": "b"},
+                          {"name": 1, "other": "a"}]}),
+        ({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": 2}, *named(7, 9, 8),
+                          {"name": 3, "value": 3}, {"name": 4, "value": 4}]},
+         {"$setElementOrder/mergingList": named(2, 1, 4, 3)},
+         {"mergingList": [{"name": 2, "value": 2}, {"name": 1, "other": "a"}, *named(7, 9, 8),
+                          {"name": 4, "value": 4}, {"name": 3, "value": 3}]}),
+        ({"mergeItemPtr": [{"name": 1, "other": "a", "mergeItemPtr": [
+            {"name": 1, "value": "a"}, {"name": 2, "value": 2, "other": "b"}]},
+                           {"name": 2, "other": "b"}]},
+         {"$setElementOrder/mergeItemPtr": named(1, 2),
+          "mergeItemPtr": [{"$setElementOrder/mergeItemPtr": named(1, 2), "name": 1,
+                            "mergeItemPtr": [{"name": 1, "value": 1}]}]},
+         {"mergeItemPtr": [{"name": 1, "other": "a", "mergeItemPtr": [
+             {"name": 1, "value": 1}, {"name": 2, "value": 2, "other": "b"}]},
+                           {"name": 2, "other": "b"}]}),
+    ],
+)
+def test_smp_matches_upstream_ordering_cases(current: dict[str, Any], patch: dict[str, Any],
+                                             result: dict[str, Any]) -> None:
+    assert strategic_merge_patch(current, patch, list_strategy=upstream_lists) == result
+
+
 def test_smp_retain_keys_clears_other_keys() -> None:
     target = {"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}}
     patch = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}

@@ -145,10 +145,12 @@ async def test_a_guest_that_cannot_boot_reports_its_console(
         directory=tmp_path, kernel=image.kernel, initrd=broken,
         kernel_release=image.kernel_release, key="broken",
     )  # fmt: skip
-    guest = Guest(name="broken", image=bad_image, memory_mib=256, boot_timeout=120)
+    work = tmp_path / "work"
+    work.mkdir()
+    guest = Guest(name="broken", image=bad_image, memory_mib=256, work_dir=work)
     with pytest.raises(GuestBootError) as info:
         await guest.start()
     assert "console" in str(info.value)
     assert "Kernel panic" in str(info.value)
     assert not guest.running
-    await guest.stop()
+    assert list(work.iterdir()) == []  # no run directory, socket or log left behind

@@ -129,3 +129,16 @@ async def test_host_programs_run_in_the_guest_over_9p(node: NodeGuest) -> None:
     assert result.output.strip() == "kubevirt_usb ['AAA1', 'AAA2']"
     usbredirect = await node.exec(node.host_command(["usbredirect", "--help"]), timeout=60)
     assert "--device" in usbredirect.output
+
+
+@pytest.mark.qemu
+@pytest.mark.asyncio(loop_scope="module")
+async def test_moved_device_shows_on_its_new_port(node: NodeGuest) -> None:
+    await node.move("serial1", port=6)
+
+    async def moved() -> bool:
+        adapter = by_serial(await node.usb_devices(), "FT0001")
+        return adapter is not None and adapter.devpath == "6"
+
+    await wait_until(moved, within=60, what="the serial adapter on port 6")
+    assert node.port_of("serial1") == "6"

@@ -71,6 +71,7 @@ def test_ports_explicit_first_then_lowest_free_including_behind_hubs() -> None:
             "devices[1].id: duplicate device id 'a'",
         ),
         ([{"id": "a", "kind": "usb-kbd", "colour": "red"}], "nodes[0].devices[0].colour"),
+        ([{"id": "xhci", "kind": "usb-kbd"}], "nodes[0].devices[0].id: 'xhci' is reserved"),
     ],
 )
 def test_bad_devices_are_reported_by_field(devices: list[object], expected: str) -> None:

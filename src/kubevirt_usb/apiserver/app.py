@@ -211,6 +211,8 @@ class APIServerApp:
         path = request.url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
         user: UserInfo = request.state.user
+        if path == "/openapi/v2" and request.method in ("GET", "HEAD"):
+            return self._openapi_v2(request.headers.get("accept", ""))
         fixed = self._fixed_document(path)
         if fixed is not None:
             if request.method not in ("GET", "HEAD"):
@@ -226,6 +228,17 @@ class APIServerApp:
         self._authorize(user, info)
         return await self._serve(request, info, resource, query, user)
 
+    def _openapi_v2(self, accept: str) -> Response:
+        media_type = discovery.openapi_v2_media_type(accept)
+        if media_type is None:
+            return Response(b"", status_code=406, headers={"Vary": "Accept"})
+        document = discovery.openapi_v2(self.api.registry)
+        if media_type == JSON:
+            body = orjson.dumps(document)
+        else:
+            body = discovery.openapi_v2_protobuf(document)
+        return Response(body, media_type=media_type, headers={"Vary": "Accept"})
+
     def _fixed_document(self, path: str) -> Any:
         api = self.api
         if path == "/version":
@@ -236,8 +249,6 @@ class APIServerApp:
             return discovery.api_versions(server_address=self.server_address)
         if path == "/apis":
             return discovery.api_group_list(api.registry, self.extensions)
-        if path == "/openapi/v2":
-            return discovery.openapi_v2(api.registry)
         if path == "/openapi/v3":
             return discovery.openapi_v3_root(api.registry)
         parts = [p for p in path.split("/") if p]

@@ -35,6 +35,8 @@ class ListType:
 
     kind: Literal["atomic", "set", "map"] = "atomic"
     keys: tuple[str, ...] = ()
+    key_defaults: tuple[tuple[str, Any], ...] = ()
+    """Schema defaults of key fields an item may leave out (Pod ports: protocol TCP)."""
 
 
 MapType: TypeAlias = Literal["granular", "atomic", "map"]
@@ -239,15 +241,16 @@ class _Schema:
             return self.list_type(names).kind != "atomic"
         return False
 
-    def items(self, value: list[Any], names: Names, path: FieldPath,
-              *, strict: bool) -> list[tuple[PathElement, Any]]:
-        """The items of a set or map list with their path elements, first of duplicates kept."""
+    def items(self, value: list[Any], names: Names, path: FieldPath, *, strict: bool,
+              dedupe: bool = True) -> list[tuple[PathElement, Any]]:
+        """The items of a set or map list with their path elements, first of duplicates kept
+        (all of them when not `dedupe`)."""
         list_type = self.list_type(names)
         seen: set[PathElement] = set()
         out = []
         for index, item in enumerate(value):
             element = _item_element(list_type, index, item, path, strict=strict)
-            if element in seen:
+            if element in seen and dedupe:
                 if strict:
                     raise _SchemaError(f"{path_to_string(path)}: duplicate entries for key "
                                        f"{element_to_string(element)}")
@@ -267,11 +270,12 @@ def _item_element(list_type: ListType, index: int, item: Any, path: FieldPath,
             raise _SchemaError(where + "associative list with keys may not have non-map "
                                "elements")
         return f"i:{index}"
-    missing = [k for k in list_type.keys if k not in item]
+    key = {**dict(list_type.key_defaults), **item}
+    missing = [k for k in list_type.keys if k not in key]
     if missing and strict:
         raise _SchemaError(where + "associative list with keys has an element that omits key "
                            f'field "{missing[0]}" (and doesn\'t have default value)')
-    key = {k: item[k] for k in list_type.keys if k in item}
+    key = {k: key[k] for k in list_type.keys if k in key}
     return "k:" + _canon(key) if key else f"i:{index}"
 
 
@@ -461,7 +465,7 @@ def _remove_items(value: Any, paths: FieldSet, schema: _Schema) -> Any:
             return out
         if isinstance(node, list) and schema.granular(node, names):
             kept = []
-            for element, item in schema.items(node, names, path, strict=False):
+            for element, item in schema.items(node, names, path, strict=False, dedupe=False):
                 item_path = (*path, element)
                 if item_path not in paths:
                     kept.append(walk(item, names, item_path) if item_path in prefixes else item)
@@ -635,9 +639,10 @@ def _drop_ignored(value: Any, ignored: Collection[Names]) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _track_changes(managed: _Managed, comparison: _Comparison, actor: _Manager,
+def _track_changes(managed: _Managed, comparison: _Comparison, actor: _Manager | None,
                    *, force: bool) -> dict[_Manager, FieldSet]:
-    """`Updater.update`: take changed fields away from the other managers; return conflicts."""
+    """`Updater.update`: take changed fields away from managers other than `actor`;
+    return conflicts."""
     changed = comparison.modified | comparison.added
     conflicts = {}
     for manager, owned in managed.items():
@@ -692,7 +697,7 @@ def _record(managed: _Managed, old: dict[str, Any], new: dict[str, Any], actor: 
             ignored: Collection[Names]) -> None:
     """Update bookkeeping in place: `actor` owns what changed from `old` to `new`."""
     comparison = _compare(old, new, schema).without(ignored)
-    _track_changes(managed, comparison, actor, force=True)
+    _track_changes(managed, comparison, None, force=True)
     taken = frozenset(comparison.modified | comparison.added) - _STRIPPED
     if taken:
         previous = managed.get(actor)
@@ -741,8 +746,10 @@ def apply_config(live: dict[str, Any] | None, config: dict[str, Any], *, manager
 
     Returns the new object with managedFields updated: the configuration merged in, fields the
     manager applied before but no longer applies removed unless someone else owns them, the
-    manager's "Apply" entry set to exactly the applied fields. Changing a field another manager
-    owns raises the upstream 409 Conflict unless `force`, which takes the field over.
+    manager's "Apply" entry set to exactly the applied fields (stamped `now`). Changing a field
+    another manager owns raises the upstream 409 Conflict unless `force`, which takes the field
+    over. An apply that changes nothing but entry times returns `live` unchanged, as
+    kube-apiserver then skips the write.
     """
     schema = _Schema(list_type, map_type)
     _check_config(config, api_version)
@@ -766,9 +773,22 @@ def apply_config(live: dict[str, Any] | None, config: dict[str, Any], *, manager
     _track_changes(managed, _compare(live_obj, merged, schema).without(ignored_fields), actor,
                    force=force)
     managed[actor].fields = managed[actor].fields - _STRIPPED
-    if not json_equal(merged, live_obj):
-        managed[actor].time = now
-    return _with_managed_fields(merged, managed)
+    managed[actor].time = now
+    result = _with_managed_fields(merged, managed)
+    if live is not None and json_equal(_without_times(result), _without_times(live)):
+        return copy.deepcopy(live)
+    return result
+
+
+def _without_times(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as kube-apiserver compares it to spot a no-op write: entry times left out."""
+    entries = _managed_fields_of(obj)
+    if not isinstance(entries, list):
+        return obj
+    metadata = {**obj["metadata"], "managedFields": [
+        {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+        for e in entries]}
+    return {**obj, "metadata": metadata}
 
 
 def _check_config(config: dict[str, Any], api_version: str) -> None:
@@ -806,8 +826,8 @@ def manager_from_user_agent(user_agent: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _keyed(*keys: str) -> ListType:
-    return ListType(kind="map", keys=keys)
+def _keyed(*keys: str, **defaults: Any) -> ListType:
+    return ListType(kind="map", keys=keys, key_defaults=tuple(defaults.items()))
 
 
 _META_LISTS: dict[Names, ListType] = {
@@ -817,7 +837,7 @@ _META_LISTS: dict[Names, ListType] = {
 
 _CONTAINER_LISTS: dict[Names, ListType] = {
     ("env",): _keyed("name"),
-    ("ports",): _keyed("containerPort", "protocol"),
+    ("ports",): _keyed("containerPort", "protocol", protocol="TCP"),
     ("volumeMounts",): _keyed("mountPath"),
     ("volumeDevices",): _keyed("devicePath"),
 }

@@ -146,6 +146,65 @@ def openapi_v3_root(registry: Registry) -> dict[str, Any]:
     return {"paths": paths}
 
 
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+_OPENAPI_V2_TYPES = (("application", "json"),
+                     ("application", "com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+                     ("application", "com.github.proto-openapi.spec.v2.v1.0+protobuf"))
+
+
+def openapi_v2_media_type(accept: str) -> str | None:
+    """The media type /openapi/v2 answers an Accept header with (kube-openapi's negotiation:
+    the first acceptable clause wins), or None for 406 Not Acceptable."""
+    clauses = []
+    for index, part in enumerate((accept or "*/*").split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind, _, sub = media.partition("/")
+        if quality > 0:
+            clauses.append((-quality, index, kind, sub))
+    for _q, _i, kind, sub in sorted(clauses):
+        for offered_kind, offered_sub in _OPENAPI_V2_TYPES:
+            if kind in (offered_kind, "*") and sub in (offered_sub, "*"):
+                return "application/json" if offered_sub == "json" else OPENAPI_V2_PROTOBUF
+    return None
+
+
+def _pb_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    return _pb_varint(number << 3 | 2) + _pb_varint(len(payload)) + payload
+
+
+def openapi_v2_protobuf(document: dict[str, Any]) -> bytes:
+    """The gnostic `openapi_v2.Document` protobuf kubectl asks for: swagger version and info.
+
+    Definitions are left out: kubectl then finds no client-side schema for a kind and leaves
+    validation to the server (fieldValidation=Strict), which is what it does on a real server
+    for a kind the document does not describe.
+    """
+    info = document.get("info") or {}
+    info_pb = _pb_field(1, str(info.get("title", "")).encode()) + \
+        _pb_field(2, str(info.get("version", "")).encode())
+    return _pb_field(1, str(document.get("swagger", "2.0")).encode()) + _pb_field(2, info_pb)
+
+
 def openapi_v2(registry: Registry) -> dict[str, Any]:
     definitions: dict[str, Any] = {}
     for info in registry.all():

@@ -6,8 +6,9 @@ their results to field errors (`kubeOpenAPIResultToFieldErrors`), then the embed
 and list-type checks. Known differences:
 - `pattern` is run with Python `re` (search, like Go's MatchString); RE2 and `re` agree on the
   syntax CRDs use, but not on exotic constructs or on the text of compile errors.
-- `format` is not checked; `anyOf`/`oneOf`/`allOf`/`not` are evaluated, but when several
-  alternatives fail, which one's errors are shown may differ from upstream.
+- string `format`s (date-time, uuid, ...) are not checked, only how a format meets the type;
+  `anyOf`/`oneOf`/`allOf`/`not` are evaluated, but when several alternatives fail, which
+  one's errors are shown may differ from upstream.
 - Upstream walks sibling properties in Go map order (random between runs when several fields
   are wrong); here they follow the schema's order.
 """
@@ -219,15 +220,23 @@ class _OpenAPI:
 
     def type_(self, value: Any, schema: Schema, path: str) -> None:
         types = _types(schema)
-        if not types:
+        fmt = str(schema.get("format") or "")
+        if not types and not fmt:
             return
         if value is None:
-            if "null" not in types and not schema.get("nullable"):
+            if types and "null" not in types and not schema.get("nullable"):
                 self.invalid_type(path, ",".join(types), "null")
             return
         actual = _json_type(value)
         float_int = actual == "number" and "integer" in types and _is_json_integer(value)
         int_float = actual == "integer" and "number" in types
+        scalar = not isinstance(value, str | list)
+        data_fmt = {"integer": "int64", "number": "float64"}.get(actual, "")
+        if fmt and scalar and not (actual in types or data_fmt == fmt or float_int or int_float):
+            self.invalid_type(path, fmt, data_fmt)
+            return
+        if fmt and not scalar and "number" not in types and "integer" not in types:
+            return
         if actual not in types and not float_int and not int_float:
             self.invalid_type(path, ",".join(types), actual)
 

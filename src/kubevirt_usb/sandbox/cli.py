@@ -1,16 +1,259 @@
-"""`kubevirt-usb sandbox`: the cluster in a box."""
+"""`kubevirt-usb sandbox`: the cluster in a box.
+
+Plain `kubevirt-usb sandbox` starts everything, shows it working and stays until Ctrl-C. `up
+--detach` leaves it running in the background; `status`, `exec`, `plug`, `unplug`, `kubeconfig`
+and `down` talk to it through the control socket in its state directory.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import click
 
 from kubevirt_usb.lazycli import LazyGroup
 
+DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) \
+    / "kubevirt-usb" / "sandbox"
+
+
+def _paths(ctx: click.Context) -> Any:
+    from kubevirt_usb.sandbox.control import StatePaths
+
+    return StatePaths(Path(ctx.obj["state_dir"]))
+
+
+def _call(ctx: click.Context, request: dict[str, Any], *, timeout: float = 120.0
+          ) -> dict[str, Any]:
+    from kubevirt_usb.sandbox.cluster import SandboxError
+    from kubevirt_usb.sandbox.control import call
+
+    try:
+        return asyncio.run(call(_paths(ctx), request, timeout=timeout))
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from exc
+
 
 @click.group(cls=LazyGroup, invoke_without_command=True,
              lazy={"apiserver": "kubevirt_usb.sandbox.apiserver_cli:apiserver"})
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="KUBEVIRT_USB_SANDBOX_DIR",
+              default=DEFAULT_STATE_DIR, show_default=True,
+              help="Where the running sandbox keeps its kubeconfig, logs and control socket.")
 @click.pass_context
-def sandbox(ctx: click.Context) -> None:
-    """The whole system on one machine: API emulator, QEMU node and VM guests."""
+def sandbox(ctx: click.Context, state_dir: Path) -> None:
+    """The whole system on one machine: API emulator, virt-api emulator, QEMU node and VM guests.
+
+    Without a subcommand: start it, show it working, and stay until Ctrl-C.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["state_dir"] = state_dir
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        _run_foreground(ctx, config=None, demo=True)
+
+
+@sandbox.command()
+@click.option("--config", "config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="A scenario YAML file (default: node1 with AAA1, AAA2 and a "
+              "serial adapter; VMs default/vm1 and default/vm2).")
+@click.option("--detach", is_flag=True, help="Return once ready and leave it running.")
+@click.pass_context
+def up(ctx: click.Context, config: Path | None, detach: bool) -> None:
+    """Start the sandbox; return (with --detach) or stay (without) once everything is ready."""
+    if detach:
+        _start_detached(ctx, config)
+    else:
+        _run_foreground(ctx, config=config, demo=False)
+
+
+@sandbox.command()
+@click.pass_context
+def down(ctx: click.Context) -> None:
+    """Stop the sandbox: no process, socket or temporary file is left behind."""
+    from kubevirt_usb.sandbox.cluster import SandboxError
+    from kubevirt_usb.sandbox.control import NotRunning, call, pid_alive, read_state
+
+    paths = _paths(ctx)
+    state = read_state(paths) or {}
+    pid = int(state.get("pid", 0))
+    try:
+        asyncio.run(call(paths, {"op": "shutdown"}, timeout=30))
+    except NotRunning:
+        if not pid or not pid_alive(pid):
+            _remove_state(paths.directory)
+            click.echo(f"no sandbox is running in {paths.directory}")
+            return
+        os.kill(pid, signal.SIGTERM)
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from exc
+    deadline = time.monotonic() + 60
+    while pid and pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid and pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    _remove_state(paths.directory)
+    click.echo("sandbox stopped")
+
+
+@sandbox.command()
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def status(ctx: click.Context, output: str) -> None:
+    """What runs: the API endpoint, nodes with their devices, VMs with their slots."""
+    state = _call(ctx, {"op": "status"})["status"]
+    if output == "json":
+        click.echo(json.dumps(state, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"API: {state['api']}   kubeconfig: {state['kubeconfig']}")
+    devices = Table("NODE", "DEVICE", "KIND", "PORT", "PLUGGED", title="Nodes")
+    for node, info in state["nodes"].items():
+        for ref, dev in info["devices"].items():
+            devices.add_row(node, ref, dev["kind"], dev["port"], "yes" if dev["plugged"] else "no")
+    console.print(devices)
+    vms = Table("VM", "NODE", "RUNNING", "CLIENT-PASSTHROUGH", "SLOTS IN USE", "VMI UID",
+                title="VMs")
+    for name, info in state["vms"].items():
+        vms.add_row(name, info["node"], "yes" if info["running"] else "no",
+                    "yes" if info["clientPassthrough"] else "no",
+                    ",".join(map(str, info["slotsInUse"])) or "-", info["vmi"])
+    console.print(vms)
+
+
+@sandbox.command()
+@click.option("--raw", is_flag=True, help="Print the kubeconfig itself, not its path.")
+@click.pass_context
+def kubeconfig(ctx: click.Context, raw: bool) -> None:
+    """Where the running sandbox's kubeconfig is (use: export KUBECONFIG=$(... kubeconfig))."""
+    paths = _paths(ctx)
+    _call(ctx, {"op": "status"})
+    click.echo(paths.kubeconfig.read_text() if raw else str(paths.kubeconfig), nl=not raw)
+
+
+@sandbox.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.option("--node", default=None, help="Run in this node guest.")
+@click.option("--vm", default=None, metavar="NS/NAME", help="Run in this VM guest.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds.")
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def exec_(ctx: click.Context, node: str | None, vm: str | None, timeout: float,
+          command: tuple[str, ...]) -> None:
+    """Run COMMAND (one string, run by the guest's shell) and exit with its status."""
+    if (node is None) == (vm is None):
+        raise click.UsageError("say where to run: exactly one of --node NAME or --vm NS/NAME")
+    answer = _call(ctx, {"op": "exec", "node": node, "vm": vm, "command": " ".join(command),
+                         "timeout": timeout}, timeout=timeout + 10)
+    sys.stdout.buffer.write(base64.b64decode(answer["output"]))
+    sys.stdout.flush()
+    ctx.exit(int(answer["exit_code"]))
+
+
+@sandbox.command()
+@click.option("--node", required=True, help="The node guest.")
+@click.option("--port", default=None, help="Another port than the device's own (e.g. 5, 4.2).")
+@click.argument("device")
+@click.pass_context
+def plug(ctx: click.Context, node: str, port: str | None, device: str) -> None:
+    """Plug DEVICE (its serial, else its scenario id) into a node, through QMP."""
+    answer = _call(ctx, {"op": "plug", "node": node, "device": device, "port": port})
+    click.echo(f"{device} plugged into {node} port {answer['port']}")
+
+
+@sandbox.command()
+@click.option("--node", required=True, help="The node guest.")
+@click.argument("device")
+@click.pass_context
+def unplug(ctx: click.Context, node: str, device: str) -> None:
+    """Pull DEVICE (its serial, else its scenario id) out of a node, through QMP."""
+    _call(ctx, {"op": "unplug", "node": node, "device": device})
+    click.echo(f"{device} unplugged from {node}")
+
+
+@sandbox.command(name="restart-vm")
+@click.argument("vm", metavar="NS/NAME")
+@click.pass_context
+def restart_vm(ctx: click.Context, vm: str) -> None:
+    """Restart a VM guest as KubeVirt would: a new VMI with a new uid."""
+    answer = _call(ctx, {"op": "restart-vm", "vm": vm}, timeout=180)
+    click.echo(f"{vm} restarted (VMI uid {answer['vmi']})")
+
+
+# ---- running it -------------------------------------------------------------------------------
+
+
+def _load_scenario(config: Path | None) -> Any:
+    from kubevirt_usb.sandbox.scenario import ScenarioError, default_scenario, load_scenario
+
+    if config is None:
+        return default_scenario()
+    try:
+        return load_scenario(config)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _remove_state(directory: Path) -> None:
+    if directory.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool) -> None:
+    from kubevirt_usb.sandbox.runner import run_sandbox
+
+    scenario = _load_scenario(config)
+    paths = _paths(ctx)
+    try:
+        code = asyncio.run(run_sandbox(scenario, paths, demo=demo, echo=click.echo))
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        _remove_state(paths.directory)
+    ctx.exit(code)
+
+
+def _start_detached(ctx: click.Context, config: Path | None) -> None:
+    from kubevirt_usb.sandbox.control import NotRunning, call, pid_alive, read_state
+
+    paths = _paths(ctx)
+    _load_scenario(config)  # a broken scenario fails here, before anything starts
+    try:
+        asyncio.run(call(paths, {"op": "status"}, timeout=5))
+    except NotRunning:
+        pass
+    else:
+        raise click.ClickException(f"a sandbox is already running in {paths.directory}; "
+                                   "stop it with `kubevirt-usb sandbox down`")
+    _remove_state(paths.directory)
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "kubevirt_usb", "sandbox", "--state-dir",
+            str(paths.directory), "up"]
+    if config is not None:
+        argv += ["--config", str(config.resolve())]
+    with paths.log.open("ab") as log_file:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    shown = 0
+    while True:
+        text = paths.log.read_text(errors="replace") if paths.log.exists() else ""
+        lines = text.splitlines()
+        for line in lines[shown:]:
+            click.echo(line)
+        shown = len(lines)
+        state = read_state(paths)
+        if state is not None and state.get("ready"):
+            break
+        if child.poll() is not None or not pid_alive(child.pid):
+            raise click.ClickException(f"the sandbox failed to start (log: {paths.log})")
+        time.sleep(0.2)

@@ -271,9 +271,14 @@ def qemu_value(value: str) -> str:
     return value.replace(",", ",,")
 
 
+def socket_path_fits(path: Path) -> bool:
+    """True when `path` is short enough for a unix socket (107 bytes)."""
+    return len(str(path).encode()) <= _SOCKET_PATH_MAX
+
+
 def check_socket_path(path: Path) -> None:
     """Unix socket paths are limited to 107 bytes: fail early with a clear message."""
-    if len(str(path).encode()) > _SOCKET_PATH_MAX:
+    if not socket_path_fits(path):
         raise GuestError(f"socket path too long for a unix socket ({len(str(path))} > 107): {path}")
 
 
@@ -371,7 +376,8 @@ class Guest:
 
     `start()` boots it and returns once the command channel answers (never a fixed sleep);
     `stop()` ends QEMU and removes the run directory; `restart()` reboots it in the same run
-    directory. A guest that does not come up raises GuestBootError with its console tail.
+    directory. A guest that does not come up is cleaned up like `stop()` and raises
+    GuestBootError with the tail of its console log.
     """
 
     def __init__(
@@ -442,10 +448,12 @@ class Guest:
         try:
             await self._launch()
         except BaseException as exc:
-            await self._halt()
             if isinstance(exc, GuestBootError | asyncio.CancelledError):
+                await self.stop()  # nothing left behind: QEMU, sockets, run directory
                 raise
-            raise self._boot_error(str(exc)) from exc
+            error = self._boot_error(str(exc))
+            await self.stop()
+            raise error from exc
         self.boot_seconds = time.monotonic() - started
 
     async def _launch(self) -> None:
@@ -462,13 +470,19 @@ class Guest:
             qemu_binary=self._qemu_binary,
         ) + extra_args
         with paths.qemu_log.open("ab") as log:
-            self._process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                preexec_fn=_die_with_parent,
-            )
+            try:
+                self._process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    preexec_fn=_die_with_parent,
+                )
+            except FileNotFoundError:
+                raise GuestError(
+                    f"{self._qemu_binary} not found: install it with "
+                    "`apt-get install -y qemu-system-x86`"
+                ) from None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._boot_timeout
         exited = asyncio.ensure_future(self._process.wait())
@@ -550,7 +564,7 @@ class Guest:
 
     # ---- commands ---------------------------------------------------------------------------
 
-    async def exec(self, cmd: str, *, timeout: float) -> ExecResult:  # noqa: ASYNC109
+    async def exec(self, cmd: str, *, timeout: float) -> ExecResult:
         """Run `cmd` with the guest's busybox sh; its exit status and output.
 
         GuestTimeoutError (the command and its children are killed) after `timeout` seconds.

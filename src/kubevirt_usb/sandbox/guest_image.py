@@ -287,6 +287,8 @@ def build_guest_image(
         if cached is not None:
             report(f"guest image: using {cached.directory} (built by another process)")
             return cached
+        for stale in cache.glob(".build-*"):  # left by a build that was killed; none runs now
+            shutil.rmtree(stale, ignore_errors=True)
         report(f"guest image: building {key} ({inputs.kernel_package} {inputs.kernel_version})")
         return _build(inputs, cache, report=report, runner=runner)
 

@@ -20,8 +20,8 @@ for m in $(cat /etc/kvu-modules); do
   modprobe "$m" || log "modprobe $m failed"
 done
 
+ip link set lo up
 if has_arg kvu.net; then
-  ip link set lo up
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 \
     || log "network setup failed"
 fi

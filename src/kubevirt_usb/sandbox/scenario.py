@@ -45,6 +45,8 @@ ROOT_PORTS = 8
 HUB_PORTS = 8
 """Ports of QEMU's `usb-hub`."""
 DEFAULT_STICK_SIZE = ByteSize(64 * 1024 * 1024)
+RESERVED_IDS = frozenset({"xhci", "vser"})
+"""QEMU ids the guests use themselves (as are all ids starting with "kvu")."""
 
 QemuId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,30}$")]
 _PORT_PATH = re.compile(r"^[1-9][0-9]*(\.[1-9][0-9]*)*$")
@@ -115,6 +117,8 @@ class NodeSpec(BaseModel):
     def _check(self) -> Self:
         seen: set[str] = set()
         for index, device in enumerate(self.devices):
+            if device.id in RESERVED_IDS or device.id.startswith("kvu"):
+                raise ValueError(f"devices[{index}].id: {device.id!r} is reserved for the sandbox")
             if device.id in seen:
                 raise ValueError(f"devices[{index}].id: duplicate device id {device.id!r}")
             seen.add(device.id)

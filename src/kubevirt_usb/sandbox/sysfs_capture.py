@@ -24,6 +24,7 @@ fixture and a live `/sys` alike.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
@@ -104,6 +105,7 @@ def _check_relative(path: str) -> None:
 
 def write_capture(items: list[CapturedFile | CapturedLink], dest: Path) -> None:
     """Lay the captured files and links out under `dest`, a stand-in for /sys."""
+    dest.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(dest)
     for item in items:
         target = dest / item.path
@@ -130,8 +132,7 @@ async def capture_usb_sysfs(node_guest: Guest, dest: Path) -> list[str]:
     if result.exit_code != 0:
         raise GuestError(f"capturing USB sysfs failed ({result.exit_code}): {result.output[-500:]}")
     items = parse_capture(result.output)
-    dest.mkdir(parents=True, exist_ok=True)
-    write_capture(items, dest)
+    await asyncio.to_thread(write_capture, items, dest)
     prefix = "bus/usb/devices/"
     return sorted(
         i.path.removeprefix(prefix)

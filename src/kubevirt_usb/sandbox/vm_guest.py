@@ -2,7 +2,8 @@
 
 It has a qemu-xhci controller and four `usb-redir` devices whose chardevs are unix sockets
 `virt-usbredir-0..3` in a per-VMI directory (`<run dir>/kubevirt-private/<vmi uid>/`, KubeVirt's
-`/var/run/kubevirt-private/<uid>/`), listening with server=on,wait=off: whoever connects a usbredir
+`/var/run/kubevirt-private/<uid>/`; under a short temporary directory when the run directory is too
+deep for unix socket paths), listening with server=on,wait=off: whoever connects a usbredir
 stream to a slot plugs a device into the VM. A VM without clientPassthrough has no slots.
 
 `probe()` says what the VM's kernel sees (USB devices, disks); `read_benchmark()` times a read of a
@@ -11,6 +12,8 @@ redirected stick inside the guest.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +24,11 @@ from kubevirt_usb.sandbox.guest import (
     USB_LISTING_SCRIPT,
     Guest,
     GuestCommandError,
+    GuestError,
     UsbDevice,
     check_socket_path,
     parse_usb_listing,
+    socket_path_fits,
 )
 from kubevirt_usb.sandbox.guest_image import GuestImage
 from kubevirt_usb.sandbox.scenario import VMSpec
@@ -160,11 +165,15 @@ class VMGuest(Guest):
         self.vm = vm
         self.vmi_uid = vmi_uid or str(uuid.uuid4())
         self.slots = SLOTS if vm.client_passthrough else 0
+        self._slots_dir: Path | None = None
+        self._short_dir: Path | None = None
 
     @property
     def usbredir_dir(self) -> Path:
-        """The per-VMI directory holding the `virt-usbredir-N` sockets."""
-        return self.run_dir / "kubevirt-private" / self.vmi_uid
+        """The per-VMI directory holding the `virt-usbredir-N` sockets (while the VM runs)."""
+        if self._slots_dir is None:
+            raise GuestError(f"VM {self.vm.namespace}/{self.vm.name} has not been started")
+        return self._slots_dir
 
     def usbredir_socket(self, slot: int) -> Path:
         """The unix socket of usb-redir slot `slot` (0..3)."""
@@ -174,12 +183,28 @@ class VMGuest(Guest):
 
     def _prepare(self, run_dir: Path) -> tuple[list[str], list[str]]:
         directory = run_dir / "kubevirt-private" / self.vmi_uid
+        if not socket_path_fits(directory / f"virt-usbredir-{SLOTS - 1}"):
+            # A deep work directory: keep the layout, but under a short temporary directory.
+            if self._short_dir is None:
+                self._short_dir = Path(tempfile.mkdtemp(prefix="kvu-"))
+            directory = self._short_dir / self.vmi_uid
+        if self._slots_dir is not None and self._slots_dir != directory:
+            shutil.rmtree(self._slots_dir, ignore_errors=True)  # the previous VMI's
         directory.mkdir(parents=True, exist_ok=True)
         for slot in range(self.slots):
             socket = directory / f"virt-usbredir-{slot}"
             check_socket_path(socket)
             socket.unlink(missing_ok=True)
+        self._slots_dir = directory
         return redir_args(directory, self.slots), []
+
+    async def stop(self) -> None:
+        """Stop QEMU and remove its run directory and sockets."""
+        await super().stop()
+        self._slots_dir = None
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
+            self._short_dir = None
 
     async def restart(self, *, vmi_uid: str | None = None) -> None:
         """Power off and boot again with fresh sockets (in a new VMI directory if `vmi_uid`)."""
@@ -194,7 +219,7 @@ class VMGuest(Guest):
             usb_devices=parse_usb_listing(output), block_devices=parse_block_listing(output)
         )
 
-    async def read_benchmark(self, mib: int, *, serial: str, timeout: float = 600) -> float:  # noqa: ASYNC109
+    async def read_benchmark(self, mib: int, *, serial: str, timeout: float = 600) -> float:
         """Seconds the VM takes to read `mib` MiB from the stick with USB serial `serial`.
 
         Measured inside the guest (/proc/uptime around `dd ... iflag=direct`).

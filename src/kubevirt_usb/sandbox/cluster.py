@@ -1,0 +1,309 @@
+"""The cluster in a box: the API emulator with the virt-api emulator mounted, QEMU node guests with
+emulated USB devices, QEMU VM guests behind KubeVirt's usb-redir slots, and the Node, VM and VMI
+objects that mirror them, all on one asyncio loop.
+
+`Sandbox` is what tests, benchmarks and `kubevirt-usb sandbox up` stand on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubevirt_usb import crds
+from kubevirt_usb.apiserver.api import RequestContext
+from kubevirt_usb.apiserver.server import ADMIN, APIServer, ServerOptions
+from kubevirt_usb.sandbox import kubevirt
+from kubevirt_usb.sandbox.guest import ExecResult, GuestError
+from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
+from kubevirt_usb.sandbox.node_guest import NodeGuest
+from kubevirt_usb.sandbox.scenario import DeviceSpec, NodeSpec, Scenario, VMSpec
+from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
+from kubevirt_usb.sandbox.vm_guest import VMGuest
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+VMKey = tuple[str, str]
+
+
+class SandboxError(RuntimeError):
+    """Something in the cluster in a box cannot be done; the message says what and why."""
+
+
+@dataclass
+class SandboxOptions:
+    scenario: Scenario
+    state_dir: Path
+    api_host: str = "127.0.0.1"
+    api_port: int = 0
+    image: GuestImage | None = None  # None: build (or take from the cache) at start
+    image_cache: Path | None = None
+    progress: Progress = field(default=lambda message: log.info("%s", message))
+    extra_manifests: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Sandbox:
+    """One cluster in a box. `start()` returns when every guest is up and mirrored in the API."""
+
+    def __init__(self, options: SandboxOptions) -> None:
+        self.options = options
+        self.scenario = options.scenario
+        self.state_dir = options.state_dir
+        self.nodes: dict[str, NodeGuest] = {}
+        self.vms: dict[VMKey, VMGuest] = {}
+        self.virtapi = VirtAPIEmulator(slot_dir=self._slot_dir)
+        self.api_server: APIServer | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._image: GuestImage | None = options.image
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def api(self) -> APIServer:
+        if self.api_server is None:
+            raise SandboxError("the sandbox has not been started")
+        return self.api_server
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        report = self.options.progress
+        try:
+            await self._start_api(report)
+            image = await self._guest_image(report)
+            await self._start_guests(image, report)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_api(self, report: Progress) -> None:
+        report("starting the API emulator with the virt-api emulator")
+        manifests = [*kubevirt.crds(), *crds.all_crds(), *kubevirt.cluster_roles(),
+                     *(kubevirt.node_object(n.name) for n in self.scenario.nodes),
+                     *self.options.extra_manifests]
+        namespaces = sorted({vm.namespace for vm in self.scenario.vms} - {"default"})
+        manifests += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                      for ns in namespaces]
+        options = ServerOptions(host=self.options.api_host, port=self.options.api_port,
+                                state_dir=self.state_dir / "apiserver", manifests=[],
+                                extensions=[self.virtapi])
+        server = APIServer(options)
+        # CRDs are served once established; create them first, then the rest.
+        for obj in manifests:  # a CRD is served as soon as it is stored
+            server.create_object(obj)
+        self.api_server = server
+        ready = asyncio.Event()
+        self._serve_task = asyncio.create_task(server.serve(on_ready=ready.set))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self._serve_task},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._serve_task in done:
+            waiter.cancel()
+            self._serve_task.result()
+            raise SandboxError("the API emulator stopped while starting")
+        server.write_kubeconfig(self.kubeconfig_path)
+        report(f"API emulator ready at {server.url}")
+
+    async def _guest_image(self, report: Progress) -> GuestImage:
+        if self._image is None:
+            cache = self.options.image_cache
+            self._image = await asyncio.to_thread(build_guest_image, cache_dir=cache,
+                                                  progress=report)
+        return self._image
+
+    async def _start_guests(self, image: GuestImage, report: Progress) -> None:
+        work = self.state_dir / "guests"
+        work.mkdir(parents=True, exist_ok=True)
+        for node in self.scenario.nodes:
+            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work)
+        starts: list[Awaitable[None]] = []
+        for node_guest in self.nodes.values():
+            starts.append(self._boot(f"node {node_guest.name}", node_guest.start(), report))
+        for vm in self.scenario.vms:
+            starts.append(self._start_vm(vm, image=image, work=work, report=report))
+        await asyncio.gather(*starts)
+
+    @staticmethod
+    async def _boot(what: str, start: Awaitable[None], report: Progress) -> None:
+        report(f"booting {what}")
+        await start
+        report(f"{what} is up")
+
+    async def _start_vm(self, vm: VMSpec, *, image: GuestImage, work: Path,
+                        report: Progress) -> None:
+        vm_obj = self._write(kubevirt.vm_object(vm))
+        vmi = self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
+        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work)
+        self.vms[(vm.namespace, vm.name)] = guest
+        await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
+        self._set_running(vm, running=True)
+
+    async def stop(self) -> None:
+        """Stop every guest and the API emulator; nothing is left running."""
+        guests = [*self.vms.values(), *self.nodes.values()]
+        results = await asyncio.gather(*(g.stop() for g in guests), return_exceptions=True)
+        for guest, result in zip(guests, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("stopping guest %s failed: %s", guest.name, result)
+        if self.api_server is not None:
+            self.api_server.request_stop()
+        if self._serve_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._serve_task, timeout=10)
+            self._serve_task = None
+
+    # ---- the API mirror ---------------------------------------------------------------------
+
+    def _ctx(self) -> RequestContext:
+        return RequestContext(user=ADMIN, field_manager="kubevirt-usb-sandbox")
+
+    def _write(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.api.create_object(obj)
+
+    def _info(self, resource: str) -> Any:
+        info = self.api.api.registry.get(kubevirt.KUBEVIRT_GROUP, kubevirt.KUBEVIRT_VERSION,
+                                         resource)
+        if info is None:
+            raise SandboxError(f"KubeVirt's {resource} are not served")
+        return info
+
+    def _new_vmi(self, vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
+        info = self._info("virtualmachineinstances")
+        created = self.api.api.create(info, namespace=vm.namespace,
+                                      body=kubevirt.vmi_object(vm, vm_uid=vm_uid),
+                                      ctx=self._ctx())
+        return self._set_vmi_phase(vm, "Scheduled") or created
+
+    def _set_vmi_phase(self, vm: VMSpec, phase: str) -> dict[str, Any] | None:
+        info = self._info("virtualmachineinstances")
+        current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
+        if current is None:
+            return None
+        body = {**current, "status": kubevirt.vmi_status(vm, phase=phase)}
+        updated: dict[str, Any] = self.api.api.update(
+            info, namespace=vm.namespace, name=vm.name, body=body, ctx=self._ctx(),
+            subresource="status")
+        return updated
+
+    def _set_running(self, vm: VMSpec, *, running: bool) -> None:
+        if running:
+            self._set_vmi_phase(vm, "Running")
+        info = self._info("virtualmachines")
+        current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
+        if current is not None:
+            self.api.api.update(info, namespace=vm.namespace, name=vm.name,
+                                body={**current, "status": kubevirt.vm_status(running=running)},
+                                ctx=self._ctx(), subresource="status")
+
+    def _delete_vmi(self, vm: VMSpec) -> None:
+        info = self._info("virtualmachineinstances")
+        if self.api.api.store.get(info.group_resource, vm.namespace, vm.name) is None:
+            return
+        _obj, removed = self.api.api.delete(info, namespace=vm.namespace, name=vm.name,
+                                            options={}, ctx=self._ctx())
+        if not removed:
+            raise SandboxError(f"the VMI {vm.namespace}/{vm.name} has finalizers and cannot be "
+                               "replaced")
+
+    def _slot_dir(self, namespace: str, name: str, uid: str) -> Path:
+        guest = self.vms.get((namespace, name))
+        if guest is None or guest.vmi_uid != uid or not guest.running:
+            return self.state_dir / "no-such-vmi" / uid
+        return guest.usbredir_dir
+
+    # ---- what users do ----------------------------------------------------------------------
+
+    def node(self, name: str) -> NodeGuest:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            known = ", ".join(sorted(self.nodes)) or "none"
+            raise SandboxError(f"no node {name!r} in the sandbox (nodes: {known})") from None
+
+    def vm(self, namespace: str, name: str) -> VMGuest:
+        try:
+            return self.vms[(namespace, name)]
+        except KeyError:
+            known = ", ".join(f"{ns}/{n}" for ns, n in sorted(self.vms)) or "none"
+            raise SandboxError(f"no VM {namespace}/{name} in the sandbox (VMs: {known})") \
+                from None
+
+    def device(self, node: str, ref: str) -> DeviceSpec:
+        """A node's device by its serial (`AAA2`) or, when it has none, its scenario id."""
+        spec: NodeSpec = self.node(node).node
+        for device in spec.devices:
+            if device.serial == ref:
+                return device
+        for device in spec.devices:
+            if device.id == ref:
+                return device
+        known = ", ".join(d.serial or d.id for d in spec.devices) or "none"
+        raise SandboxError(f"node {node} has no device {ref!r} (devices: {known})")
+
+    async def plug(self, node: str, ref: str, *, port: str | None = None) -> str:
+        device = self.device(node, ref)
+        guest = self.node(node)
+        if guest.is_plugged(device.id) and port is None:
+            raise SandboxError(f"{ref} is already plugged into {node} (port "
+                               f"{guest.port_of(device.id)})")
+        if guest.is_plugged(device.id):
+            await guest.move(device.id, port=port or guest.port_of(device.id))
+        else:
+            await guest.plug(device.id, port=port)
+        return guest.port_of(device.id)
+
+    async def unplug(self, node: str, ref: str) -> None:
+        device = self.device(node, ref)
+        guest = self.node(node)
+        if not guest.is_plugged(device.id):
+            raise SandboxError(f"{ref} is not plugged into {node}")
+        await guest.unplug(device.id)
+
+    async def exec(self, *, node: str | None = None, vm: VMKey | None = None, command: str,
+                   timeout: float = 60.0) -> ExecResult:
+        guest = self.node(node) if node is not None else self.vm(*vm) if vm else None
+        if guest is None:
+            raise SandboxError("say which guest: a node or a VM")
+        try:
+            return await guest.exec(command, timeout=timeout)
+        except GuestError as exc:
+            raise SandboxError(str(exc)) from exc
+
+    async def restart_vm(self, namespace: str, name: str) -> str:
+        """Restart the VM guest as KubeVirt restarts a VM: a new VMI (new uid) and new sockets."""
+        guest = self.vm(namespace, name)
+        vm = guest.vm
+        self._set_running(vm, running=False)
+        self._delete_vmi(vm)
+        await guest.stop()
+        vm_info = self._info("virtualmachines")
+        vm_obj = self.api.api.get(vm_info, namespace=namespace, name=name)
+        vmi = self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
+        guest.vmi_uid = vmi["metadata"]["uid"]
+        await guest.start()
+        self._set_running(vm, running=True)
+        return guest.vmi_uid
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "api": self.api.url if self.api_server else None,
+            "kubeconfig": str(self.kubeconfig_path),
+            "nodes": {name: {"running": g.running,
+                             "devices": {d.serial or d.id: {
+                                 "kind": d.kind.value, "port": g.port_of(d.id),
+                                 "plugged": g.is_plugged(d.id)} for d in g.node.devices}}
+                      for name, g in self.nodes.items()},
+            "vms": {f"{ns}/{n}": {"running": g.running, "vmi": g.vmi_uid, "node": g.vm.node,
+                                  "clientPassthrough": g.vm.client_passthrough,
+                                  "slotsInUse": list(self.virtapi.active_slots(
+                                      namespace=ns, name=n))}
+                    for (ns, n), g in self.vms.items()},
+        }

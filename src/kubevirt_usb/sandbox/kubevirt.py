@@ -1,0 +1,150 @@
+"""KubeVirt as the sandbox presents it to the API: the VirtualMachine and VirtualMachineInstance
+CRDs, KubeVirt's aggregated roles, and the objects that mirror the QEMU guests (Node, VM, VMI).
+
+Only the fields the project reads are modelled; everything else is preserved as KubeVirt would
+store it. Pure functions: the cluster in a box writes what they return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubevirt_usb.sandbox.scenario import VMSpec
+
+KUBEVIRT_GROUP = "kubevirt.io"
+KUBEVIRT_VERSION = "v1"
+SUBRESOURCES_GROUP = "subresources.kubevirt.io"
+_AGG = "rbac.authorization.k8s.io/aggregate-to-"
+
+_OPEN = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def _kubevirt_crd(*, plural: str, kind: str, short: list[str],
+                  columns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{KUBEVIRT_GROUP}",
+                     "labels": {"app.kubernetes.io/component": "kubevirt",
+                                "kubevirt.io": ""}},
+        "spec": {
+            "group": KUBEVIRT_GROUP,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
+                      "listKind": f"{kind}List", "shortNames": short,
+                      "categories": ["all"]},
+            "versions": [{
+                "name": KUBEVIRT_VERSION, "served": True, "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": columns,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {"apiVersion": {"type": "string"},
+                                   "kind": {"type": "string"},
+                                   "metadata": {"type": "object"},
+                                   "spec": _OPEN, "status": _OPEN},
+                    "required": ["spec"]}},
+            }],
+        },
+    }
+
+
+def crds() -> list[dict[str, Any]]:
+    """The two KubeVirt CRDs the project reads, with KubeVirt's own printer columns."""
+    age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    return [
+        _kubevirt_crd(plural="virtualmachines", kind="VirtualMachine", short=["vm", "vms"],
+                      columns=[age,
+                               {"name": "Status", "type": "string",
+                                "jsonPath": ".status.printableStatus"},
+                               {"name": "Ready", "type": "string",
+                                "jsonPath": ".status.conditions[?(@.type=='Ready')].status"}]),
+        _kubevirt_crd(plural="virtualmachineinstances", kind="VirtualMachineInstance",
+                      short=["vmi", "vmis"],
+                      columns=[age,
+                               {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                               {"name": "NodeName", "type": "string",
+                                "jsonPath": ".status.nodeName"}]),
+    ]
+
+
+def _role(name: str, aggregate_to: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": {f"{_AGG}{aggregate_to}": "true",
+                                                  "kubevirt.io": ""}},
+            "rules": rules}
+
+
+def cluster_roles() -> list[dict[str, Any]]:
+    """KubeVirt's aggregated user roles (since v1.4.0 admin and edit include usbredir)."""
+    read = ["get", "list", "watch"]
+    write = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    usbredir = {"apiGroups": [SUBRESOURCES_GROUP],
+                "resources": ["virtualmachineinstances/usbredir"], "verbs": ["get"]}
+    return [
+        _role("kubevirt.io:admin", "admin", [
+            {"apiGroups": [KUBEVIRT_GROUP],
+             "resources": ["virtualmachines", "virtualmachineinstances"], "verbs": write},
+            usbredir]),
+        _role("kubevirt.io:edit", "edit", [
+            {"apiGroups": [KUBEVIRT_GROUP],
+             "resources": ["virtualmachines", "virtualmachineinstances"], "verbs": write},
+            usbredir]),
+        _role("kubevirt.io:view", "view", [
+            {"apiGroups": [KUBEVIRT_GROUP],
+             "resources": ["virtualmachines", "virtualmachineinstances"], "verbs": read}]),
+    ]
+
+
+def node_object(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
+                                                  "kubernetes.io/os": "linux",
+                                                  "kubernetes.io/arch": "amd64"}},
+            "spec": {}}
+
+
+def _devices(vm: VMSpec) -> dict[str, Any]:
+    return {"clientPassthrough": {}} if vm.client_passthrough else {}
+
+
+def vm_object(vm: VMSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}", "kind": "VirtualMachine",
+        "metadata": {"name": vm.name, "namespace": vm.namespace,
+                     "labels": {"kubevirt-usb.io/sandbox": "true"}},
+        "spec": {"runStrategy": "Always", "template": {
+            "metadata": {"labels": {"kubevirt.io/vm": vm.name}},
+            "spec": {"domain": {"devices": _devices(vm), "machine": {"type": "q35"},
+                                "resources": {"requests": {"memory": f"{vm.memory_mib}Mi"}}},
+                     "architecture": "amd64"}}},
+    }
+
+
+def vm_status(*, running: bool) -> dict[str, Any]:
+    return {"created": running, "ready": running,
+            "printableStatus": "Running" if running else "Stopped",
+            "conditions": [{"type": "Ready", "status": "True" if running else "False"}]}
+
+
+def vmi_object(vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
+    """A fresh VMI for the VM (the API server gives it a new uid, as each KubeVirt start does)."""
+    return {
+        "apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}", "kind": "VirtualMachineInstance",
+        "metadata": {
+            "name": vm.name, "namespace": vm.namespace,
+            "labels": {"kubevirt.io/vm": vm.name, "kubevirt.io/nodeName": vm.node},
+            "ownerReferences": [{"apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}",
+                                 "kind": "VirtualMachine", "name": vm.name, "uid": vm_uid,
+                                 "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {"domain": {"devices": _devices(vm), "machine": {"type": "q35"}},
+                 "architecture": "amd64"},
+    }
+
+
+def vmi_status(vm: VMSpec, *, phase: str) -> dict[str, Any]:
+    ready = phase == "Running"
+    return {"phase": phase, "nodeName": vm.node,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "guestOSInfo": {"id": "busybox"}}
