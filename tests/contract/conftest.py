@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from kubevirt_usb.apiserver.server import BackgroundAPIServer, ServerOptions
+from tests.contract.support import ContractCRD, install_crd, new_test_crd, remove_crd
 
 REAL_REASON = ("no real cluster named: set KUBEVIRT_USB_TEST_KUBECONFIG (or "
                "KUBEVIRT_USB_TEST_APISERVER + KUBEVIRT_USB_TEST_TOKEN) to run against one")
@@ -39,6 +40,10 @@ class Cluster:
     ca_path: Path | None
     emulator: BackgroundAPIServer | None = None
     _tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kvu-contract-")))
+
+    @property
+    def is_emulator(self) -> bool:
+        return self.kind == "emulator"
 
     def http(self, *, token: str | None = None, timeout: float = 30.0) -> httpx.Client:
         verify: Any = str(self.ca_path) if self.ca_path else True
@@ -152,3 +157,25 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     yield name
     with cluster.http() as http:
         http.delete(f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="session")
+def widget_crd(cluster: Cluster) -> Iterator[ContractCRD]:
+    """A namespaced CRD (status subresource, printer columns, short name, schema)."""
+    crd = new_test_crd(kind="Widget", plural="widgets", namespaced=True)
+    with cluster.http() as http:
+        install_crd(http, crd)
+    yield crd
+    with cluster.http() as http:
+        remove_crd(http, crd)
+
+
+@pytest.fixture(scope="session")
+def gadget_crd(cluster: Cluster) -> Iterator[ContractCRD]:
+    """A cluster-scoped CRD of the same shape."""
+    crd = new_test_crd(kind="Gadget", plural="gadgets", namespaced=False)
+    with cluster.http() as http:
+        install_crd(http, crd)
+    yield crd
+    with cluster.http() as http:
+        remove_crd(http, crd)

@@ -1,0 +1,148 @@
+"""What went wrong talking to the Kubernetes API, as one small tree of errors.
+
+Every failure of a request (an error `Status` from the API server, an HTTP error without one, a
+connection that could not be made or broke) is mapped once, by `translate`, into:
+
+- `NotFound` (404), `Conflict` (409 Conflict: a stale resourceVersion or a failed precondition)
+  and its `AlreadyExists` (409 AlreadyExists), `Gone` (410: a watch or list from a
+  resourceVersion that is too old);
+- `Unauthorized` (401), `Forbidden` (403), `Invalid` (400, 415, 422: the request itself is wrong);
+- `Unavailable`: no answer worth reading (connection refused or reset, timeouts, 5xx), with
+  `TooManyRequests` (429) and `ServerError` (500) below it. These are the ones worth retrying;
+  `retry_after` carries the server's own hint (the Retry-After header or
+  `details.retryAfterSeconds`).
+
+`reason` is the Kubernetes reason (`NotFound`, `Conflict`, ...) or, for transport failures, a
+short name such as `ConnectError`, so metrics and logs can count errors by it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+from lightkube.core.exceptions import ApiError
+
+
+class KubeError(Exception):
+    """A request to the Kubernetes API failed."""
+
+    def __init__(self, message: str, *, code: int = 0, reason: str = "Unknown",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, reason={self.reason!r}, {self.message!r})"
+
+
+class NotFound(KubeError):
+    """The object (or the resource type) does not exist."""
+
+
+class Conflict(KubeError):
+    """A write lost a race: the object changed since it was read, or a precondition failed."""
+
+
+class AlreadyExists(Conflict):
+    """A create found an object of that name already there."""
+
+
+class Gone(KubeError):
+    """The resourceVersion asked for is too old: list again, then watch from the new one."""
+
+
+class Unauthorized(KubeError):
+    """The credentials were not accepted."""
+
+
+class Forbidden(KubeError):
+    """The credentials are fine but RBAC does not allow this request."""
+
+
+class Invalid(KubeError):
+    """The request was malformed or the object failed validation."""
+
+
+class Unavailable(KubeError):
+    """No usable answer: the API server is down, unreachable, overloaded or failing."""
+
+
+class TooManyRequests(Unavailable):
+    """429: the API server asks the client to slow down."""
+
+
+class ServerError(Unavailable):
+    """500: the API server failed while handling the request."""
+
+
+_BY_CODE: dict[int, type[KubeError]] = {
+    400: Invalid, 401: Unauthorized, 403: Forbidden, 404: NotFound, 410: Gone, 415: Invalid,
+    422: Invalid, 429: TooManyRequests, 500: ServerError,
+}
+
+
+def error_for_status(code: int, *, reason: str, message: str,
+                     retry_after: float | None = None) -> KubeError:
+    """The error for an HTTP status code and the Kubernetes reason the server gave."""
+    cls: type[KubeError]
+    if code == 409:
+        cls = AlreadyExists if reason == "AlreadyExists" else Conflict
+    elif code in _BY_CODE:
+        cls = _BY_CODE[code]
+    elif code >= 500 or code == 408:
+        cls = Unavailable
+    else:
+        cls = KubeError
+    return cls(message, code=code, reason=reason, retry_after=retry_after)
+
+
+def _retry_after_header(response: httpx2.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _from_api_error(exc: ApiError) -> KubeError:
+    status: Any = exc.status
+    details = getattr(status, "details", None)
+    hint = getattr(details, "retryAfterSeconds", None)
+    response: httpx2.Response | None = exc.response
+    retry_after = float(hint) if hint else _retry_after_header(response)
+    code = int(status.code or (response.status_code if response is not None else 0))
+    return error_for_status(code, reason=status.reason or "Unknown",
+                            message=status.message or str(exc), retry_after=retry_after)
+
+
+def translate(exc: BaseException) -> KubeError:
+    """The `KubeError` for an exception raised by lightkube or httpx2 (or an OSError below them).
+
+    Anything else is a bug, not an API failure: it is returned as a plain `KubeError` only so
+    the caller can decide; callers normally catch just the lightkube/httpx2/OSError family.
+    """
+    if isinstance(exc, KubeError):
+        return exc
+    if isinstance(exc, ApiError):
+        return _from_api_error(exc)
+    if isinstance(exc, httpx2.HTTPStatusError):
+        response = exc.response
+        return error_for_status(response.status_code, reason=response.reason_phrase or "Unknown",
+                                message=f"{response.status_code} {response.reason_phrase}: "
+                                f"{response.text[:200]}",
+                                retry_after=_retry_after_header(response))
+    if isinstance(exc, httpx2.HTTPError | OSError):
+        detail = str(exc) or type(exc).__name__
+        return Unavailable(f"cannot reach the API server: {detail}", reason=type(exc).__name__)
+    return KubeError(f"{type(exc).__name__}: {exc}", reason=type(exc).__name__)
+
+
+API_EXCEPTIONS: tuple[type[BaseException], ...] = (ApiError, httpx2.HTTPError, OSError)
+"""What lightkube and httpx2 raise for a failed request; `translate` maps each to a KubeError."""

@@ -1,0 +1,36 @@
+"""The resource types the project reads and writes, as lightkube resource classes.
+
+The project's own (`USBDevice` and `USBPolicy` cluster-scoped, `USBAttachment` namespaced) and
+KubeVirt's (`VirtualMachine`, `VirtualMachineInstance`, kubevirt.io/v1) are lightkube generic
+resources: plain dicts on the wire, each with a `.Status` subresource class. `Lease` is the
+built-in coordination.k8s.io/v1 type.
+"""
+
+from __future__ import annotations
+
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_global_resource,
+    create_namespaced_resource,
+)
+from lightkube.resources.coordination_v1 import Lease
+
+from kubevirt_usb import models
+
+KUBEVIRT_GROUP = "kubevirt.io"
+KUBEVIRT_VERSION = "v1"
+
+USBDevice: type[GenericGlobalResource] = create_global_resource(
+    models.GROUP, models.VERSION, "USBDevice", "usbdevices")
+USBAttachment: type[GenericNamespacedResource] = create_namespaced_resource(
+    models.GROUP, models.VERSION, "USBAttachment", "usbattachments")
+USBPolicy: type[GenericGlobalResource] = create_global_resource(
+    models.GROUP, models.VERSION, "USBPolicy", "usbpolicies")
+VirtualMachine: type[GenericNamespacedResource] = create_namespaced_resource(
+    KUBEVIRT_GROUP, KUBEVIRT_VERSION, "VirtualMachine", "virtualmachines")
+VirtualMachineInstance: type[GenericNamespacedResource] = create_namespaced_resource(
+    KUBEVIRT_GROUP, KUBEVIRT_VERSION, "VirtualMachineInstance", "virtualmachineinstances")
+
+__all__ = ["Lease", "USBAttachment", "USBDevice", "USBPolicy", "VirtualMachine",
+           "VirtualMachineInstance"]

@@ -1,0 +1,169 @@
+"""The cluster in a box for synchronous callers: tests and benchmarks drive a `Sandbox` running on
+its own thread and event loop, in the words of a story ("plug AAA2 into node1 ... vm1 sees AAA2").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+
+from kubevirt_usb.sandbox.cluster import Sandbox, SandboxOptions
+from kubevirt_usb.sandbox.guest import ExecResult
+from kubevirt_usb.sandbox.scenario import Scenario, default_scenario
+from kubevirt_usb.sandbox.vm_guest import VMProbe
+
+T = TypeVar("T")
+HOST_FROM_GUEST = "10.0.2.2"
+
+
+class SandboxHarness:
+    """Start with `start()`, stop with `stop()` (or use it as a context manager)."""
+
+    def __init__(self, *, state_dir: Path, scenario: Scenario | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                        name="kubevirt-usb-sandbox")
+        options = SandboxOptions(scenario=scenario or default_scenario(), state_dir=state_dir)
+        if progress is not None:
+            options.progress = progress
+        self.sandbox = Sandbox(options)
+
+    def __enter__(self) -> SandboxHarness:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float = 300.0) -> T:
+        """Run a coroutine on the sandbox's loop and return its result."""
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def call(self, fn: Callable[[], T], *, timeout: float = 30.0) -> T:
+        """Run a plain function on the sandbox's loop (the API store is not thread-safe)."""
+
+        async def wrapped() -> T:
+            return fn()
+
+        return self.run(wrapped(), timeout=timeout)
+
+    def start(self) -> SandboxHarness:
+        self._thread.start()
+        try:
+            self.run(self.sandbox.start(), timeout=600)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            try:
+                self.run(self.sandbox.stop(), timeout=120)
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(30)
+
+    # ---- the API ---------------------------------------------------------------------------
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.sandbox.kubeconfig_path
+
+    def http(self, *, token: str | None = None) -> httpx.Client:
+        """An HTTP client for the API emulator (cluster-admin unless another token is given)."""
+        api = self.sandbox.api
+        return httpx.Client(base_url=api.url, verify=api.ssl_context(), timeout=30,
+                            headers={"Authorization": f"Bearer {token or api.admin_token}"})
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None
+                ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        done = subprocess.run(["kubectl", *args], capture_output=True, text=True, env=env,
+                              input=input, timeout=120, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {done.stderr or done.stdout}")
+        return done
+
+    def write_kubeconfig(self, path: Path, *, token: str | None = None,
+                         for_guest: bool = False) -> Path:
+        """A kubeconfig for another user (`token`) and/or for programs inside the node guests
+        (`for_guest`: the API at 10.0.2.2, the host as QEMU's user networking shows it)."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        if for_guest:
+            port = self.sandbox.api.port
+            for cluster in config["clusters"]:
+                cluster["cluster"]["server"] = f"https://{HOST_FROM_GUEST}:{port}"
+        if token is not None:
+            for user in config["users"]:
+                user["user"] = {"token": token}
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    # ---- the story's verbs ------------------------------------------------------------------
+
+    def plug(self, device: str, *, into: str, port: str | None = None) -> str:
+        return self.run(self.sandbox.plug(into, device, port=port))
+
+    def unplug(self, device: str, *, node: str) -> None:
+        self.run(self.sandbox.unplug(node, device))
+
+    def on_node(self, node: str, command: str, *, timeout: float = 60.0) -> ExecResult:
+        return self.run(self.sandbox.exec(node=node, command=command, timeout=timeout))
+
+    def in_vm(self, vm: str, command: str, *, timeout: float = 60.0) -> ExecResult:
+        namespace, _, name = vm.rpartition("/")
+        return self.run(self.sandbox.exec(vm=(namespace or "default", name), command=command,
+                                          timeout=timeout))
+
+    def probe(self, vm: str) -> VMProbe:
+        namespace, _, name = vm.rpartition("/")
+        return self.run(self.sandbox.vm(namespace or "default", name).probe())
+
+    def vm_sees(self, vm: str, serial: str) -> bool:
+        return self.probe(vm).usb_by_serial(serial) is not None
+
+    def wait_until(self, condition: Callable[[], bool], *, within: float, what: str,
+                   interval: float = 0.25) -> float:
+        """Wait for `condition`; returns the seconds it took; AssertionError naming `what`."""
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > within:
+                raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+            time.sleep(interval)
+        return time.monotonic() - start
+
+    def wait_vm_sees(self, vm: str, serial: str, *, within: float = 30.0) -> float:
+        return self.wait_until(lambda: self.vm_sees(vm, serial), within=within,
+                               what=f"{vm}'s kernel to show serial {serial}")
+
+    def wait_vm_loses(self, vm: str, serial: str, *, within: float = 30.0) -> float:
+        return self.wait_until(lambda: not self.vm_sees(vm, serial), within=within,
+                               what=f"{vm}'s kernel to lose serial {serial}")
+
+    def restart_vm(self, vm: str) -> str:
+        namespace, _, name = vm.rpartition("/")
+        return self.run(self.sandbox.restart_vm(namespace or "default", name), timeout=300)
+
+    def node_has(self, node: str, serial: str) -> bool:
+        devices = self.run(self.sandbox.node(node).usb_devices())
+        return any(d.serial == serial for d in devices)
+
+    def background(self, awaitable: Awaitable[T]) -> Future[T]:
+        """Start something on the sandbox's loop without waiting for it."""
+
+        async def wrapped() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop)
