@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up everything they need first (scripts/bootstrap).
-.PHONY: sandbox test lint unit bootstrap
+.PHONY: sandbox test lint bootstrap bench
 
 bootstrap:
 	@scripts/bootstrap
@@ -14,3 +14,7 @@ lint: bootstrap
 
 test: lint
 	.venv/bin/pytest
+
+bench: bootstrap
+	.venv/bin/python -m bench apiserver
+	.venv/bin/python -m bench sandbox

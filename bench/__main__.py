@@ -39,5 +39,15 @@ def apiserver(objects: int, watchers: int, concurrency: int) -> None:
                                             concurrency=concurrency))
 
 
+@main.command()
+@click.option("--runs", default=3, show_default=True)
+@click.option("--rounds", default=5, show_default=True)
+def sandbox(runs: int, rounds: int) -> None:
+    """The cluster in a box: `up` to ready, and QMP hot-plug latency in the node's sysfs."""
+    from bench import sandbox as bench_sandbox
+
+    record("sandbox", bench_sandbox.run(runs=runs, rounds=rounds))
+
+
 if __name__ == "__main__":
     main()

@@ -31,7 +31,7 @@ version the previous write of this object returned".
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,8 +189,13 @@ def _is_mine(obj: DeviceObject, node: str) -> bool:
 
 
 def plan_writes(*, node: str, devices: Sequence[UsbDevice], objects: Mapping[str, DeviceObject],
-                now: dt.datetime, grace: dt.timedelta) -> Plan:
-    """The writes that make the objects match this node's devices (see the module docstring)."""
+                now: dt.datetime, grace: dt.timedelta,
+                unsure_ports: Collection[str] = ()) -> Plan:
+    """The writes that make the objects match this node's devices (see the module docstring).
+
+    `unsure_ports` are ports whose device could not be read this time (it was being unplugged or
+    replugged while scanned): their objects are left as they are until a later scan tells.
+    """
     published = [d for d in devices if not d.is_hub]
     named = identify(node=node, devices=published, objects=objects)
     stamp = timestamp(now)
@@ -204,7 +209,7 @@ def plan_writes(*, node: str, devices: Sequence[UsbDevice], objects: Mapping[str
         if waits:
             waiting.append(name)
     for name, obj in sorted(objects.items()):
-        if name in named or not _is_mine(obj, node):
+        if name in named or not _is_mine(obj, node) or obj.port_path in unsure_ports:
             continue
         gone_writes, due = _for_gone(obj, now=now, grace=grace)
         writes.extend(gone_writes)

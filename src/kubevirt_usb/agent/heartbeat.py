@@ -1,0 +1,121 @@
+"""The node agent's heartbeat: a coordination.k8s.io/v1 Lease per node, renewed every few seconds.
+
+The Lease `kubevirt-usb-agent-<node>` (in the agent's namespace) says who holds it (the node),
+when it was last renewed (`renewTime`) and for how long that counts (`leaseDurationSeconds`), as
+the kubelet's node Leases do. A node whose Lease was not renewed within its duration has a dead
+or cut-off agent (`lease_alive`): its devices' `present` can no longer be trusted. This is also
+why the agent does not rewrite `lastSeen` on every scan: the Lease is the one write per period
+that says "everything this node published is still true".
+
+Renewals are one server-side apply each (field manager kubevirt-usb-agent, forced: the agent is
+the Lease's only writer), which also creates the Lease the first time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from kubevirt_usb.kube.client import KubeClient
+from kubevirt_usb.kube.errors import KubeError
+from kubevirt_usb.kube.resources import Lease
+from kubevirt_usb.kube.retry import Backoff, RandomSource, Retry, decide
+
+log = logging.getLogger(__name__)
+
+LEASE_PREFIX = "kubevirt-usb-agent-"
+MAX_NAME = 253
+Clock = Callable[[], dt.datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def lease_name(node: str) -> str:
+    """The heartbeat Lease's name for a node (shortened with a hash if the node name is huge)."""
+    name = f"{LEASE_PREFIX}{node}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(node.encode()).hexdigest()[:8]
+    return f"{name[:MAX_NAME - 9].rstrip('-.')}-{digest}"
+
+
+def micro_time(moment: dt.datetime) -> str:
+    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_manifest(*, name: str, namespace: str, holder: str, now: dt.datetime,
+                   duration_seconds: int) -> dict[str, Any]:
+    """The Lease as the agent applies it at `now`."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "kubevirt-usb-agent"}},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration_seconds,
+                 "renewTime": micro_time(now)},
+    }
+
+
+def lease_alive(lease: Mapping[str, Any], *, now: dt.datetime) -> bool:
+    """Whether a Lease was renewed within its duration (an unreadable Lease is not alive)."""
+    spec = lease.get("spec") or {}
+    renewed, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
+    if not isinstance(renewed, str) or not isinstance(duration, int):
+        return False
+    try:
+        moment = dt.datetime.fromisoformat(renewed)
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return now < moment + dt.timedelta(seconds=duration)
+
+
+class Heartbeat:
+    """Renews one node's Lease every `interval` seconds, retrying failures with backoff."""
+
+    def __init__(self, client: KubeClient, *, node: str, namespace: str, name: str | None = None,
+                 duration_seconds: int = 40, interval: float = 10.0, clock: Clock,
+                 on_result: Callable[[KubeError | None], None] | None = None,
+                 sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random) -> None:
+        self.client = client
+        self.node = node
+        self.namespace = namespace
+        self.name = name or lease_name(node)
+        self.duration_seconds = duration_seconds
+        self.interval = interval
+        self.clock = clock
+        self.on_result = on_result
+        self.sleep = sleep
+        self.rand = rand
+
+    async def renew(self) -> dict[str, Any]:
+        """Apply the Lease once, now."""
+        manifest = lease_manifest(name=self.name, namespace=self.namespace, holder=self.node,
+                                  now=self.clock(), duration_seconds=self.duration_seconds)
+        return await self.client.apply(Lease, manifest, force=True)
+
+    async def run(self) -> None:
+        attempt = 0
+        policy = Backoff(base=0.5, cap=self.interval)
+        while True:
+            try:
+                await self.renew()
+            except KubeError as exc:
+                attempt += 1
+                decision = decide(exc, attempt=attempt, policy=policy, rand=self.rand)
+                delay = decision.after if isinstance(decision, Retry) else self.interval
+                log.warning("heartbeat failed (attempt %d, next in %.1fs): %s", attempt, delay,
+                            exc.message, extra={"node": self.node, "reason": exc.reason})
+                if self.on_result is not None:
+                    self.on_result(exc)
+            else:
+                attempt, delay = 0, self.interval
+                if self.on_result is not None:
+                    self.on_result(None)
+            await self.sleep(delay)
