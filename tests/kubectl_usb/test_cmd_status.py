@@ -1,0 +1,95 @@
+"""`kubectl usb status` and `kubectl usb watch`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
+from tests.kubectl_usb.cluster import Cluster, LineReader, one_line_error, stamp
+
+AAA1 = "46f4-0001-aaa1"
+NAME = f"vm1-{AAA1}"
+
+
+def attached(cluster: Cluster) -> None:
+    assert cluster.run("attach", "--serial", "AAA1", "vm1").code == 0
+    since = stamp(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30, seconds=20))
+    cluster.bind(AAA1, attachment=NAME, vm="vm1", slot=1, bytesToVM=64 * 1024 * 1024,
+                 bytesFromVM=4096, reconnects=2, lastError="websocket closed: 1006",
+                 attachedSince=since)
+
+
+def test_status_shows_phase_device_node_traffic_since_and_errors(cluster: Cluster) -> None:
+    attached(cluster)
+    result = cluster.kubectl("usb", "status")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["NAME", "VM", "PHASE", "DEVICE", "NODE", "TO-VM", "FROM-VM",
+                                "SINCE", "MESSAGE"]
+    assert lines[1].split()[:8] == [NAME, "vm1", "Attached", AAA1, "node1", "64.0MiB", "4.0KiB",
+                                    "30m"]
+    assert lines[1].endswith("last error: websocket closed: 1006")
+    wide = cluster.run("status", "-o", "wide").out.splitlines()
+    assert wide[0].split()[-4:] == ["SLOT", "RECONNECTS", "LAST-ERROR", "SELECTOR"]
+    assert wide[1].split()[-6:] == ["1", "2", "websocket", "closed:", "1006", AAA1]
+
+
+def test_status_of_one_vm_or_attachment(cluster: Cluster) -> None:
+    attached(cluster)
+    by_vm = cluster.run("status", "vm1", "-o", "name")
+    by_name = cluster.run("status", NAME, "-o", "name")
+    assert by_vm.out == by_name.out == f"usbattachment.usb.kubevirt-usb.io/{NAME}\n"
+    none = cluster.run("status", "vm2")
+    assert (none.code, none.err) == (0, "VM default/vm2 has no USB devices attached\n")
+    unknown = cluster.run("status", "vm9")
+    assert unknown.code == ExitCode.NOT_FOUND
+    assert one_line_error(unknown) == ('error: no USB attachment or VM named "vm9" in namespace '
+                                       '"default"')
+
+
+def test_status_as_json(cluster: Cluster) -> None:
+    attached(cluster)
+    items = json.loads(cluster.run("status", "-o", "json").out)["items"]
+    assert [(i["metadata"]["name"], i["status"]["phase"]) for i in items] == [(NAME,
+                                                                                "Attached")]
+
+
+def test_status_of_every_namespace(cluster: Cluster) -> None:
+    attached(cluster)
+    lines = cluster.run("status", "-A").out.splitlines()
+    assert lines[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert lines[1].split()[:2] == ["default", NAME]
+    assert cluster.run("status", "-n", "lab").err == "No USB attachments in namespace lab.\n"
+
+
+def test_watch_prints_a_line_per_change_and_stops_on_ctrl_c(cluster: Cluster) -> None:
+    reader = LineReader(cluster.start("watch"))
+    try:
+        reader.wait_for(lambda line: line.startswith("NAME"), within=30, what="the header")
+        assert cluster.run("attach", "--serial", "AAA1", "vm1").code == 0
+        reader.wait_for(lambda line: line.startswith(NAME) and "Pending" in line, within=30,
+                        what="the new attachment")
+        cluster.set_phase(NAME, "Attached", device=AAA1, node="node1")
+        reader.wait_for(lambda line: "Attached" in line, within=30, what="the phase change")
+        assert cluster.run("detach", "vm1", "--no-wait").code == 0
+        reader.wait_for(lambda line: "Deleted" in line, within=30, what="the deletion")
+    finally:
+        code = reader.interrupt()
+    assert code == 0
+    header = reader.lines[0]
+    change = next(line for line in reader.lines if "Attached" in line)
+    assert header.index("PHASE") == change.index("Attached")
+
+
+def test_watch_devices(cluster: Cluster) -> None:
+    reader = LineReader(cluster.start("watch", "--devices"))
+    try:
+        reader.wait_for(lambda line: line.startswith("46f4-0001-aaa2"), within=30,
+                        what="the device list")
+        cluster.claim("46f4-0001-aaa2", attachment="x", vm="vm1")
+        line = reader.wait_for(lambda line: line.startswith("46f4-0001-aaa2") and
+                               "default/vm1" in line, within=30, what="the claim")
+        assert "InUse" in line
+    finally:
+        assert reader.interrupt() == 0

@@ -1,0 +1,111 @@
+"""What list, status and watch print: rows people read, and the forms scripts parse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import yaml
+
+from kubevirt_usb.kubectl_usb.views import (
+    attachment_message,
+    attachment_row,
+    device_row,
+    device_state,
+    render_attachments,
+    render_devices,
+    render_object,
+)
+from tests.kubectl_usb.cluster import attachment_obj, field_notes_devices, stamp
+
+NOW = dt.datetime(2025, 1, 10, 12, 0, 0, tzinfo=dt.UTC)
+CLAIM = {"namespace": "default", "attachment": "vm1-46f4-0001-aaa1", "vm": "vm1"}
+
+
+def test_a_device_row() -> None:
+    aaa1 = field_notes_devices(claim_aaa1=CLAIM)[0]
+    assert device_row(aaa1, now=NOW) == ["46f4-0001-aaa1", "node1", "46f4:0001",
+                                         "QEMU USB HARDDRIVE", "AAA1", "2-1", "serial", "InUse",
+                                         "default/vm1"]
+    wide = device_row(aaa1, now=NOW, wide=True)
+    assert wide[9:14] == ["QEMU", "QEMU", "2/2", "480M", "default/vm1-46f4-0001-aaa1"]
+
+
+def test_device_states() -> None:
+    aaa1, aaa2, _ = field_notes_devices(claim_aaa1=CLAIM)
+    assert device_state(aaa1) == "InUse"
+    assert device_state(aaa2) == "Available"
+    gone = {**aaa2, "status": {**aaa2["status"], "present": False, "state": "Absent"}}
+    assert device_state(gone) == "Absent"
+    assert device_state({"metadata": {"name": "new"}}) == "Unknown"
+
+
+def test_the_device_table_shows_both_identical_sticks_distinctly() -> None:
+    table = render_devices(field_notes_devices(), output="table", now=NOW)
+    lines = table.splitlines()
+    assert lines[0].split() == ["NAME", "NODE", "ID", "PRODUCT", "SERIAL", "PORT", "IDENTITY",
+                                "STATE", "USED-BY"]
+    rows = [line.split("   ") for line in lines[1:]]
+    assert [r[0].strip() for r in rows] == ["46f4-0001-aaa1", "46f4-0001-aaa2",
+                                            "0403-6001-ft0001"]
+    assert "AAA1" in lines[1]
+    assert "2-1" in lines[1]
+    assert "AAA2" in lines[2]
+    assert "2-2" in lines[2]
+
+
+def test_scripts_get_a_kubectl_style_list_or_names() -> None:
+    devices = field_notes_devices()
+    as_json = json.loads(render_devices(devices, output="json", now=NOW))
+    assert as_json["kind"] == "List"
+    assert [d["status"]["serial"] for d in as_json["items"]] == ["AAA1", "AAA2", "FT0001"]
+    as_yaml = yaml.safe_load(render_devices(devices, output="yaml", now=NOW))
+    assert as_yaml == as_json
+    assert render_devices(devices, output="name", now=NOW).splitlines() == [
+        "usbdevice.usb.kubevirt-usb.io/46f4-0001-aaa1",
+        "usbdevice.usb.kubevirt-usb.io/46f4-0001-aaa2",
+        "usbdevice.usb.kubevirt-usb.io/0403-6001-ft0001"]
+    assert render_devices(devices, output="table", now=NOW, headers=False).startswith(
+        "46f4-0001-aaa1")
+
+
+def test_an_attached_attachment_row() -> None:
+    attached = attachment_obj("vm1-46f4-0001-aaa1", vm="vm1", device={"name": "46f4-0001-aaa1"},
+                              status={"phase": "Attached", "device": "46f4-0001-aaa1",
+                                      "node": "node1", "slot": 0, "bytesToVM": 64 * 1024 * 1024,
+                                      "bytesFromVM": 2048, "reconnects": 1,
+                                      "lastError": "connection reset",
+                                      "attachedSince": stamp(NOW - dt.timedelta(minutes=5))})
+    assert attachment_row(attached, now=NOW) == [
+        "vm1-46f4-0001-aaa1", "vm1", "Attached", "46f4-0001-aaa1", "node1", "64.0MiB",
+        "2.0KiB", "5m", "last error: connection reset"]
+    assert attachment_row(attached, now=NOW, wide=True)[9:] == ["0", "1", "connection reset",
+                                                                "46f4-0001-aaa1"]
+    assert attachment_row(attached, now=NOW, with_namespace=True)[0] == "default"
+
+
+def test_a_waiting_attachment_says_why() -> None:
+    waiting = attachment_obj("a", vm="vm1", device={"serial": "AAA9"},
+                             status={"phase": "WaitingForDevice",
+                                     "message": "no device matches serial AAA9"})
+    row = attachment_row(waiting, now=NOW)
+    assert row[2:4] == ["WaitingForDevice", "-"]
+    assert row[7:] == ["-", "no device matches serial AAA9"]
+    assert attachment_message(attachment_obj("b", vm="v", device={})) == ""
+    assert attachment_row(attachment_obj("b", vm="v", device={}), now=NOW)[2] == "Pending"
+
+
+def test_long_messages_are_cut_in_the_table_not_in_wide() -> None:
+    long = "x" * 100
+    waiting = attachment_obj("a", vm="vm1", device={}, status={"phase": "Failed",
+                                                                "message": long})
+    assert attachment_row(waiting, now=NOW)[-1] == "x" * 57 + "..."
+    assert render_attachments([waiting], output="wide", now=NOW).count(long) == 1
+
+
+def test_one_object_for_scripts() -> None:
+    attachment = attachment_obj("a", vm="vm1", device={"name": "d"})
+    assert render_object(attachment, output="name",
+                         kind="usbattachment.usb.kubevirt-usb.io") == \
+        "usbattachment.usb.kubevirt-usb.io/a\n"
+    assert json.loads(render_object(attachment, output="json", kind="x")) == attachment
