@@ -415,3 +415,24 @@ def test_builtin_strategies_follow_core_v1_tags() -> None:
     assert account(("secrets",)) == ListStrategy("name")
     assert config_map(("metadata", "ownerReferences")) == ListStrategy("uid")
     assert config_map(("metadata", "finalizers")) == ListStrategy(None, "merge")
+
+
+def test_a_service_port_change_from_kubectl_apply_merges_by_port() -> None:
+    live = {"spec": {"ports": [{"name": "web", "port": 443, "targetPort": "web"}]}}
+    patch = {"spec": {"$setElementOrder/ports": [{"port": 80}],
+                      "ports": [{"name": "web", "port": 80, "targetPort": "web"},
+                                {"$patch": "delete", "port": 443}]}}
+    merged = strategic_merge_patch(live, patch,
+                                   list_strategy=builtin_list_strategies("", "Service"))
+    assert merged == {"spec": {"ports": [{"name": "web", "port": 80, "targetPort": "web"}]}}
+
+
+def test_a_deployments_pod_template_merges_like_a_pod() -> None:
+    live = {"spec": {"template": {"spec": {"containers": [
+        {"name": "a", "env": [{"name": "X", "value": "1"}]}]}}}}
+    patch = {"spec": {"template": {"spec": {"containers": [
+        {"name": "a", "env": [{"name": "Y", "value": "2"}]}]}}}}
+    merged = strategic_merge_patch(live, patch,
+                                   list_strategy=builtin_list_strategies("apps", "Deployment"))
+    env = merged["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert sorted(e["name"] for e in env) == ["X", "Y"]

@@ -861,7 +861,17 @@ _BUILTIN_LISTS: dict[tuple[str, str], dict[Names, ListType]] = {
         ("status", "conditions"): _keyed("type"),
     },
     ("", "ServiceAccount"): {("secrets",): _keyed("name")},
+    ("", "Service"): {
+        ("spec", "ports"): _keyed("port", "protocol", protocol="TCP"),
+        ("status", "conditions"): _keyed("type"),
+    },
 }
+_POD_SPEC_LISTS = {path: t for path, t in _BUILTIN_LISTS[("", "Pod")].items() if path[0] == "spec"}
+for _workload in ("Deployment", "DaemonSet"):
+    _BUILTIN_LISTS[("apps", _workload)] = {
+        **{("spec", "template", *path): t for path, t in _POD_SPEC_LISTS.items()},
+        ("status", "conditions"): _keyed("type"),
+    }
 
 
 def builtin_list_types(group: str, kind: str) -> ListTypeFn:

@@ -703,18 +703,38 @@ _SERVICE_ACCOUNT: dict[tuple[str, ...], ListStrategy] = {
     ("secrets",): _by("name"),
 }
 
+_SERVICE: dict[tuple[str, ...], ListStrategy] = {
+    ("spec", "ports"): _by("port"),
+    ("status", "conditions"): _by("type"),
+}
+
+# Workloads carry a pod template: its lists merge as a Pod's spec does.
+_POD_TEMPLATE: dict[tuple[str, ...], ListStrategy] = {
+    ("spec", "template", *path): strategy
+    for path, strategy in _POD.items() if path[0] == "spec"
+}
+_WORKLOAD: dict[tuple[str, ...], ListStrategy] = {
+    **_POD_TEMPLATE,
+    ("status", "conditions"): _by("type"),
+}
+_WITH_CONDITIONS: dict[tuple[str, ...], ListStrategy] = {("status", "conditions"): _by("type")}
+
 _BUILTIN: dict[tuple[str, str], dict[tuple[str, ...], ListStrategy]] = {
     ("", "Pod"): _POD,
     ("", "Node"): _NODE,
     ("", "ServiceAccount"): _SERVICE_ACCOUNT,
+    ("", "Service"): _SERVICE,
+    ("apps", "Deployment"): _WORKLOAD,
+    ("apps", "DaemonSet"): _WORKLOAD,
+    ("policy", "PodDisruptionBudget"): _WITH_CONDITIONS,
 }
 
 
 def builtin_list_strategies(group: str, kind: str) -> ListStrategyFn:
     """The strategic-merge list strategies of a built-in kind the emulator serves.
 
-    ObjectMeta's (finalizers as a set, ownerReferences by uid) apply to every kind; Pod, Node
-    and ServiceAccount add their own lists. Lists without tags (Pod tolerations, Node taints)
+    ObjectMeta's (finalizers as a set, ownerReferences by uid) apply to every kind; Pod, Node,
+    ServiceAccount, Service and the workloads (their pod template) add their own lists. Lists without tags (Pod tolerations, Node taints)
     are replaced, as upstream does.
     """
     table = {**_OBJECT_META, **_BUILTIN.get((group, kind), {})}
