@@ -9,7 +9,10 @@ from kubevirt_usb.lazycli import LazyGroup
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             lazy={"sandbox": "kubevirt_usb.sandbox.cli:sandbox"})
+             lazy={"sandbox": "kubevirt_usb.sandbox.cli:sandbox",
+                   "agent": "kubevirt_usb.agent.cli:agent",
+                   "controller": "kubevirt_usb.controller.cli:controller",
+                   "web": "kubevirt_usb.web.cli:web"})
 @click.version_option(__version__, prog_name="kubevirt-usb")
 def cli() -> None:
     """USB devices on Kubernetes nodes, into KubeVirt VMs."""

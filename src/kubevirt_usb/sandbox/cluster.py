@@ -19,6 +19,13 @@ from kubevirt_usb import crds
 from kubevirt_usb.apiserver.api import RequestContext
 from kubevirt_usb.apiserver.server import ADMIN, APIServer, ServerOptions
 from kubevirt_usb.sandbox import kubevirt
+from kubevirt_usb.sandbox.components import (
+    NAMESPACE,
+    ComponentError,
+    Components,
+    agent_log,
+    install_manifests,
+)
 from kubevirt_usb.sandbox.guest import ExecResult, GuestError
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
 from kubevirt_usb.sandbox.node_guest import NodeGuest
@@ -45,6 +52,8 @@ class SandboxOptions:
     image_cache: Path | None = None
     progress: Progress = field(default=lambda message: log.info("%s", message))
     extra_manifests: list[dict[str, Any]] = field(default_factory=list)
+    components: bool = True  # run the node agents and the controller, as an install would
+    components_timeout: float = 120.0
 
 
 class Sandbox:
@@ -60,6 +69,7 @@ class Sandbox:
         self.api_server: APIServer | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._image: GuestImage | None = options.image
+        self.components: Components | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -80,6 +90,8 @@ class Sandbox:
             await self._start_api(report)
             image = await self._guest_image(report)
             await self._start_guests(image, report)
+            if self.options.components:
+                await self._start_components(report)
         except BaseException:
             await self.stop()
             raise
@@ -146,8 +158,62 @@ class Sandbox:
         await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
         self._set_running(vm, running=True)
 
+    async def _start_components(self, report: Progress) -> None:
+        components = Components(api=self.api, state_dir=self.state_dir)
+        self.components = components
+        try:
+            for obj in install_manifests():
+                self._write(obj)
+        except ComponentError as exc:
+            raise SandboxError(str(exc)) from exc
+        report("starting the controller and the node agents")
+        await components.start_controller()
+        await asyncio.gather(*(components.start_agent(g) for g in self.nodes.values()))
+        await self._wait_components_ready(components, report)
+
+    async def _wait_components_ready(self, components: Components, report: Progress) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.components_timeout
+        waiting = set(self.nodes)
+        while True:
+            failed = components.controller_failed()
+            if failed is not None:
+                raise SandboxError(failed)
+            for node in sorted(waiting):
+                if self._agent_published(node):
+                    report(f"node {node}: the agent published its devices")
+                    waiting.discard(node)
+            if not waiting and self._controller_leading():
+                report("the controller holds its election lease")
+                return
+            if loop.time() > deadline:
+                logs = [f"node {n} agent log:\n{await agent_log(self.nodes[n])}"
+                        for n in sorted(waiting)]
+                raise SandboxError("the product did not become ready within "
+                                   f"{self.options.components_timeout:.0f} s\n" + "\n".join(logs))
+            await asyncio.sleep(0.2)
+
+    def _agent_published(self, node: str) -> bool:
+        store = self.api.api.store
+        if store.get(("coordination.k8s.io", "leases"), NAMESPACE,
+                     f"kubevirt-usb-agent-{node}") is None:
+            return False
+        guest = self.nodes[node]
+        wanted = {d.serial for d in guest.node.devices if d.serial and guest.is_plugged(d.id)}
+        published = {(o.get("status") or {}).get("serial")
+                     for o in store.items(("usb.kubevirt-usb.io", "usbdevices"))
+                     if (o.get("status") or {}).get("node") == node}
+        return wanted <= published
+
+    def _controller_leading(self) -> bool:
+        lease = self.api.api.store.get(("coordination.k8s.io", "leases"), NAMESPACE,
+                                       "kubevirt-usb-controller")
+        return lease is not None and bool((lease.get("spec") or {}).get("holderIdentity"))
+
     async def stop(self) -> None:
         """Stop every guest and the API emulator; nothing is left running."""
+        if self.components is not None:
+            await self.components.stop()
         guests = [*self.vms.values(), *self.nodes.values()]
         results = await asyncio.gather(*(g.stop() for g in guests), return_exceptions=True)
         for guest, result in zip(guests, results, strict=True):

@@ -16,6 +16,7 @@ from kubevirt_usb.sandbox.control import ControlServer, StatePaths
 from kubevirt_usb.sandbox.guest import GuestError
 from kubevirt_usb.sandbox.guest_image import ImageBuildError
 from kubevirt_usb.sandbox.scenario import Scenario
+from kubevirt_usb.web.sandbox import SandboxWeb, start_web_for_sandbox
 
 Echo = Callable[[str], None]
 STARTUP_ERRORS = (SandboxError, GuestError, ImageBuildError, ServerStartError, OSError)
@@ -47,7 +48,8 @@ def next_steps(sandbox: Sandbox, paths: StatePaths) -> str:
     ])
 
 
-async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo: Echo) -> int:
+async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo: Echo,
+                      web_port: int = 0) -> int:
     """Start, serve until SIGINT/SIGTERM or `down`, stop. Returns the process exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,6 +60,7 @@ async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo
     sandbox = Sandbox(SandboxOptions(scenario=scenario, state_dir=paths.directory,
                                      progress=report))
     control = ControlServer(sandbox, paths, on_shutdown=stop.set)
+    web: SandboxWeb | None = None
     try:
         starting = asyncio.create_task(sandbox.start())
         stopped = asyncio.create_task(stop.wait())
@@ -69,10 +72,12 @@ async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo
         stopped.cancel()
         starting.result()
         await control.start()
+        web = await start_web_for_sandbox(sandbox, host="127.0.0.1", port=web_port)
         paths.state.write_text(json.dumps({"pid": os.getpid(), "ready": True,
-                                           "api": sandbox.api.url,
+                                           "api": sandbox.api.url, "web": web.url,
                                            "kubeconfig": str(paths.kubeconfig)}))
         echo(next_steps(sandbox, paths))
+        echo(f"  web UI: {web.url}  (sign in as {web.user} with the token {web.token})\n")
         if demo:
             from kubevirt_usb.sandbox.demo import show_it_working
 
@@ -85,6 +90,8 @@ async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo
         echo(f"error: {exc}")
         return 1
     finally:
+        if web is not None:
+            await web.stop()
         await control.stop()
         await sandbox.stop()
         paths.state.unlink(missing_ok=True)

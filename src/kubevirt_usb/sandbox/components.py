@@ -1,0 +1,136 @@
+"""The product running inside the cluster in a box, as a real install runs it: the node agent inside
+each node guest (against the guest's real sysfs and usbfs), the controller beside the API, each
+with its own ServiceAccount and exactly the RBAC the deploy manifests ship.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubevirt_usb.apiserver.auth import UserInfo
+from kubevirt_usb.apiserver.server import APIServer
+from kubevirt_usb.sandbox.guest import BackgroundProcess
+from kubevirt_usb.sandbox.node_guest import NodeGuest
+
+NAMESPACE = "kubevirt-usb"
+AGENT_SA = "kubevirt-usb-agent"
+CONTROLLER_SA = "kubevirt-usb-controller"
+HOST_FROM_GUEST = "10.0.2.2"
+GUEST_RUN_DIR = "/run/kubevirt-usb"  # inside the chroot of the host's root (a tmpfs)
+DEPLOY_BASE = Path(__file__).resolve().parents[3] / "deploy" / "base"
+RBAC_FILES = ("namespace.yaml", "agent-rbac.yaml", "controller-rbac.yaml", "user-roles.yaml")
+
+
+class ComponentError(RuntimeError):
+    pass
+
+
+def install_manifests(*, deploy_base: Path = DEPLOY_BASE) -> list[dict[str, Any]]:
+    """The namespace, ServiceAccounts and RBAC of deploy/base, as a real install applies them."""
+    objects: list[dict[str, Any]] = []
+    for name in RBAC_FILES:
+        path = deploy_base / name
+        if not path.exists():
+            raise ComponentError(f"{path} is missing: the sandbox installs the agent and "
+                                 "controller with the RBAC the deploy manifests ship")
+        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for obj in objects:
+        meta = obj.setdefault("metadata", {})
+        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+            meta.setdefault("namespace", NAMESPACE)
+    return objects
+
+
+def guest_kubeconfig(api: APIServer, *, token: str, user: str) -> dict[str, Any]:
+    config = api.kubeconfig(token=token, user=user)
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://{HOST_FROM_GUEST}:{api.port}"
+    return config
+
+
+def agent_argv(*, node: str, kubeconfig: str) -> list[str]:
+    return [sys.executable, "-m", "kubevirt_usb", "agent", "--node-name", node,
+            "--kubeconfig", kubeconfig, "--namespace", NAMESPACE,
+            "--health-listen", "127.0.0.1:8080", "--grace-period", "600"]
+
+
+def controller_argv(*, kubeconfig: Path) -> list[str]:
+    return [sys.executable, "-m", "kubevirt_usb", "controller", "--kubeconfig", str(kubeconfig),
+            "--namespace", NAMESPACE, "--identity", "sandbox-controller",
+            "--health-listen", "127.0.0.1:0"]
+
+
+@dataclass
+class Components:
+    """The agents (one per node guest) and the controller of one sandbox."""
+
+    api: APIServer
+    state_dir: Path
+    agents: dict[str, BackgroundProcess] = field(default_factory=dict)
+    controller: asyncio.subprocess.Process | None = None
+
+    def service_account_token(self, name: str) -> str:
+        return self.api.authenticator.mint(UserInfo.service_account(namespace=NAMESPACE,
+                                                                    name=name))
+
+    async def start_agent(self, guest: NodeGuest) -> None:
+        token = self.service_account_token(AGENT_SA)
+        config = yaml.safe_dump(guest_kubeconfig(self.api, token=token, user=AGENT_SA))
+        encoded = base64.b64encode(config.encode()).decode()
+        path = f"{GUEST_RUN_DIR}/agent.kubeconfig"
+        write = (f"mkdir -p /host{GUEST_RUN_DIR} && echo {encoded} | base64 -d > /host{path} && "
+                 f"chmod 600 /host{path}")
+        (await guest.exec(write, timeout=30)).check("writing the agent's kubeconfig")
+        command = guest.host_command(agent_argv(node=guest.name, kubeconfig=path))
+        self.agents[guest.name] = await guest.start_background(command,
+                                                               log_path="/tmp/agent.log")
+
+    async def start_controller(self) -> None:
+        token = self.service_account_token(CONTROLLER_SA)
+        kubeconfig = self.state_dir / "controller.kubeconfig"
+        self.api.write_kubeconfig(kubeconfig, token=token, user=CONTROLLER_SA)
+        log = (self.state_dir / "controller.log").open("ab")
+        try:
+            self.controller = await asyncio.create_subprocess_exec(
+                *controller_argv(kubeconfig=kubeconfig), stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=log)
+        finally:
+            log.close()
+
+    async def stop(self) -> None:
+        process = self.controller
+        self.controller = None
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    def controller_failed(self) -> str | None:
+        """Why the controller process is gone, or None while it runs."""
+        if self.controller is None or self.controller.returncode is None:
+            return None
+        tail = (self.state_dir / "controller.log").read_text(errors="replace").splitlines()[-15:]
+        return f"the controller exited {self.controller.returncode}:\n" + "\n".join(tail)
+
+
+async def agent_log(guest: NodeGuest, *, lines: int = 20) -> str:
+    result = await guest.exec(f"tail -n {lines} /tmp/agent.log 2>/dev/null", timeout=10)
+    return result.output
+
+
+def describe(argv: list[str]) -> str:
+    return shlex.join(argv)

@@ -1,0 +1,93 @@
+"""Serving the web UI with uvicorn: on the current event loop, until told to stop (the
+`kubevirt-usb web` command and the sandbox both use it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class WebStartError(RuntimeError):
+    """The UI could not start; the message says what to change."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that says when it accepts connections and leaves signals to whoever runs it (the
+    command's own handlers, the sandbox's)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.ready.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class RunningWeb:
+    """The UI serving on `url`; `await stop()` ends it (open live pages included)."""
+
+    url: str
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self, *, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.server.force_exit = True  # live pages hold connections open: do not wait for them
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self.task, timeout=timeout)
+
+    async def wait(self) -> None:
+        await self.task
+
+
+async def start(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
+                tls_cert: Path | None = None, tls_key: Path | None = None,
+                access_log: bool = False) -> RunningWeb:
+    """Start serving `app` on this event loop; returns once it accepts connections."""
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=access_log,
+                            ssl_certfile=str(tls_cert) if tls_cert else None,
+                            ssl_keyfile=str(tls_key) if tls_key else None,
+                            timeout_graceful_shutdown=2, proxy_headers=False,
+                            server_header=False)
+    server = _Server(config)
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    ready = asyncio.ensure_future(server.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if task.done():
+        sock.close()
+        task.result()
+        raise WebStartError("the web UI stopped while starting")
+    shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if tls_cert else "http"
+    return RunningWeb(url=f"{scheme}://{shown}:{bound}", server=server, task=task)

@@ -1,0 +1,70 @@
+"""Who is asking: a signed-in session, or (behind OpenShift's oauth-proxy) the token the proxy
+hands over; and the namespace a request works in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from kubevirt_usb.models import API_VERSION
+from tests.web.conftest import csrf_of
+from tests.web.support import ALICE, MALLORY, Cluster, WebThread
+
+
+@pytest.fixture(scope="module")
+def proxied(cluster: Cluster) -> Iterator[WebThread]:
+    served = WebThread(cluster, auth="proxy").start()
+    yield served
+    served.stop()
+
+
+def _as(token: str, *, user: str = "") -> dict[str, str]:
+    return {"X-Forwarded-Access-Token": token, "X-Forwarded-User": user}
+
+
+def test_behind_the_proxy_each_request_carries_the_users_token(proxied: WebThread) -> None:
+    with httpx.Client(base_url=proxied.url) as client:
+        page = client.get("/namespaces/default/vms/vm2", headers=_as(ALICE, user="alice"))
+        assert page.status_code == 200
+        assert 'data-attachment="vm2-held"' in page.text
+        assert "Sign out" not in page.text  # the proxy owns the session
+        assert '<span class="kvu-user" id="signed-in-user">alice</span>' in page.text
+        assert "set-cookie" not in page.headers
+        other = client.get("/namespaces/default/vms/vm2", headers=_as(MALLORY))
+        assert "vm2-held" not in other.text
+        assert "cannot list resource" in other.text
+
+
+def test_behind_the_proxy_without_a_token_or_with_an_expired_one(proxied: WebThread) -> None:
+    with httpx.Client(base_url=proxied.url) as client:
+        assert client.get("/devices").headers["location"] == "/oauth/start"
+        assert client.get("/devices", headers=_as("expired")).headers["location"] == \
+            "/oauth/start"
+        assert client.get("/login").headers["location"] == "/oauth/start"
+
+
+def test_behind_the_proxy_changes_need_the_token_bound_csrf(proxied: WebThread,
+                                                            cluster: Cluster) -> None:
+    with httpx.Client(base_url=proxied.url) as client:
+        csrf = csrf_of(client.get("/devices", headers=_as(ALICE)).text)
+        form = {"vm": "vm1", "selector": "serial=PROXY1"}
+        forged = client.post("/namespaces/default/attachments", data=form,
+                             headers={**_as(ALICE), "X-CSRF-Token": csrf_of(
+                                 client.get("/devices", headers=_as(MALLORY)).text)})
+        assert forged.status_code == 403
+        done = client.post("/namespaces/default/attachments", data=form,
+                           headers={**_as(ALICE), "X-CSRF-Token": csrf, "HX-Request": "true"})
+        assert done.status_code == 200, done.text
+    made = [a for a in cluster.list(f"/apis/{API_VERSION}/namespaces/default/usbattachments")
+            if a["spec"]["device"] == {"serial": "PROXY1"}]
+    assert len(made) == 1
+
+
+def test_the_namespace_comes_from_the_url(
+        signed_in: Callable[[str], httpx.Client]) -> None:
+    client = signed_in(ALICE)
+    assert 'value="team-a"' in client.get("/devices?namespace=team-a").text
+    fallback = client.get("/devices?namespace=Not_Valid").text
+    assert 'id="attach-namespace" value="default"' in fallback

@@ -1,0 +1,110 @@
+"""Live pages: lists followed through watches, re-rendered parts sent as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+
+from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_DEVICES, UserAPI, WatchEvent
+from kubevirt_usb.web.live import (
+    Snapshot,
+    Source,
+    SourceState,
+    apply_event,
+    load,
+    sse_message,
+    stream,
+)
+from tests.web.support import ALICE, MALLORY, Cluster, device
+
+
+def _obj(name: str, version: str, **extra: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": version}, **extra}
+
+
+def test_events_fold_into_what_is_known() -> None:
+    state = SourceState()
+    assert apply_event(state, WatchEvent("ADDED", _obj("a", "1")))
+    assert not apply_event(state, WatchEvent("MODIFIED", _obj("a", "1")))
+    assert apply_event(state, WatchEvent("MODIFIED", _obj("a", "2", spec="x")))
+    assert not apply_event(state, WatchEvent("BOOKMARK", {"metadata": {"resourceVersion": "9"}}))
+    assert state.resource_version == "9"
+    assert apply_event(state, WatchEvent("DELETED", _obj("a", "10")))
+    assert not apply_event(state, WatchEvent("DELETED", _obj("a", "11")))
+    assert state.items == []
+    assert state.resource_version == "11"
+
+
+def test_sse_messages_put_every_line_on_a_data_line() -> None:
+    assert sse_message("devices", "<p>\r\n1</p>\n<p>2</p>") == \
+        "event: devices\ndata: <p>\ndata: 1</p>\ndata: <p>2</p>\n\n"
+    assert sse_message("expired", "") == "event: expired\ndata: \n\n"
+
+
+@pytest.fixture
+async def api(cluster: Cluster) -> AsyncIterator[UserAPI]:
+    verify = ssl.create_default_context(cafile=str(cluster.server.certificate.ca_path))
+    pool = UserAPI(server=cluster.url, verify=verify)
+    yield pool
+    await pool.close()
+
+
+async def test_load_keeps_refusals_per_source(api: UserAPI) -> None:
+    sources = [Source("devices", USB_DEVICES),
+               Source("attachments", USB_ATTACHMENTS, namespace="default")]
+    states = await load(api.as_user(MALLORY), sources)
+    assert states["devices"].error is None
+    assert states["devices"].items
+    refused = states["attachments"].error
+    assert refused is not None
+    assert refused.code == 403
+
+
+def _serials(snapshot: Snapshot) -> Mapping[str, str]:
+    serials = sorted(str((d.get("status") or {}).get("serial"))
+                     for d in snapshot["devices"].items)
+    return {"serials": " ".join(serials)}
+
+
+async def test_a_change_in_the_api_is_sent_as_a_new_part(api: UserAPI, cluster: Cluster) -> None:
+    events = stream(api.as_user(ALICE), [Source("devices", USB_DEVICES)], _serials,
+                    heartbeat=0.5)
+    first = await asyncio.wait_for(events.__anext__(), timeout=10)
+    assert first.startswith("event: serials\n")
+    assert "LIVE1" not in first
+    obj, status = device("46f4-0001-live1", node="node3", port="3-1", serial="LIVE1",
+                         product="Live stick")
+    await asyncio.to_thread(cluster.create, obj, status)
+    async def next_part() -> str:
+        while True:
+            message = await events.__anext__()
+            if message.startswith("event: serials"):
+                return message
+    try:
+        changed = await asyncio.wait_for(next_part(), timeout=10)
+        while "LIVE1" not in changed:  # the create and the status write may come apart
+            changed = await asyncio.wait_for(next_part(), timeout=10)
+    finally:
+        await events.aclose()
+        with cluster.http() as http:
+            http.delete(f"/apis/usb.kubevirt-usb.io/v1alpha1/usbdevices/{obj['metadata']['name']}")
+    assert "LIVE1" in changed
+
+
+async def test_an_unknown_token_gets_the_expired_event(api: UserAPI) -> None:
+    events = stream(api.as_user("nobody"), [Source("devices", USB_DEVICES)], _serials,
+                    expired_html="<p>bye</p>")
+    assert [message async for message in events] == ["event: expired\ndata: <p>bye</p>\n\n"]
+
+
+async def test_heartbeats_keep_a_quiet_page_connected(api: UserAPI) -> None:
+    events = stream(api.as_user(ALICE), [Source("devices", USB_DEVICES)], _serials,
+                    heartbeat=0.2)
+    try:
+        await asyncio.wait_for(events.__anext__(), timeout=10)
+        assert await asyncio.wait_for(events.__anext__(), timeout=10) == ": keep-alive\n\n"
+    finally:
+        await events.aclose()

@@ -1,0 +1,37 @@
+"""Serving the UI with uvicorn on the current event loop."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from kubevirt_usb.web.server import WebStartError, listen, start
+
+
+async def _hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+async def test_start_serves_until_stopped() -> None:
+    running = await start(Starlette(routes=[Route("/", _hello)]))
+    assert running.url.startswith("http://127.0.0.1:")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(running.url)).text == "hello"
+    await running.stop()
+    assert running.task.done()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(running.url)
+
+
+def test_a_taken_port_is_reported() -> None:
+    taken = listen("127.0.0.1", 0)
+    try:
+        with pytest.raises(WebStartError, match=r"cannot listen on 127\.0\.0\.1:"):
+            listen("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()

@@ -1,0 +1,173 @@
+"""What the pages show, computed from API objects without I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kubevirt_usb.models import API_VERSION
+from kubevirt_usb.web import views
+from tests.web.support import EVIL_PRODUCT, device
+
+NOW = dt.datetime(2026, 11, 1, 10, 5, 0, tzinfo=dt.UTC)
+
+
+def _device(name: str = "d1", **kwargs: Any) -> dict[str, Any]:
+    obj, status = device(name, node=kwargs.pop("node", "node1"), port=kwargs.pop("port", "2-1"),
+                         serial=kwargs.pop("serial", "AAA1"),
+                         product=kwargs.pop("product", "Stick"), **kwargs)
+    return {**obj, "status": status, "metadata": {**obj["metadata"],
+                                                  "creationTimestamp": "2026-11-01T09:00:00Z"}}
+
+
+def _attachment(name: str, *, vm: str = "vm1", **status: Any) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": "USBAttachment",
+            "metadata": {"name": name, "namespace": "default",
+                         "creationTimestamp": "2026-11-01T10:00:00Z"},
+            "spec": {"vm": vm, "device": {"serial": "AAA1"}}, "status": status}
+
+
+def test_printable_shows_control_and_invisible_characters_as_escapes() -> None:
+    assert views.printable("a\x1b[31mb\u202ec\nd\x00") == "a\\x1b[31mb\\u202ec\\x0ad\\x00"
+    assert views.printable("<script>") == "<script>"  # markup is the templates' job
+    assert views.printable(None) == ""
+    assert views.printable("x" * 10, limit=4) == "xxxx…"
+
+
+def test_age_and_bytes_read_like_kubectl() -> None:
+    assert views.age("2026-11-01T10:04:48Z", now=NOW) == "12s"
+    assert views.age("2026-11-01T09:00:00.5Z", now=NOW) == "1h"
+    assert views.age("2026-10-29T10:05:00+00:00", now=NOW) == "3d"
+    assert views.age("not a time", now=NOW) == ""
+    assert [views.format_bytes(n) for n in (0, 512, 1536, 5 * 1024 * 1024, 3 * 1024 ** 4)] == \
+        ["0 B", "512 B", "1.5 KiB", "5.0 MiB", "3072.0 GiB"]
+
+
+def test_a_free_device_row() -> None:
+    row = views.device_row(_device(), attachments={}, now=NOW)
+    assert (row.name, row.node, row.ids, row.product, row.serial, row.port) == \
+        ("d1", "node1", "46f4:0001", "Stick", "AAA1", "2-1")
+    assert row.identity == "serial: AAA1"
+    assert (row.state, row.free, row.used_by, row.since_age) == ("Available", True, "", "1h")
+    assert row.label == "Stick (AAA1) on node1"
+
+
+def test_a_device_in_use_is_used_since_its_attachment_attached() -> None:
+    claimed = _device(claim={"namespace": "default", "attachment": "a1", "vm": "vm1"})
+    index = {("default", "a1"): _attachment("a1", attachedSince="2026-11-01T10:04:00Z")}
+    row = views.device_row(claimed, attachments=index, now=NOW)
+    assert (row.state, row.used_by, row.free, row.since_age) == ("In use", "default/vm1",
+                                                                 False, "1m")
+    hidden = views.device_row(claimed, attachments={}, now=NOW)
+    assert hidden.since_age == ""  # the user cannot see the attachment: no guess
+
+
+def test_an_absent_device_is_absent_since_it_left() -> None:
+    gone = _device(present=False)
+    gone["status"]["absentSince"] = "2026-11-01T10:00:00Z"
+    row = views.device_row(gone, attachments={}, now=NOW)
+    assert (row.state, row.free, row.since_age, row.state_tone) == ("Absent", False, "5m",
+                                                                    "grey")
+
+
+def test_hardware_strings_are_made_printable() -> None:
+    row = views.device_row(_device(product=EVIL_PRODUCT, serial="S\x07"), attachments={},
+                           now=NOW)
+    assert "\x1b" not in row.product
+    assert "\\x1b" in row.product
+    assert row.serial == "S\\x07"
+
+
+def test_filters_and_grouping_by_node() -> None:
+    rows = views.device_rows([_device("b", node="node2", serial="B1"),
+                              _device("a", node="node1", serial="A1", port="2-2"),
+                              _device("c", node="node1", serial="C1", port="2-1",
+                                      claim={"namespace": "ns", "attachment": "x", "vm": "vm9"})],
+                             now=NOW)
+    assert [(g.node, [r.name for r in g.rows]) for g in views.devices_by_node(rows)] == \
+        [("node1", ["c", "a"]), ("node2", ["b"])]
+    only = views.DeviceFilter.from_query({"node": "node1", "state": "In use"})
+    assert [r.name for g in views.devices_by_node(rows, keep=only) for r in g.rows] == ["c"]
+    text = views.DeviceFilter.from_query({"q": "vm9"})
+    assert [r.name for g in views.devices_by_node(rows, keep=text) for r in g.rows] == ["c"]
+    assert views.DeviceFilter.from_query({"state": "Exploded"}).state == ""
+    assert only.query() == {"node": "node1", "state": "In use"}
+    assert views.devices_by_node(rows)[0].count("In use") == 1
+    assert views.node_names(rows) == ["node1", "node2"]
+
+
+def test_attachment_rows_and_the_four_slots() -> None:
+    attached = _attachment("a1", phase="Attached", slot=2, bytesToVM=2048, bytesFromVM=10,
+                           device="d1", node="node1", attachedSince="2026-11-01T10:04:00Z")
+    waiting = _attachment("a2", phase="WaitingForDevice", message="no device matches")
+    other_vm = _attachment("a3", vm="vm2", phase="Attached", slot=0)
+    rows = views.attachment_rows([waiting, attached, other_vm], now=NOW, vm="vm1")
+    assert [r.name for r in rows] == ["a1", "a2"]
+    first = rows[0]
+    assert (first.shown_phase, first.phase_tone, first.to_vm, first.from_vm, first.since_age) \
+        == ("Attached", "green", "2.0 KiB", "10 B", "1m")
+    assert rows[1].wants == "serial=AAA1"
+    assert rows[1].phase_tone == "orange"
+    shown = views.slots(rows)
+    assert [(s.name, s.attachment.name if s.attachment else None) for s in shown] == \
+        [("usbredir-0", None), ("usbredir-1", None), ("usbredir-2", "a1"), ("usbredir-3", None)]
+
+
+def test_a_deleted_attachment_shows_as_detaching() -> None:
+    going = _attachment("a1", phase="Attached", slot=9)
+    going["metadata"]["deletionTimestamp"] = "2026-11-01T10:04:59Z"
+    row = views.attachment_row(going, now=NOW)
+    assert (row.shown_phase, row.phase_tone, row.slot) == ("Detaching", "grey", None)
+
+
+def test_vm_rows_join_vmis_and_attachments() -> None:
+    vm = {"metadata": {"name": "vm1", "namespace": "default"},
+          "spec": {"template": {"spec": {"domain": {"devices": {"clientPassthrough": {}}}}}},
+          "status": {"printableStatus": "Running"}}
+    vmi = {"metadata": {"name": "vm1"}, "status": {"nodeName": "node1"}}
+    stopped = {"metadata": {"name": "vm0", "namespace": "default"}, "spec": {}}
+    attachments = views.attachment_rows(
+        [_attachment("a1", phase="Attached"), _attachment("a2", phase="Pending")], now=NOW)
+    rows = views.vm_rows([vm, stopped], vmis=[vmi], attachments=attachments)
+    assert [(r.name, r.status, r.node, r.passthrough, r.attachments, r.attached)
+            for r in rows] == [("vm0", "Unknown", "", False, 0, 0),
+                               ("vm1", "Running", "node1", True, 2, 1)]
+    assert rows[1].status_tone == "green"
+
+
+def test_policy_rows() -> None:
+    policy = {"metadata": {"name": "p", "creationTimestamp": "2026-11-01T10:00:00Z",
+                           "resourceVersion": "7"},
+              "spec": {"namespaces": ["b", "a"], "devices": {},
+                       "namespaceSelector": {"matchLabels": {"usb": "yes"},
+                                             "matchExpressions": [
+                                                 {"key": "tier", "operator": "In",
+                                                  "values": ["1", "2"]}]}}}
+    row, = views.policy_rows([policy], now=NOW)
+    assert (row.name, row.namespaces, row.devices, row.age) == ("p", ["b", "a"], "every device",
+                                                                "5m")
+    assert row.namespace_selector == "usb=yes, tier In (1,2)"
+    assert views.selector_summary({"vendorId": "46f4", "serial": "A"}) == "vendor=46f4, serial=A"
+
+
+def test_event_rows_keep_ours_newest_first() -> None:
+    def event(name: str, when: str, *, api: str = API_VERSION, kind: str = "USBAttachment",
+              **extra: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "default"}, "lastTimestamp": when,
+                "involvedObject": {"apiVersion": api, "kind": kind, "name": "a1",
+                                   "namespace": "default"},
+                "reason": "Attached", "message": f"msg {name}", "type": "Normal",
+                "source": {"component": "kubevirt-usb-controller"}, **extra}
+
+    events = [event("old", "2026-11-01T09:00:00Z"), event("new", "2026-11-01T10:04:00Z",
+                                                          type="Warning", count=3),
+              event("pod", "2026-11-01T10:04:30Z", api="v1", kind="Pod"),
+              event("dev", "2026-11-01T10:00:00Z", kind="USBDevice")]
+    rows = views.event_rows(events, now=NOW)
+    assert [r.message for r in rows] == ["msg new", "msg dev", "msg old"]
+    assert (rows[0].tone, rows[0].count, rows[0].age, rows[0].object, rows[0].source) == \
+        ("orange", 3, "1m", "USBAttachment default/a1", "kubevirt-usb-controller")
+    only = views.EventFilter(kind="USBAttachment", names=frozenset({"a1"}))
+    assert [r.message for r in views.event_rows(events, now=NOW, keep=only)] == \
+        ["msg new", "msg old"]
+    assert len(views.event_rows(events, now=NOW, limit=1)) == 1
