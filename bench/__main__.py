@@ -49,5 +49,62 @@ def sandbox(runs: int, rounds: int) -> None:
     record("sandbox", bench_sandbox.run(runs=runs, rounds=rounds))
 
 
+@main.command()
+@click.option("--agents", default=100, show_default=True, help="Simulated node agents.")
+@click.option("--devices", default=16, show_default=True, help="USB devices per node.")
+@click.option("--steady-seconds", default=60.0, show_default=True,
+              help="Length of the steady-state window in which API requests are counted.")
+@click.option("--settle-seconds", default=15.0, show_default=True,
+              help="How long the real agent process runs after it is ready before its RSS is read.")
+def agents(agents: int, devices: int, steady_seconds: float, settle_seconds: float) -> None:
+    """Node agents: API writes per agent per minute in steady state, hot-plug latency, agent RSS."""
+    from bench import agent_inventory
+
+    record("agents", agent_inventory.run(agents=agents, devices=devices,
+                                         steady_seconds=steady_seconds,
+                                         settle_seconds=settle_seconds))
+
+
+@main.command()
+@click.option("--attachments", default=400, show_default=True)
+@click.option("--devices", default=1600, show_default=True)
+@click.option("--rate", default=100.0, show_default=True,
+              help="Attachments created per second (0: as fast as possible).")
+@click.option("--selector", type=click.Choice(["serial", "model"]), default="serial",
+              show_default=True, help="Each names one device, or any of the model.")
+@click.option("--workers", default=8, show_default=True)
+@click.option("--sandbox", "in_sandbox", is_flag=True,
+              help="Instead: attach latency into a VM's kernel in the cluster in a box.")
+@click.option("--rounds", default=3, show_default=True, help="With --sandbox.")
+@click.option("--stream-by-hand", is_flag=True,
+              help="With --sandbox: also start the agent's streaming part in the node guest.")
+def controller(attachments: int, devices: int, rate: float, selector: str, workers: int,
+               in_sandbox: bool, rounds: int, stream_by_hand: bool) -> None:
+    """The controller: USBAttachment created until Bound, on the API emulator (or, with
+    --sandbox, until the VM's kernel sees the device)."""
+    from bench import controller as bench_controller
+
+    if in_sandbox:
+        record("controller-sandbox", bench_controller.run_sandbox(
+            rounds=rounds, stream_by_hand=stream_by_hand))
+        return
+    key = "controller" if (selector, rate) == ("serial", 100.0) else \
+        f"controller-{selector}-{'burst' if rate == 0 else f'{rate:g}-per-s'}"
+    record(key, bench_controller.run(attachments=attachments, devices=devices, rate=rate,
+                                     selector=selector, workers=workers))
+
+
+@main.command()
+@click.option("--mib", default=64, show_default=True, help="MiB read per measurement.")
+@click.option("--rounds", default=3, show_default=True,
+              help="Rounds, each: the direct path, then the agent's path.")
+@click.option("--reads", default=2, show_default=True, help="Reads per path per round.")
+def datapath(mib: int, rounds: int, reads: int) -> None:
+    """The data path: a read in the VM guest through the agent vs. usbredirect straight in."""
+    from bench import datapath as bench_datapath
+
+    record("datapath", bench_datapath.run(mib=mib, rounds=rounds, reads=reads))
+
+
 if __name__ == "__main__":
     main()

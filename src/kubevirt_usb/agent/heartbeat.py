@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -82,7 +83,8 @@ class Heartbeat:
     def __init__(self, client: KubeClient, *, node: str, namespace: str, name: str | None = None,
                  duration_seconds: int = 40, interval: float = 10.0, clock: Clock,
                  on_result: Callable[[KubeError | None], None] | None = None,
-                 sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random) -> None:
+                 sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.node = node
         self.namespace = namespace
@@ -93,6 +95,7 @@ class Heartbeat:
         self.on_result = on_result
         self.sleep = sleep
         self.rand = rand
+        self.monotonic = monotonic
 
     async def renew(self) -> dict[str, Any]:
         """Apply the Lease once, now."""
@@ -100,22 +103,33 @@ class Heartbeat:
                                   now=self.clock(), duration_seconds=self.duration_seconds)
         return await self.client.apply(Lease, manifest, force=True)
 
+    async def _try_renew(self) -> KubeError | None:
+        """Renew once; the failure, if any (a bug is logged and reported like an API error)."""
+        try:
+            await self.renew()
+        except KubeError as exc:
+            return exc
+        except Exception as exc:  # a bug must not stop the heartbeat
+            log.exception("heartbeat failed unexpectedly", extra={"node": self.node})
+            return KubeError(str(exc), reason=type(exc).__name__)
+        return None
+
     async def run(self) -> None:
         attempt = 0
         policy = Backoff(base=0.5, cap=self.interval)
         while True:
-            try:
-                await self.renew()
-            except KubeError as exc:
+            started = self.monotonic()
+            failure = await self._try_renew()
+            if failure is not None:
                 attempt += 1
-                decision = decide(exc, attempt=attempt, policy=policy, rand=self.rand)
+                decision = decide(failure, attempt=attempt, policy=policy, rand=self.rand)
                 delay = decision.after if isinstance(decision, Retry) else self.interval
                 log.warning("heartbeat failed (attempt %d, next in %.1fs): %s", attempt, delay,
-                            exc.message, extra={"node": self.node, "reason": exc.reason})
-                if self.on_result is not None:
-                    self.on_result(exc)
+                            failure.message, extra={"node": self.node, "reason": failure.reason})
             else:
-                attempt, delay = 0, self.interval
-                if self.on_result is not None:
-                    self.on_result(None)
+                # every `interval` from the start of the renewal: a slow API server does not
+                # stretch the period
+                attempt, delay = 0, max(0.0, self.interval - (self.monotonic() - started))
+            if self.on_result is not None:
+                self.on_result(failure)
             await self.sleep(delay)

@@ -6,9 +6,10 @@ one it holds (so a watch event that lags behind the agent's own write does not u
 calls resourceVersions opaque, but etcd and the emulator use increasing integers, and only when
 both versions are integers are they compared; otherwise the newest arrival wins.
 
-`Informer.run` lists, then watches from the list's version; a watch that is too old (410 Gone)
-lists again at once, any other failure after a jittered backoff. After each list it reports a
-change of everything (`on_change(None, None)`); after each event, the object before and after.
+`Informer.run` lists (in pages, so a big cluster is never decoded all at once), then watches
+from the list's version; a watch that is too old (410 Gone) lists again at once, any other failure
+after a jittered backoff. After each list it reports a change of everything
+(`on_change(None, None)`); after each event, the object before and after.
 """
 
 from __future__ import annotations
@@ -43,21 +44,33 @@ def is_older(candidate: str, held: str) -> bool:
 
 
 class DeviceCache:
-    """Every USBDevice object the agent knows, by name."""
+    """Every USBDevice object the agent knows, by name. Given the agent's node, it keeps of other
+    nodes' objects only what identities need (`DeviceObject.slim`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, node: str | None = None) -> None:
+        self.node = node
         self.objects: dict[str, DeviceObject] = {}
         self.synced = False
 
+    def parse(self, item: Mapping[str, Any]) -> DeviceObject | None:
+        """An object as this cache holds it (slim when it is another node's)."""
+        obj = parse_object(item)
+        if obj is None or self.node is None or obj.belongs_to(self.node):
+            return obj
+        return obj.slim()
+
     def replace(self, items: Iterable[Mapping[str, Any]]) -> None:
         """Forget everything and hold exactly these objects (a fresh list)."""
-        parsed = (parse_object(item) for item in items)
-        self.objects = {obj.name: obj for obj in parsed if obj is not None}
+        self.hold_only(obj for obj in map(self.parse, items) if obj is not None)
+
+    def hold_only(self, objects: Iterable[DeviceObject]) -> None:
+        """Forget everything and hold exactly these parsed objects."""
+        self.objects = {obj.name: obj for obj in objects}
         self.synced = True
 
     def put(self, item: Mapping[str, Any]) -> tuple[DeviceObject | None, DeviceObject | None]:
         """Hold this version of an object unless a newer one is held; (before, after)."""
-        obj = parse_object(item)
+        obj = self.parse(item)
         if obj is None:
             return None, None
         before = self.objects.get(obj.name)
@@ -90,8 +103,10 @@ class Informer:
 
     def __init__(self, client: KubeClient, cache: DeviceCache, *, on_change: Change,
                  on_error: ErrorReport | None = None, backoff: Backoff | None = None,
-                 sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random) -> None:
+                 sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random,
+                 chunk_size: int = 100) -> None:
         self.client = client
+        self.chunk_size = chunk_size
         self.cache = cache
         self.on_change = on_change
         self.on_error = on_error
@@ -101,10 +116,17 @@ class Informer:
 
     async def sync(self) -> str:
         """List every USBDevice into the cache; returns the version to watch from."""
-        listed = await self.client.list(USBDevice)
-        self.cache.replace(listed.items)
+        fresh: list[DeviceObject] = []
+
+        def keep(item: dict[str, Any]) -> None:
+            obj = self.cache.parse(item)
+            if obj is not None:
+                fresh.append(obj)
+
+        version = await self.client.list_each(USBDevice, keep, chunk_size=self.chunk_size)
+        self.cache.hold_only(fresh)
         self.on_change(None, None)
-        return listed.resource_version
+        return version
 
     async def follow(self, resource_version: str) -> None:
         """Apply watch events from `resource_version` on, until the watch fails."""
@@ -123,7 +145,10 @@ class Informer:
             except Gone:
                 log.info("USBDevice watch expired; listing again")
                 continue
-            except KubeError as exc:
+            except Exception as exc:  # KubeError, or a bug: either way list again after a pause
+                if not isinstance(exc, KubeError):
+                    log.exception("watching USBDevices failed unexpectedly")
+                    exc = KubeError(str(exc), reason=type(exc).__name__)
                 attempt += 1
                 decision = decide(exc, attempt=attempt, policy=self.backoff, rand=self.rand)
                 delay = decision.after if isinstance(decision, Retry) else self.backoff.cap

@@ -9,6 +9,7 @@ merge patch removes a stale value); nested objects carry only the keys that have
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ AGENT_FIELDS = (
     "bcdDevice", "deviceClass", "interfaces", "drivers", "present", "state", "lastSeen",
     "absentSince",
 )
+IDENTITY_FIELDS = ("node", "identity", "portPath", "vendorId", "productId", "manufacturer",
+                   "product", "serial", "present", "state", "absentSince")
+"""What the agent needs of other nodes' objects: who holds which identity where, and the strings
+that tell devices apart."""
 AVAILABLE = "Available"
 ABSENT = "Absent"
 
@@ -153,6 +158,19 @@ class DeviceObject:
     def label_node(self) -> str | None:
         return self.labels.get(LABEL_NODE)
 
+    def belongs_to(self, node: str) -> bool:
+        """Published by `node`, or being created by it (its label, before any status)."""
+        return node in (self.node, self.label_node)
+
+    def slim(self) -> DeviceObject:
+        """The object with only what identities need (for other nodes' objects: less memory)."""
+        status = None if self.status is None else {
+            k: self.status[k] for k in IDENTITY_FIELDS if k in self.status}
+        labels = {LABEL_NODE: self.labels[LABEL_NODE]} if LABEL_NODE in self.labels else {}
+        return DeviceObject(name=self.name, resource_version=self.resource_version,
+                            labels=labels, status=status, claimed=self.claimed,
+                            deleting=self.deleting)
+
     @property
     def present(self) -> bool:
         status = self.status or {}
@@ -177,15 +195,23 @@ class DeviceObject:
     def absent_since(self) -> dt.datetime | None:
         return parse_timestamp((self.status or {}).get("absentSince"))
 
-    def established(self) -> EstablishedIdentity | None:
-        """The identity this object holds and where its device was last seen, if it says."""
+    @functools.cached_property
+    def _established(self) -> EstablishedIdentity | None:
         identity, node, port = self.identity, self.node, self.port_path
         if identity is None or node is None or port is None:
             return None
         return EstablishedIdentity(identity=identity, node=node, port_path=port)
 
+    def established(self) -> EstablishedIdentity | None:
+        """The identity this object holds and where its device was last seen, if it says."""
+        return self._established
+
     def node_device(self) -> NodeDevice | None:
         """The device as its status describes it (for devices on other nodes), if well-formed."""
+        return self._node_device
+
+    @functools.cached_property
+    def _node_device(self) -> NodeDevice | None:  # objects are immutable: computed once
         status = self.status or {}
         node, port = self.node, self.port_path
         if node is None or port is None:

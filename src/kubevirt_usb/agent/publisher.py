@@ -17,12 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from kubevirt_usb import models
 from kubevirt_usb.agent.informer import DeviceCache
 from kubevirt_usb.agent.plan import Create, Delete, Plan, SetLabels, SetStatus, Write, plan_writes
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import Conflict, Invalid, NotFound
-from kubevirt_usb.kube.resources import USBDevice
+from kubevirt_usb.kube.resources import API_VERSION, USBDevice
 from kubevirt_usb.usb.model import UsbDevice
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ class Publisher:
         name = write.name
         extra = {"node": self.node, "device": name}
         if isinstance(write, Create):
-            body = {"apiVersion": models.API_VERSION, "kind": "USBDevice",
+            body = {"apiVersion": API_VERSION, "kind": "USBDevice",
                     "metadata": {"name": name, "labels": dict(write.labels)}, "spec": {}}
             self._hold(await self.client.create(USBDevice, body), versions)
             log.info("created %s", name, extra=extra)

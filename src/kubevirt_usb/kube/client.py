@@ -8,7 +8,8 @@ out, and every failure raised as a `kubevirt_usb.kube.errors.KubeError`.
 Writes carry the client's field manager. `patch` is a JSON merge patch unless told otherwise; with
 `resource_version` it only applies to that version of the object (else `Conflict`). `delete`
 takes the same precondition, so an object changed by someone else since it was read is not
-deleted. `observe` sees every HTTP request before it is sent (benchmarks count them).
+deleted. `connect(..., wrap=...)` puts a transport of the caller's around the real one (an
+`ObservedTransport` sees every request before it is sent: benchmarks count them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kubevirt_usb.kube.errors import API_EXCEPTIONS, translate
 Obj = dict[str, Any]
 ResourceType = type[Any]
 RequestObserver = Callable[[httpx2.Request], None]
+TransportWrapper = Callable[[httpx2.AsyncBaseTransport], httpx2.AsyncBaseTransport]
 Patch = Obj | list[Any]  # a merge patch, or a JSON patch (a list of operations)
 
 MERGE = PatchType.MERGE
@@ -98,13 +100,29 @@ class KubeClient:
             raise translate(exc) from exc
 
     async def list(self, res: ResourceType, *, namespace: str | None = None,
-                   labels: Mapping[str, str] | None = None) -> ObjectList:
-        """Every matching object (all pages) and the list's resourceVersion."""
+                   labels: Mapping[str, str] | None = None,
+                   chunk_size: int | None = None) -> ObjectList:
+        """Every matching object and the list's resourceVersion (fetched `chunk_size` objects per
+        request when given)."""
         try:
-            pages = self.lightkube.list(res, namespace=namespace,
+            pages = self.lightkube.list(res, namespace=namespace, chunk_size=chunk_size,
                                         labels=dict(labels) if labels else None)
             items = [to_dict(item) async for item in pages]
             return ObjectList(items=items, resource_version=str(pages.resourceVersion))
+        except API_EXCEPTIONS as exc:
+            raise translate(exc) from exc
+
+    async def list_each(self, res: ResourceType, consume: Callable[[Obj], None], *,
+                        namespace: str | None = None, labels: Mapping[str, str] | None = None,
+                        chunk_size: int = 500) -> str:
+        """Hand every matching object to `consume`, one page of `chunk_size` at a time, without
+        holding them all (big lists in small memory); returns the list's resourceVersion."""
+        try:
+            pages = self.lightkube.list(res, namespace=namespace, chunk_size=chunk_size,
+                                        labels=dict(labels) if labels else None)
+            async for item in pages:
+                consume(to_dict(item))
+            return str(pages.resourceVersion)
         except API_EXCEPTIONS as exc:
             raise translate(exc) from exc
 
@@ -178,13 +196,17 @@ class KubeClient:
 
 
 def connect(config: SingleConfig, *, field_manager: str, timeout: float = 10.0,
-            observe: RequestObserver | None = None) -> KubeClient:
-    """A client for `config` whose writes are recorded under `field_manager`."""
+            wrap: TransportWrapper | None = None) -> KubeClient:
+    """A client for `config` whose writes are recorded under `field_manager`.
+
+    `wrap` receives the HTTP transport and returns the one to use (e.g. an `ObservedTransport`
+    around it, to count requests).
+    """
     transport: httpx2.AsyncBaseTransport | None = None
-    if observe is not None:
+    if wrap is not None:
         # A custom transport replaces httpx2's own, TLS settings included: rebuild them.
         verify = verify_cluster(config.cluster, config.user or User(), config.abs_file)
-        transport = ObservedTransport(httpx2.AsyncHTTPTransport(verify=verify), observe)
+        transport = wrap(httpx2.AsyncHTTPTransport(verify=verify))
     client = lightkube.AsyncClient(config, field_manager=field_manager,
                                    timeout=httpx2.Timeout(timeout), transport=transport)
     return KubeClient(client)

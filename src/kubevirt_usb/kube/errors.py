@@ -7,7 +7,8 @@ connection that could not be made or broke) is mapped once, by `translate`, into
   and its `AlreadyExists` (409 AlreadyExists), `Gone` (410: a watch or list from a
   resourceVersion that is too old);
 - `Unauthorized` (401), `Forbidden` (403), `Invalid` (400, 415, 422: the request itself is wrong);
-- `Unavailable`: no answer worth reading (connection refused or reset, timeouts, 5xx), with
+- `Unavailable`: no answer worth reading (connection refused or reset, timeouts, 5xx, a body
+  that is not JSON), with
   `TooManyRequests` (429) and `ServerError` (500) below it. These are the ones worth retrying;
   `retry_after` carries the server's own hint (the Retry-After header or
   `details.retryAfterSeconds`).
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
+import msgspec
 from lightkube.core.exceptions import ApiError
 
 
@@ -141,8 +143,13 @@ def translate(exc: BaseException) -> KubeError:
     if isinstance(exc, httpx2.HTTPError | OSError):
         detail = str(exc) or type(exc).__name__
         return Unavailable(f"cannot reach the API server: {detail}", reason=type(exc).__name__)
+    if isinstance(exc, msgspec.DecodeError):
+        return Unavailable(f"the API server's answer cannot be decoded: {exc}",
+                           reason="DecodeError")
     return KubeError(f"{type(exc).__name__}: {exc}", reason=type(exc).__name__)
 
 
-API_EXCEPTIONS: tuple[type[BaseException], ...] = (ApiError, httpx2.HTTPError, OSError)
-"""What lightkube and httpx2 raise for a failed request; `translate` maps each to a KubeError."""
+API_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    ApiError, httpx2.HTTPError, OSError, msgspec.DecodeError)
+"""What lightkube and httpx2 raise for a failed request (or an answer that is not JSON);
+`translate` maps each to a KubeError."""

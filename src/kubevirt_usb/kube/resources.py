@@ -16,17 +16,20 @@ from lightkube.generic_resource import (
 )
 from lightkube.resources.coordination_v1 import Lease
 
-from kubevirt_usb import models
-
+# The same as kubevirt_usb.models.GROUP/VERSION (a test keeps them equal); spelled out so that
+# the agent does not build the pydantic models just to know them (about 5 MiB of memory).
+GROUP = "usb.kubevirt-usb.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 KUBEVIRT_GROUP = "kubevirt.io"
 KUBEVIRT_VERSION = "v1"
 
 USBDevice: type[GenericGlobalResource] = create_global_resource(
-    models.GROUP, models.VERSION, "USBDevice", "usbdevices")
+    GROUP, VERSION, "USBDevice", "usbdevices")
 USBAttachment: type[GenericNamespacedResource] = create_namespaced_resource(
-    models.GROUP, models.VERSION, "USBAttachment", "usbattachments")
+    GROUP, VERSION, "USBAttachment", "usbattachments")
 USBPolicy: type[GenericGlobalResource] = create_global_resource(
-    models.GROUP, models.VERSION, "USBPolicy", "usbpolicies")
+    GROUP, VERSION, "USBPolicy", "usbpolicies")
 VirtualMachine: type[GenericNamespacedResource] = create_namespaced_resource(
     KUBEVIRT_GROUP, KUBEVIRT_VERSION, "VirtualMachine", "virtualmachines")
 VirtualMachineInstance: type[GenericNamespacedResource] = create_namespaced_resource(

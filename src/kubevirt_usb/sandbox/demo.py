@@ -1,27 +1,31 @@
-"""Showing the sandbox working: what each node's kernel sees, then a device redirected into a VM
-through the virt-api emulator, and what the VM's kernel sees.
-
-Until the node agent streams devices itself, this uses the stock tool the field notes used:
-`usbredirect` in the node guest, bridged like `virtctl usbredir` to the VMI's usbredir subresource.
+"""Showing the sandbox working: what the node agents published, then one attachment declared
+through the API and the VM guest's own kernel seeing the exact stick; and, for comparison and for
+tests, the stock tool's path the field notes used (`usbredirect` bridged like `virtctl usbredir`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from kubevirt_usb.apiserver.api import RequestContext
+from kubevirt_usb.apiserver.server import ADMIN
+from kubevirt_usb.models import API_VERSION, GROUP, VERSION
 from kubevirt_usb.sandbox.cluster import Sandbox, SandboxError
 from kubevirt_usb.sandbox.guest import BackgroundProcess, GuestError, wait_until
 from kubevirt_usb.sandbox.node_guest import NodeGuest
-from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec
+from kubevirt_usb.sandbox.scenario import DeviceSpec
 from kubevirt_usb.stream.endpoint import load_kubeconfig
 from kubevirt_usb.stream.failures import UsbredirError
 from kubevirt_usb.stream.usbredir_client import ByteCounters, serve_usbredir_bridge
 
 Echo = Callable[[str], None]
 HOST_FROM_GUEST = "10.0.2.2"  # QEMU user networking: the host's loopback
+DEMO_SERIAL = "AAA1"
 
 
 @dataclass
@@ -64,40 +68,63 @@ async def redirect_with_usbredirect(sandbox: Sandbox, *, node: str, device: Devi
     return StockRedirect(guest=guest, process=process, bridge=bridge)
 
 
+def _attachment_info(sandbox: Sandbox) -> Any:
+    info = sandbox.api.api.registry.get(GROUP, VERSION, "usbattachments")
+    if info is None:
+        raise SandboxError("the USBAttachment CRD is not served")
+    return info
+
+
+def _attachment(sandbox: Sandbox, namespace: str, name: str) -> dict[str, Any] | None:
+    return sandbox.api.api.store.get(("usb.kubevirt-usb.io", "usbattachments"), namespace, name)
+
+
+def _published_devices(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return sandbox.api.api.store.items(("usb.kubevirt-usb.io", "usbdevices"))
+
+
 async def show_it_working(sandbox: Sandbox, *, echo: Echo) -> None:
-    for name, guest in sorted(sandbox.nodes.items()):
-        for dev in await guest.usb_devices():
-            echo(f"node {name} sees {dev.vid_pid} {dev.product or ''} serial="
-                 f"{dev.serial or '-'} at port {dev.name}")
+    """Print the published devices, attach AAA1 to the first VM with clientPassthrough, and show
+    its kernel seeing AAA1 (and not its identical twin AAA2)."""
+    for obj in _published_devices(sandbox):
+        status = obj.get("status") or {}
+        echo(f"USBDevice {obj['metadata']['name']}: node {status.get('node')} "
+             f"{status.get('vendorId')}:{status.get('productId')} "
+             f"{status.get('productName') or status.get('product') or ''} serial "
+             f"{status.get('serial') or '-'} port {status.get('portPath')} identity "
+             f"{(status.get('identity') or {}).get('tier')}")
     target = next(((ns, n) for (ns, n), g in sorted(sandbox.vms.items())
                    if g.vm.client_passthrough), None)
     if target is None:
-        echo("no VM with clientPassthrough in this scenario: nothing to redirect")
+        echo("no VM with clientPassthrough in this scenario: nothing to attach")
         return
-    node = sandbox.vm(*target).vm.node
-    adapter = next((d for d in sandbox.node(node).node.devices
-                    if d.kind is DeviceKind.USB_SERIAL), None)
-    if adapter is None:
-        echo(f"node {node} has no serial adapter to redirect")
-        return
-    vm_guest = sandbox.vm(*target)
-    echo(f"redirecting {adapter.serial or adapter.id} from {node} into {target[0]}/{target[1]} "
-         "with usbredirect through the virt-api emulator")
-    try:
-        redirect = await redirect_with_usbredirect(sandbox, node=node, device=adapter,
-                                                   namespace=target[0], vm=target[1])
-    except (SandboxError, GuestError, UsbredirError, TimeoutError) as exc:
-        echo(f"could not redirect: {exc}")
-        return
+    namespace, vm = target
+    name = "demo-aaa1"
+    echo(f"declaring USBAttachment {namespace}/{name}: serial {DEMO_SERIAL} -> VM {vm} "
+         f"(like `kubectl usb attach --serial {DEMO_SERIAL} {vm}`)")
+    start = time.monotonic()
+    sandbox.api.api.create(_attachment_info(sandbox), namespace=namespace, body={
+        "apiVersion": API_VERSION, "kind": "USBAttachment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"vm": vm, "device": {"serial": DEMO_SERIAL}}},
+        ctx=RequestContext(user=ADMIN, field_manager="kubevirt-usb-demo"))
+    vm_guest = sandbox.vm(namespace, vm)
 
     async def seen() -> bool:
-        probe = await vm_guest.probe()
-        return probe.usb_by_serial(adapter.serial or "") is not None
+        return (await vm_guest.probe()).usb_by_serial(DEMO_SERIAL) is not None
 
     try:
-        await wait_until(seen, within=30, what=f"{adapter.serial} in the VM")
-        echo(f"{target[0]}/{target[1]}'s kernel sees serial {adapter.serial}")
+        await wait_until(seen, within=90, what=f"{DEMO_SERIAL} in {namespace}/{vm}")
     except (GuestError, TimeoutError) as exc:
-        echo(f"the VM did not see the device: {exc}")
-    finally:
-        await redirect.stop()
+        status = (_attachment(sandbox, namespace, name) or {}).get("status") or {}
+        echo(f"the VM did not see {DEMO_SERIAL}: {exc} (attachment phase "
+             f"{status.get('phase')}: {status.get('message')})")
+        return
+    probe = await vm_guest.probe()
+    twins = [d.serial for d in probe.usb_devices if d.serial]
+    echo(f"{namespace}/{vm}'s kernel sees serial {DEMO_SERIAL} after "
+         f"{time.monotonic() - start:.1f} s (USB serials in the VM: {', '.join(twins)})")
+    status = (_attachment(sandbox, namespace, name) or {}).get("status") or {}
+    echo(f"attachment {namespace}/{name}: phase {status.get('phase')}, device "
+         f"{status.get('device')} on {status.get('node')}; detach with "
+         f"`kubectl usb detach {name} -n {namespace}`")

@@ -1,0 +1,114 @@
+"""`kubevirt-usb agent`: the node agent, as the DaemonSet runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kubevirt_usb.agent import logs
+from kubevirt_usb.agent.health import HealthServer, parse_listen
+from kubevirt_usb.agent.hotplug import EventSource, NetlinkEventSource, QueueEventSource
+from kubevirt_usb.agent.objects import FIELD_MANAGER
+from kubevirt_usb.agent.runner import Agent, AgentOptions
+from kubevirt_usb.agent.settings import LOG_LEVELS, UEVENT_SOURCES, AgentSettings, env_names
+from kubevirt_usb.kube.client import connect
+from kubevirt_usb.kube.config import ConfigError, load_config
+from kubevirt_usb.usb.usbids import UsbIds
+
+log = logging.getLogger("kubevirt_usb.agent")
+
+
+def agent_options(settings: AgentSettings) -> AgentOptions:
+    return AgentOptions(
+        node=settings.node_name, usb_ids=UsbIds(settings.usb_ids),
+        sysfs_root=settings.sysfs_root, namespace=settings.namespace,
+        grace_period=settings.grace_period, rescan_interval=settings.rescan_interval,
+        lease_duration=settings.lease_duration, renew_interval=settings.renew_interval)
+
+
+def event_source(settings: AgentSettings) -> EventSource:
+    if settings.uevents == "none":
+        return QueueEventSource()  # nothing is ever pushed: periodic rescans only
+    return NetlinkEventSource(source=settings.uevents)
+
+
+async def serve(settings: AgentSettings) -> None:
+    """Run the agent and its health endpoint until SIGTERM or SIGINT."""
+    config = load_config(kubeconfig=settings.kubeconfig, context=settings.context)
+    client = connect(config, field_manager=FIELD_MANAGER)
+    agent = Agent(agent_options(settings), client=client, events=event_source(settings))
+    host, port = parse_listen(settings.health_listen)
+    health = HealthServer(host=host, port=port, live=agent.live, ready=agent.ready,
+                          metrics=agent.metrics.render)
+    bound = await health.start()
+    task = asyncio.create_task(agent.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    log.info("agent started", extra={"node": settings.node_name, "server": config.cluster.server,
+                                     "health_port": bound, "sysfs_root": str(settings.sysfs_root)})
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await health.close()
+        await client.close()
+        log.info("agent stopped", extra={"node": settings.node_name})
+
+
+def _settings(options: dict[str, Any]) -> AgentSettings:
+    given = {key: value for key, value in options.items() if value is not None}
+    if "node_name" not in given:
+        raise click.UsageError("the node name is missing: pass --node-name or set NODE_NAME "
+                               "(the downward API's spec.nodeName)")
+    try:
+        return AgentSettings(**given)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@click.command()
+@click.option("--node-name", envvar=env_names("node_name"), show_envvar=True,
+              help="This node's name (the downward API's spec.nodeName).")
+@click.option("--kubeconfig", envvar=env_names("kubeconfig"), show_envvar=True,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Kubeconfig file (default: in-cluster service account, else $KUBECONFIG).")
+@click.option("--context", envvar=env_names("context"), show_envvar=True,
+              help="Kubeconfig context (default: its current context).")
+@click.option("--namespace", envvar=env_names("namespace"), show_envvar=True,
+              help="Namespace of the heartbeat Lease [default: kubevirt-usb].")
+@click.option("--sysfs-root", envvar=env_names("sysfs_root"), show_envvar=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Where sysfs is mounted [default: /sys].")
+@click.option("--usb-ids", envvar=env_names("usb_ids"), show_envvar=True,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="The usb.ids database [default: /usr/share/misc/usb.ids].")
+@click.option("--health-listen", envvar=env_names("health_listen"), show_envvar=True,
+              metavar="HOST:PORT", help="/healthz, /readyz and /metrics [default: 0.0.0.0:8080].")
+@click.option("--grace-period", envvar=env_names("grace_period"), show_envvar=True, type=float,
+              help="Seconds an absent, unbound device is kept before it is deleted [600].")
+@click.option("--rescan-interval", envvar=env_names("rescan_interval"), show_envvar=True,
+              type=float, help="Seconds between full rescans [60].")
+@click.option("--lease-duration", envvar=env_names("lease_duration"), show_envvar=True, type=int,
+              help="Seconds the heartbeat Lease counts for [40].")
+@click.option("--renew-interval", envvar=env_names("renew_interval"), show_envvar=True, type=float,
+              help="Seconds between heartbeat renewals [10].")
+@click.option("--uevents", envvar=env_names("uevents"), show_envvar=True,
+              type=click.Choice(UEVENT_SOURCES),
+              help="Hot-plug events from the kernel, from udevd, or none [kernel].")
+@click.option("--log-level", envvar=env_names("log_level"), show_envvar=True,
+              type=click.Choice(LOG_LEVELS), help="[default: info]")
+def agent(**options: Any) -> None:
+    """Publish this node's USB devices as USBDevice objects and keep them current."""
+    settings = _settings(options)
+    logs.configure(level=settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except (ConfigError, ValueError, OSError) as exc:
+        raise click.ClickException(f"the agent cannot start: {exc}") from exc

@@ -1,0 +1,295 @@
+"""The agent's streaming side with its outside world replaced: bindings from USBDevice objects,
+one task per binding, what each task waits for, the status it writes and the metrics it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from kubevirt_usb.agent.streaming import (
+    Binding,
+    DeviceStream,
+    StatusReporter,
+    StreamOptions,
+    Supervisor,
+    binding_of,
+    bindings_for_node,
+    vmi_ready,
+)
+from kubevirt_usb.kube.errors import NotFound, Unavailable
+from kubevirt_usb.redirect import status
+from kubevirt_usb.redirect.checks import BoundDevice
+from kubevirt_usb.redirect.metrics import StreamMetrics
+from kubevirt_usb.redirect.outcome import Cause, Outcome
+from kubevirt_usb.usb.identity import serial_identity
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def device_object(name: str = "46f4-0001-aaa1", *, node: str = "node1", port: str = "2-1",
+                  claim: Mapping[str, str] | None = None) -> dict[str, Any]:
+    identity = serial_identity("46f4", "0001", "AAA1")
+    return {
+        "metadata": {"name": name},
+        "spec": {"claimRef": dict(claim) if claim else None},
+        "status": {"node": node, "portPath": port, "vendorId": "46f4", "productId": "0001",
+                   "serial": "AAA1", "identity": {"tier": identity.tier, "key": identity.key}},
+    }
+
+
+CLAIM = {"namespace": "default", "attachment": "att1", "vm": "vm1"}
+
+
+def binding(port: str = "2-1") -> Binding:
+    found = binding_of(device_object(port=port, claim=CLAIM), node="node1")
+    assert found is not None
+    return found
+
+
+# ----------------------------------------------------------------------------- bindings
+
+
+def test_a_claimed_device_of_this_node_is_a_binding() -> None:
+    found = binding()
+    assert found.device == BoundDevice(
+        name="46f4-0001-aaa1", node="node1", port_path="2-1",
+        identity=serial_identity("46f4", "0001", "AAA1"), vendor_id="46f4", product_id="0001",
+        serial="AAA1")
+    assert (found.namespace, found.attachment, found.vm) == ("default", "att1", "vm1")
+    assert found.owner == "USBAttachment default/att1 -> VM default/vm1"
+
+
+def test_unclaimed_foreign_and_half_published_devices_are_not_bindings() -> None:
+    unclaimed = device_object()
+    foreign = device_object(node="node2", claim=CLAIM)
+    half = device_object(claim=CLAIM)
+    del half["status"]["identity"]
+    assert bindings_for_node([unclaimed, foreign, half], node="node1") == {}
+    assert list(bindings_for_node([device_object(claim=CLAIM)], node="node1")) == \
+        ["46f4-0001-aaa1"]
+
+
+def test_a_vmi_is_streamable_when_running_with_client_passthrough() -> None:
+    running = {"spec": {"domain": {"devices": {"clientPassthrough": {}}}},
+               "status": {"phase": "Running"}}
+    assert vmi_ready(running)
+    assert not vmi_ready(None)
+    assert not vmi_ready({**running, "status": {"phase": "Scheduling"}})
+    assert not vmi_ready({"spec": {"domain": {"devices": {}}}, "status": {"phase": "Running"}})
+
+
+# ----------------------------------------------------------------------------- fakes
+
+
+@dataclass
+class FakeKube:
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    vmi_waits: list[str] = field(default_factory=list)
+    existing: Mapping[str, Any] | None = None
+    missing: bool = False
+
+    async def vm_exists(self, namespace: str, name: str) -> bool | None:
+        return True
+
+    async def wait_vmi_ready(self, namespace: str, name: str, *, timeout: float) -> bool:
+        self.vmi_waits.append(name)
+        return True
+
+    async def attachment_status(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.existing
+
+    async def apply_status(self, body: Mapping[str, Any]) -> None:
+        if self.missing:
+            raise NotFound("usbattachments.usb.kubevirt-usb.io \"att1\" not found", code=404)
+        self.applied.append(dict(body["status"]))
+
+    def phases(self) -> list[tuple[str, str]]:
+        return [(s["phase"], s["conditions"][0]["reason"]) for s in self.applied]
+
+
+Step = tuple[Outcome, bool]  # how the attempt ends, whether the VM got the device first
+
+
+@dataclass
+class FakeStreamer:
+    steps: list[Step]
+    exhausted: asyncio.Event = field(default_factory=asyncio.Event)
+    port_waits: int = 0
+    closed: bool = False
+
+    async def attempt(self, *, on_attached: Callable[[], None],
+                      on_progress: Callable[[int, int], None]) -> Outcome:
+        if not self.steps:
+            self.exhausted.set()
+            await asyncio.Event().wait()
+        result, attach = self.steps.pop(0)
+        if attach:
+            on_attached()
+            on_progress(1000, 10)
+            on_progress(3000, 20)
+            await _settle()  # streaming for a while: the reporter writes Attached
+        return result
+
+    async def wait_port_change(self) -> None:
+        self.port_waits += 1
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def options(delays: list[float]) -> StreamOptions:
+    ticks = iter(range(1_000_000))
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(0)
+
+    return StreamOptions(sleep=sleep, clock=lambda: float(next(ticks)), wall_clock=lambda: NOW,
+                         rand=lambda: 1.0, counter_interval=5.0)
+
+
+async def run_until_exhausted(stream: DeviceStream, streamer: FakeStreamer) -> None:
+    task = asyncio.create_task(stream.run())
+    await asyncio.wait_for(streamer.exhausted.wait(), 10)
+    for _ in range(20):
+        await asyncio.sleep(0)  # let the reporter write
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# ----------------------------------------------------------------------------- one device
+
+
+async def test_a_stream_that_broke_reconnects_after_a_short_backoff() -> None:
+    kube, metrics, delays = FakeKube(), StreamMetrics(), list[float]()
+    streamer = FakeStreamer([
+        (Outcome(cause=Cause.STREAM_BROKEN, detail="code 1006", attached_seconds=60), True),
+        (Outcome(cause=Cause.STREAM_ENDED, attached_seconds=1), True),
+    ])
+    stream = DeviceStream(binding(), streamer=streamer, kube=kube, metrics=metrics,
+                          options=options(delays))
+    await run_until_exhausted(stream, streamer)
+    assert delays[0] == 0.5  # first retry after a stable stream: the shortest backoff
+    assert delays[1] == 1.0  # it broke again quickly: the next one is longer
+    assert ("Attached", "Attached") in kube.phases()
+    assert stream.status.reconnects == 1
+    assert stream.status.bytes_to_vm == 6000  # 3000 per attempt, counted as additions
+    text = generate_latest(metrics.registry).decode()
+    assert 'kubevirt_usb_stream_failures_total{reason="StreamBroken"} 1.0' in text
+    assert "kubevirt_usb_streams_active 0.0" in text
+    assert "att1" not in text  # the ended binding's series are gone
+    assert streamer.closed
+
+
+async def test_a_refused_vm_waits_for_the_vmi_and_a_missing_device_for_its_port() -> None:
+    kube, delays = FakeKube(), list[float]()
+    streamer = FakeStreamer([
+        (Outcome(cause=Cause.NOT_CONFIGURED, kubevirt="Not configured with USB Redirection"),
+         False),
+        (Outcome(cause=Cause.DEVICE_ABSENT), False),
+    ])
+    stream = DeviceStream(binding(), streamer=streamer, kube=kube, metrics=StreamMetrics(),
+                          options=options(delays))
+    await run_until_exhausted(stream, streamer)
+    assert kube.vmi_waits == ["vm1"]
+    assert streamer.port_waits == 1
+    assert ("Failed", "VMNotConfiguredForUSBRedirection") in kube.phases()
+    assert kube.applied[-1]["phase"] == "Connecting"
+
+
+async def test_counters_continue_from_the_attachment_and_a_missing_one_is_no_error() -> None:
+    kube = FakeKube(existing={"bytesToVM": 100, "reconnects": 2}, missing=True)
+    streamer = FakeStreamer([(Outcome(cause=Cause.STREAM_ENDED), True)])
+    stream = DeviceStream(binding(), streamer=streamer, kube=kube, metrics=StreamMetrics(),
+                          options=options([]))
+    await run_until_exhausted(stream, streamer)
+    assert stream.status.bytes_to_vm == 3100
+    assert stream.status.reconnects == 2  # the first attach of a binding is no reconnect
+    assert kube.applied == []
+
+
+async def test_counter_only_changes_wait_for_the_interval() -> None:
+    kube, delays = FakeKube(), list[float]()
+    reporter = StatusReporter(kube, binding(), options=StreamOptions(
+        sleep=_recording(delays), clock=lambda: 100.0, counter_interval=5.0))
+    task = asyncio.create_task(reporter.run())
+    first = status.seeded(None, now="t")
+    reporter.set(first)
+    await _settle()
+    reporter.set(status.counted(first, to_vm=10, from_vm=0))
+    await _settle()
+    reporter.set(status.connecting(first, message="phase change", now="t"))
+    await _settle()
+    task.cancel()
+    assert delays == [5.0]  # only the counter-only write waited
+    assert [s["bytesToVM"] for s in kube.applied] == [0, 10, 0]
+
+
+async def test_an_unreachable_api_server_is_retried_later() -> None:
+    delays: list[float] = []
+
+    class Flaky(FakeKube):
+        failures = 1
+
+        async def apply_status(self, body: Mapping[str, Any]) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise Unavailable("cannot reach the API server")
+            await super().apply_status(body)
+
+    kube = Flaky()
+    reporter = StatusReporter(kube, binding(), options=StreamOptions(
+        sleep=_recording(delays), clock=lambda: 0.0))
+    task = asyncio.create_task(reporter.run())
+    reporter.set(status.seeded(None, now="t"))
+    await _settle()
+    task.cancel()
+    assert len(kube.applied) == 1
+    assert delays == [5.0]
+
+
+def _recording(delays: list[float]) -> Callable[[float], Any]:
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(0)
+
+    return sleep
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+# ----------------------------------------------------------------------------- the supervisor
+
+
+async def test_one_task_per_binding_restarted_when_it_changes_and_stopped_when_it_ends() -> None:
+    made: dict[str, FakeStreamer] = {}
+
+    def make(b: Binding) -> DeviceStream:
+        streamer = FakeStreamer([])
+        made[b.device.port_path] = streamer
+        return DeviceStream(b, streamer=streamer, kube=FakeKube(), metrics=StreamMetrics(),
+                            options=options([]))
+
+    supervisor = Supervisor(make_stream=make, stop_timeout=5)
+    first = binding("2-1")
+    await supervisor.update({"46f4-0001-aaa1": first})
+    await supervisor.update({"46f4-0001-aaa1": first})  # unchanged: left alone
+    assert list(made) == ["2-1"]
+    await asyncio.wait_for(made["2-1"].exhausted.wait(), 10)
+    await supervisor.update({"46f4-0001-aaa1": binding("2-3")})  # the device moved ports
+    assert made["2-1"].closed
+    assert list(supervisor.running) == ["46f4-0001-aaa1"]
+    await asyncio.wait_for(made["2-3"].exhausted.wait(), 10)
+    await supervisor.update({})
+    assert made["2-3"].closed
+    assert supervisor.running == {}
