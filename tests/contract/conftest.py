@@ -1,15 +1,17 @@
-"""Contract tests: every case runs against the API emulator and, when a real cluster is named, against
-that real kube-apiserver too, unchanged.
+"""Contract tests: every case runs against the API emulator and, when a real cluster is named,
+against that real kube-apiserver too, unchanged.
 
 Name a real cluster with `KUBEVIRT_USB_TEST_KUBECONFIG=/path/to/kubeconfig` (cluster-admin), or with
 `KUBEVIRT_USB_TEST_APISERVER=https://host:6443` plus `KUBEVIRT_USB_TEST_TOKEN` (and optionally
-`KUBEVIRT_USB_TEST_CA`, a CA bundle path). Without them the `real` variant is skipped with that reason.
+`KUBEVIRT_USB_TEST_CA`, a CA bundle path). Without them the `real` variant is skipped with that
+reason.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import ssl
 import subprocess
 import tempfile
 import uuid
@@ -45,8 +47,13 @@ class Cluster:
     def is_emulator(self) -> bool:
         return self.kind == "emulator"
 
+    def _verify(self) -> ssl.SSLContext:
+        if self.ca_path:
+            return ssl.create_default_context(cafile=str(self.ca_path))
+        return ssl.create_default_context()
+
     def http(self, *, token: str | None = None, timeout: float = 30.0) -> httpx.Client:
-        verify: Any = str(self.ca_path) if self.ca_path else True
+        verify = self._verify()
         headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
         if token == "":
             headers = {}
@@ -54,7 +61,7 @@ class Cluster:
                             timeout=timeout)
 
     def async_http(self, *, token: str | None = None) -> httpx.AsyncClient:
-        verify: Any = str(self.ca_path) if self.ca_path else True
+        verify = self._verify()
         return httpx.AsyncClient(base_url=self.server, verify=verify, timeout=30.0,
                                  headers={"Authorization": f"Bearer {token or self.token}"})
 
@@ -105,7 +112,11 @@ def _real_cluster() -> Cluster | None:
             ca_path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         elif cluster.get("certificate-authority"):
             ca_path = Path(cluster["certificate-authority"])
-        return Cluster(kind="real", server=cluster["server"], token=user.get("token", ""),
+        if not user.get("token"):
+            raise pytest.UsageError(
+                f"{path}: the contract tests talk to the cluster with a bearer token; name a "
+                "kubeconfig whose user has `token:` (e.g. a cluster-admin ServiceAccount's)")
+        return Cluster(kind="real", server=cluster["server"], token=user["token"],
                        kubeconfig=Path(path), ca_path=ca_path)
     url = os.environ.get("KUBEVIRT_USB_TEST_APISERVER")
     if url:
@@ -128,7 +139,7 @@ def _real_cluster() -> Cluster | None:
 @pytest.fixture(scope="session")
 def emulator_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("apiserver")
-    background = BackgroundAPIServer(ServerOptions(state_dir=state, bookmark_interval=1.0))
+    background = BackgroundAPIServer(ServerOptions(state_dir=state))
     server = background.start()
     kubeconfig = server.write_kubeconfig(state / "kubeconfig")
     yield Cluster(kind="emulator", server=server.url, token=server.admin_token,

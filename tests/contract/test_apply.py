@@ -97,7 +97,8 @@ def test_an_update_by_another_manager_conflicts_with_apply(cluster: Cluster,
         http.patch(path, params={"fieldManager": "editor"}, headers=MERGE,
                    json={"data": {"key": "edited"}}).raise_for_status()
         current = http.get(path).json()
-        assert _managers(current) == {"alice": "Apply", "editor": "Update"}
+        # an update takes the fields it changes; alice is left owning nothing
+        assert _managers(current) == {"editor": "Update"}
         response = _apply(http, path, _cm("mixed", key="alice"), "alice")
     assert response.status_code == 409
     assert status_of(response)["message"] == \
@@ -108,8 +109,13 @@ def test_apply_requires_a_field_manager(cluster: Cluster, namespace: str) -> Non
     with cluster.http() as http:
         response = http.patch(f"/api/v1/namespaces/{namespace}/configmaps/nomanager",
                               headers=APPLY, content=yaml.safe_dump(_cm("nomanager")).encode())
-    assert response.status_code == 400
-    assert status_of(response)["reason"] == "BadRequest"
+    assert response.status_code == 422
+    status = status_of(response)
+    assert status["message"] == ('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required '
+                                 "value: is required for apply patch")
+    assert status["details"] == {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
+        {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
+         "field": "fieldManager"}]}
 
 
 def test_force_is_only_for_apply(cluster: Cluster, namespace: str) -> None:
@@ -118,7 +124,9 @@ def test_force_is_only_for_apply(cluster: Cluster, namespace: str) -> None:
         http.post(path, json={"metadata": {"name": "f"}}).raise_for_status()
         response = http.patch(f"{path}/f", params={"force": "true"}, headers=MERGE, json={})
     assert response.status_code == 422
-    assert status_of(response)["reason"] == "Invalid"
+    assert status_of(response)["message"] == ('PatchOptions.meta.k8s.io "" is invalid: force: '
+                                              "Forbidden: may not be specified for non-apply "
+                                              "patch")
 
 
 def test_apply_of_a_custom_resource_and_its_status(cluster: Cluster, namespace: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.contract.conftest import Cluster
@@ -177,8 +179,9 @@ def test_custom_resource_update_requires_a_resource_version(
     status = status_of(response)
     assert status["reason"] == "Invalid"
     assert status["message"] == (
-        f'Widget.{widget_crd.group} "w" is invalid: metadata.resourceVersion: Invalid value: '
-        '0x0: must be specified for an update')
+        f'{widget_crd.plural}.{widget_crd.group} "w" is invalid: metadata.resourceVersion: '
+        "Invalid value: 0x0: must be specified for an update")
+    assert status["details"]["kind"] == widget_crd.plural
 
 
 def test_name_on_the_url_must_match_the_body(cluster: Cluster, namespace: str) -> None:
@@ -205,8 +208,13 @@ def test_namespace_of_the_body_must_match_the_url(cluster: Cluster, namespace: s
 def test_cluster_scoped_kinds_round_trip(cluster: Cluster, kind: str) -> None:
     name = unique("contract")
     with cluster.http() as http:
+        # a Node nobody runs: unschedulable and tainted, so a real cluster puts nothing on it
+        spec = {"unschedulable": True, "taints": [{"key": "contract.kubevirt-usb.io/fake",
+                                                   "effect": "NoExecute"}]} \
+            if kind == "nodes" else {}
         created = http.post(f"/api/v1/{kind}", json={"metadata": {"name": name,
-                                                                 "labels": {"t": "x"}}})
+                                                                 "labels": {"t": "x"}},
+                                                    "spec": spec})
         assert created.status_code == 201
         assert "namespace" not in created.json()["metadata"]
         got = http.get(f"/api/v1/{kind}/{name}")
@@ -215,7 +223,7 @@ def test_cluster_scoped_kinds_round_trip(cluster: Cluster, kind: str) -> None:
 
 
 def test_core_kinds_the_project_uses(cluster: Cluster, namespace: str) -> None:
-    objects = {
+    objects: dict[str, dict[str, Any]] = {
         f"/api/v1/namespaces/{namespace}/serviceaccounts": {"metadata": {"name": "sa"}},
         f"/api/v1/namespaces/{namespace}/events": {
             "metadata": {"name": "ev"}, "type": "Normal", "reason": "Tested",

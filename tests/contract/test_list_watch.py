@@ -195,7 +195,8 @@ def test_watch_without_resource_version_starts_with_current_objects(
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     with cluster.http() as http:
         _make(http, namespace, "present")
-        first = collect_events(http, path, timeoutSeconds="5", fieldSelector="metadata.name=present",
+        first = collect_events(http, path, timeoutSeconds="5",
+                               fieldSelector="metadata.name=present",
                                until=lambda ev: len(ev) >= 1)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in first] == [("ADDED", "present")]
 

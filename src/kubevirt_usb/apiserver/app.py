@@ -1,15 +1,15 @@
-"""The HTTP face of the API emulator: an ASGI app that parses Kubernetes REST paths into the verbs of
-`api.API`, authenticates and authorizes each request, and maps every error once to a `Status`.
+"""The HTTP face of the API emulator: an ASGI app that parses Kubernetes REST paths into the
+verbs of `api.API`, authenticates and authorizes each request, and maps every error once to a
+`Status`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,8 +26,10 @@ from kubevirt_usb.apiserver import discovery, errors, rbac, tables
 from kubevirt_usb.apiserver.api import (
     API,
     PATCH_APPLY,
-    PATCH_TYPES,
+    ListOptions,
     RequestContext,
+    parse_resource_version,
+    patch_types,
 )
 from kubevirt_usb.apiserver.auth import ANONYMOUS, UserInfo
 from kubevirt_usb.apiserver.clock import rfc3339
@@ -35,13 +37,17 @@ from kubevirt_usb.apiserver.controllers import ControlPlane
 from kubevirt_usb.apiserver.extension import Extension
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo, builtin_resources
 from kubevirt_usb.apiserver.selectors import parse_field_selector, parse_label_selector
-from kubevirt_usb.apiserver.store import Obj, Store, StoreEvent, TooOldResourceVersion, Watcher
+from kubevirt_usb.apiserver.store import Obj, Store
+from kubevirt_usb.apiserver.watching import WatchOptions, WatchStream
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-_PUBLIC_PATHS = ("/version", "/healthz", "/readyz", "/livez")
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
+# verbs each subresource serves (kube-apiserver installs only these handlers)
+_SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "scale": ("get", "patch", "update"),
+                      "finalize": ("update",), "token": ("create",)}
 
 
 @dataclass
@@ -64,7 +70,8 @@ class Authenticator:
 
 @dataclass(frozen=True, kw_only=True)
 class RequestInfo:
-    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo)."""
+    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo). An empty
+    verb means the method is not served on that path (405)."""
 
     verb: str
     group: str
@@ -75,7 +82,24 @@ class RequestInfo:
     subresource: str
 
 
+def _verb(method: str, *, name: str, subresource: str, watch: bool) -> str:
+    if method in ("GET", "HEAD"):
+        if watch:
+            return "watch"
+        return "get" if name else "list"
+    if method == "POST":
+        return "create" if not name or subresource else ""
+    if method in ("PUT", "PATCH"):
+        return ("update" if method == "PUT" else "patch") if name else ""
+    if method == "DELETE":
+        if subresource:
+            return ""
+        return "delete" if name else "deletecollection"
+    return ""
+
+
 def parse_request_path(method: str, path: str, query: dict[str, str]) -> RequestInfo | None:
+    """The resource request a path names, or None when it names no resource."""
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
@@ -98,19 +122,23 @@ def parse_request_path(method: str, path: str, query: dict[str, str]) -> Request
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
-    verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, "")
-    if method in ("GET", "HEAD"):
-        is_watch = watch or query.get("watch", "").lower() in ("1", "true")
-        verb = "watch" if is_watch else ("get" if name else "list")
-    elif method == "DELETE":
-        verb = "delete" if name else "deletecollection"
+    is_watch = watch or query.get("watch", "").lower() in ("1", "true")
+    verb = _verb(method, name=name, subresource=subresource, watch=is_watch)
     return RequestInfo(verb=verb, group=group, version=version, namespace=namespace,
                        resource=resource, name=name, subresource=subresource)
 
 
+def warning_header(text: str) -> str:
+    """One `Warning` header value (RFC 7234: code 299, agent "-", a quoted string)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
+
+
 def json_response(body: Any, *, status: int = 200, warnings: Sequence[str] = ()) -> Response:
-    headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+    response = Response(orjson.dumps(body), status_code=status, media_type=JSON)
+    for text in warnings:
+        response.raw_headers.append((b"warning", warning_header(text).encode()))
+    return response
 
 
 def status_response(error: errors.APIError) -> Response:
@@ -122,7 +150,8 @@ def status_response(error: errors.APIError) -> Response:
 
 
 class AuthenticationMiddleware:
-    """Puts the request's `UserInfo` in `scope["state"]["user"]`; 401 when the token is unknown."""
+    """Puts the request's `UserInfo` in `scope["state"]["user"]`: the token's user, anonymous
+    without an Authorization header, and 401 for a token nobody issued."""
 
     def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
         self.app = app
@@ -136,11 +165,11 @@ class AuthenticationMiddleware:
         for key, value in scope.get("headers", []):
             if key == b"authorization":
                 header = value.decode("latin-1")
-        user = self.authenticator.user_for(header) if header else None
-        if user is None and (header or scope["path"] not in _PUBLIC_PATHS):
+        user = self.authenticator.user_for(header) if header else ANONYMOUS
+        if user is None:
             await self._reject(scope, receive, send)
             return
-        scope.setdefault("state", {})["user"] = user or ANONYMOUS
+        scope.setdefault("state", {})["user"] = user
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -156,17 +185,6 @@ class AuthenticationMiddleware:
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": 1008})
-
-
-@dataclass
-class WatchOptions:
-    since: int | None
-    labels: Any
-    fields: Any
-    timeout: float
-    bookmarks: bool
-    table: bool
-    include_object: str
 
 
 class APIServerApp:
@@ -211,22 +229,33 @@ class APIServerApp:
         path = request.url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
         user: UserInfo = request.state.user
-        if path == "/openapi/v2" and request.method in ("GET", "HEAD"):
-            return self._openapi_v2(request.headers.get("accept", ""))
-        fixed = self._fixed_document(path)
-        if fixed is not None:
-            if request.method not in ("GET", "HEAD"):
-                raise errors.method_not_allowed(request.method)
-            return json_response(fixed)
         info = parse_request_path(request.method, path, query)
         if info is None:
-            raise errors.APIError(code=404, reason="NotFound",
-                                  message="the server could not find the requested resource")
-        if not info.verb:
-            raise errors.method_not_allowed(request.method)
+            return self._non_resource(request, path, user)
         resource = self._resource(info)
         self._authorize(user, info)
         return await self._serve(request, info, resource, query, user)
+
+    def _non_resource(self, request: Request, path: str, user: UserInfo) -> Response:
+        verb = {"GET": "get", "HEAD": "head", "POST": "post", "PUT": "put", "PATCH": "patch",
+                "DELETE": "delete"}.get(request.method, request.method.lower())
+        attrs = rbac.RequestAttributes(verb=verb, path=request.url.path,
+                                       is_resource_request=False)
+        if not self.control.authorizer.authorize(user, attrs).allowed:
+            raise errors.APIError(
+                code=403, reason="Forbidden", empty_details=True,
+                message=f'forbidden: User "{user.name}" cannot {verb} path '
+                f'"{request.url.path}"')
+        if path == "/openapi/v2" and request.method in ("GET", "HEAD"):
+            return self._openapi_v2(request.headers.get("accept", ""))
+        fixed = self._fixed_document(path)
+        if fixed is None:
+            raise errors.path_not_found(known_group_version=False)
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed()
+        if isinstance(fixed, str):
+            return Response(fixed, media_type="text/plain; charset=utf-8")
+        return json_response(fixed)
 
     def _openapi_v2(self, accept: str) -> Response:
         media_type = discovery.openapi_v2_media_type(accept)
@@ -256,7 +285,7 @@ class APIServerApp:
             group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4])
             doc = discovery.openapi_v3_group_version(api.registry, group, version)
             if doc is None:
-                raise errors.APIError(code=404, reason="NotFound", message="not found")
+                raise errors.path_not_found(known_group_version=False)
             return doc
         if len(parts) == 2 and parts[0] == "api":
             return discovery.api_resource_list(api.registry, self.extensions, "", parts[1]) or \
@@ -270,19 +299,20 @@ class APIServerApp:
         return None
 
     def _resource(self, info: RequestInfo) -> ResourceInfo:
-        resource = self.api.registry.get(info.group, info.version, info.resource)
+        registry = self.api.registry
+        if not registry.has_group_version(info.group, info.version):
+            raise errors.path_not_found(known_group_version=False)
+        resource = registry.get(info.group, info.version, info.resource)
         if resource is None:
-            raise errors.APIError(code=404, reason="NotFound",
-                                  message="the server could not find the requested resource")
+            raise errors.path_not_found()
         if info.subresource and info.subresource not in resource.subresources:
-            raise errors.APIError(code=404, reason="NotFound",
-                                  message="the server could not find the requested resource")
+            raise errors.path_not_found()
         if not resource.namespaced and info.namespace and info.resource != "namespaces":
-            raise errors.APIError(code=404, reason="NotFound",
-                                  message="the server could not find the requested resource")
-        verb = info.verb
-        if not info.subresource and verb not in resource.verbs:
-            raise errors.method_not_allowed(verb)
+            raise errors.path_not_found()
+        allowed = _SUBRESOURCE_VERBS.get(info.subresource, ()) if info.subresource \
+            else resource.verbs
+        if not info.verb or info.verb not in allowed:
+            raise errors.method_not_allowed()
         return resource
 
     def _authorize(self, user: UserInfo, info: RequestInfo) -> None:
@@ -302,20 +332,6 @@ class APIServerApp:
         if not resource.stored:
             return await self._review(request, info, resource, user)
         namespace = info.namespace if resource.namespaced else ""
-        ctx = RequestContext(user=user, dry_run=query.get("dryRun") == "All",
-                             field_manager=query.get("fieldManager", ""),
-                             field_validation=query.get("fieldValidation", "Warn"),
-                             user_agent=request.headers.get("user-agent", ""))
-        if query.get("dryRun") not in (None, "All"):
-            raise errors.bad_request(f'unsupported dry run directive: "{query["dryRun"]}"')
-        if ctx.field_validation not in ("Strict", "Warn", "Ignore"):
-            raise errors.bad_request(
-                f"fieldValidation: Invalid value: {ctx.field_validation!r}: fieldValidation must be "
-                "one of \"Ignore\", \"Warn\", or \"Strict\"")
-        if len(ctx.field_manager) > 128:
-            raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="", causes=[
-                errors.Cause(type="FieldValueTooLong", field="fieldManager",
-                             message="Too long: must have at most 128 bytes")])
         verb = info.verb
         accept = request.headers.get("accept", "")
         if verb == "get":
@@ -325,35 +341,24 @@ class APIServerApp:
             return self._list(resource, namespace or None, query, accept)
         if verb == "watch":
             return self._watch(resource, info, namespace, query, accept)
+        ctx = _write_context(request, query, user)
         if verb == "create":
-            body = await _read_body(request)
-            if info.resource == "serviceaccounts" and info.subresource == "token":
+            body = await _read_body(request, resource)
+            if info.subresource == "token":
                 return self._token_request(info, body)
             obj = self.api.create(resource, namespace=namespace, body=body, ctx=ctx)
-            return json_response(obj, status=201 if not ctx.dry_run else 200,
-                                 warnings=ctx.warnings)
+            return json_response(obj, status=201, warnings=ctx.warnings)
         if verb == "update":
-            body = await _read_body(request)
+            body = await _read_body(request, resource)
+            existed = self.api.store.get(resource.group_resource, namespace, info.name)
             obj = self.api.update(resource, namespace=namespace, name=info.name, body=body,
                                   ctx=ctx, subresource=info.subresource)
-            return json_response(obj, warnings=ctx.warnings)
+            return json_response(obj, status=200 if existed else 201, warnings=ctx.warnings)
         if verb == "patch":
             return await self._patch(request, info, resource, namespace, query, ctx)
         if verb == "delete":
-            body = await _read_body(request, optional=True)
-            if "dryRun" in body and body["dryRun"] == ["All"]:
-                ctx.dry_run = True
-            obj, removed = self.api.delete(resource, namespace=namespace, name=info.name,
-                                           options=body, ctx=ctx)
-            if removed and not resource.custom:
-                return json_response({
-                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": {"name": info.name, "group": resource.group,
-                                "kind": resource.resource, "uid": obj["metadata"].get("uid")}})
-            return json_response(obj, status=200 if removed else 202)
-        if verb == "deletecollection":
-            return await self._delete_collection(request, resource, namespace, query, ctx)
-        raise errors.method_not_allowed(request.method)
+            return await self._delete(request, info, resource, namespace, ctx)
+        return await self._delete_collection(request, resource, namespace, query, ctx)
 
     def _object_response(self, resource: ResourceInfo, obj: Obj, accept: str,
                          query: dict[str, str]) -> Response:
@@ -364,7 +369,8 @@ class APIServerApp:
                 resource_version=obj["metadata"].get("resourceVersion", "")))
         return json_response(obj)
 
-    def _selectors(self, resource: ResourceInfo, query: dict[str, str]) -> tuple[Any, Any]:
+    @staticmethod
+    def _selectors(resource: ResourceInfo, query: dict[str, str]) -> tuple[Any, Any]:
         labels = parse_label_selector(query["labelSelector"]) if query.get("labelSelector") \
             else None
         fields = None
@@ -373,15 +379,22 @@ class APIServerApp:
             fields = parse_field_selector(query["fieldSelector"], supported=supported)
         return labels, fields
 
-    def _list(self, resource: ResourceInfo, namespace: str | None, query: dict[str, str],
-              accept: str) -> Response:
+    def _list_options(self, resource: ResourceInfo, query: dict[str, str]) -> ListOptions:
         labels, fields = self._selectors(resource, query)
         try:
             limit = int(query.get("limit") or 0)
-        except ValueError as exc:
-            raise errors.bad_request(f"limit: invalid value {query.get('limit')!r}") from exc
-        result = self.api.list(resource, namespace=namespace, labels=labels, fields=fields,
-                               limit=max(limit, 0), continue_token=query.get("continue", ""))
+        except ValueError:
+            raise errors.bad_request(
+                f'strconv.ParseInt: parsing "{query.get("limit")}": invalid syntax') from None
+        return ListOptions(labels=labels, fields=fields, limit=max(limit, 0),
+                           continue_token=query.get("continue", ""),
+                           resource_version=query.get("resourceVersion", ""),
+                           resource_version_match=query.get("resourceVersionMatch", ""))
+
+    def _list(self, resource: ResourceInfo, namespace: str | None, query: dict[str, str],
+              accept: str) -> Response:
+        result = self.api.list(resource, namespace=namespace,
+                               options=self._list_options(resource, query))
         if tables.wants_table(accept):
             return json_response(tables.table(
                 resource, result.items, now=self.api.clock(),
@@ -391,45 +404,57 @@ class APIServerApp:
         meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
         if result.continue_token:
             meta["continue"] = result.continue_token
-            meta["remainingItemCount"] = result.remaining
+            if result.remaining is not None:
+                meta["remainingItemCount"] = result.remaining
         return json_response({"kind": resource.kind_list, "apiVersion": resource.api_version,
                               "metadata": meta, "items": result.items})
 
     async def _patch(self, request: Request, info: RequestInfo, resource: ResourceInfo,
                      namespace: str, query: dict[str, str], ctx: RequestContext) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type not in PATCH_TYPES:
-            raise errors.APIError(
-                code=415, reason="UnsupportedMediaType",
-                message=f"the body of the request was in an unknown format - accepted media "
-                f"types include: {', '.join(PATCH_TYPES)}")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        accepted = patch_types(resource)
+        if content_type not in accepted:
+            raise errors.unsupported_media_type(accepted)
+        force = query.get("force", "").lower() in ("1", "true")
+        _check_patch_options(content_type, force=force, field_manager=ctx.field_manager)
         raw = await request.body()
         try:
             patch = yaml.safe_load(raw) if content_type == PATCH_APPLY else orjson.loads(raw)
         except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"error decoding patch: {_first_line(exc)}") from exc
-        force = query.get("force", "").lower() in ("1", "true")
-        if force and content_type != PATCH_APPLY:
-            raise errors.bad_request("force: Invalid value: true: may not be specified for "
-                                     "non-apply patch")
         existed = self.api.store.get(resource.group_resource, namespace, info.name) is not None
         obj = self.api.patch(resource, namespace=namespace, name=info.name, patch=patch,
                              content_type=content_type, ctx=ctx, subresource=info.subresource,
                              force=force)
-        return json_response(obj, status=200 if existed or ctx.dry_run else 201,
-                             warnings=ctx.warnings)
+        return json_response(obj, status=200 if existed else 201, warnings=ctx.warnings)
+
+    async def _delete(self, request: Request, info: RequestInfo, resource: ResourceInfo,
+                      namespace: str, ctx: RequestContext) -> Response:
+        options = await _read_delete_options(request)
+        if options.get("dryRun") == ["All"]:
+            ctx.dry_run = True
+        result = self.api.delete(resource, namespace=namespace, name=info.name,
+                                 options=options, ctx=ctx)
+        code = 202 if not result.removed and options.get("orphanDependents") is False else 200
+        if result.removed and not resource.returns_deleted_object:
+            details: dict[str, Any] = {"name": info.name, "kind": resource.resource,
+                                       "uid": result.obj["metadata"].get("uid")}
+            if resource.group:
+                details["group"] = resource.group
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                  "status": "Success", "details": details}, status=code)
+        return json_response(result.obj, status=code)
 
     async def _delete_collection(self, request: Request, resource: ResourceInfo,
                                  namespace: str, query: dict[str, str],
                                  ctx: RequestContext) -> Response:
-        body = await _read_body(request, optional=True)
-        labels, fields = self._selectors(resource, query)
-        result = self.api.list(resource, namespace=namespace or None, labels=labels,
-                               fields=fields)
+        options = await _read_delete_options(request)
+        result = self.api.list(resource, namespace=namespace or None,
+                               options=self._list_options(resource, query))
         for obj in result.items:
             with contextlib.suppress(errors.APIError):
                 self.api.delete(resource, namespace=obj["metadata"].get("namespace", ""),
-                                name=obj["metadata"]["name"], options=body, ctx=ctx)
+                                name=obj["metadata"]["name"], options=options, ctx=ctx)
         return json_response({"kind": resource.kind_list, "apiVersion": resource.api_version,
                               "metadata": {"resourceVersion": str(
                                   self.api.store.resource_version)}, "items": result.items})
@@ -440,14 +465,13 @@ class APIServerApp:
                query: dict[str, str], accept: str) -> Response:
         labels, fields = self._selectors(resource, query)
         rv_text = query.get("resourceVersion", "")
-        try:
-            since = int(rv_text) if rv_text not in ("", "0") else None
-        except ValueError as exc:
-            raise errors.bad_request(f"invalid resource version: {rv_text!r}") from exc
+        since = parse_resource_version(rv_text) if rv_text not in ("", "0") else None
         try:
             timeout = float(query.get("timeoutSeconds") or self.watch_timeout)
-        except ValueError as exc:
-            raise errors.bad_request("timeoutSeconds must be a number") from exc
+        except ValueError:
+            raise errors.bad_request(
+                f'strconv.ParseInt: parsing "{query["timeoutSeconds"]}": invalid syntax'
+            ) from None
         if info.name:
             fields = parse_field_selector(f"metadata.name={info.name}",
                                           supported=("metadata.name",))
@@ -455,101 +479,23 @@ class APIServerApp:
                                bookmarks=query.get("allowWatchBookmarks", "").lower()
                                in ("1", "true"), table=tables.wants_table(accept),
                                include_object=query.get("includeObject", "Metadata"))
-        scope_ns = namespace if resource.namespaced and namespace else None
-        return StreamingResponse(self._watch_stream(resource, scope_ns, options),
-                                 media_type=JSON)
 
-    async def _watch_stream(self, resource: ResourceInfo, namespace: str | None,
-                            options: WatchOptions) -> AsyncIterator[bytes]:
-        start = options.since if options.since is not None else self.api.store.resource_version
-        try:
-            watcher = self.api.watch(resource, namespace=namespace, since=start)
-        except TooOldResourceVersion as exc:
-            yield self._encode_event("ERROR", errors.gone(str(exc)).status())
-            return
-        headers = True
-        try:
-            if options.since is None:
-                for obj in self.api.store.items(resource.group_resource, namespace):
-                    if self.api.matches(resource, obj, labels=options.labels,
-                                        fields=options.fields):
-                        yield self._encode_object_event(resource, "ADDED", obj, options, headers)
-                        headers = False
-            async for chunk in self._follow(resource, watcher, options, headers):
-                yield chunk
-        finally:
-            self.api.store.unwatch(watcher)
+        def matches(obj: Obj) -> bool:
+            return self.api.matches(resource, obj, labels=labels, fields=fields)
 
-    async def _follow(self, resource: ResourceInfo, watcher: Watcher, options: WatchOptions,
-                      headers: bool) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + options.timeout
-        next_bookmark = loop.time() + self.bookmark_interval
-        last_rv = self.api.store.resource_version
-        while True:
-            now = loop.time()
-            if now >= deadline:
-                return
-            wait = min(deadline, next_bookmark) - now if options.bookmarks else deadline - now
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.001))
-            except TimeoutError:
-                if options.bookmarks and loop.time() >= next_bookmark:
-                    next_bookmark = loop.time() + self.bookmark_interval
-                    yield self._bookmark(resource, last_rv)
-                continue
-            if event is None:
-                return
-            last_rv = event.rv
-            kind = self._event_type_for(resource, event, options)
-            if kind is not None:
-                yield self._encode_object_event(resource, kind, event.obj, options, headers)
-                headers = False
-
-    def _event_type_for(self, resource: ResourceInfo, event: StoreEvent,
-                        options: WatchOptions) -> str | None:
-        """The event a filtered watch sees (an object leaving the selection is DELETED)."""
-        if options.labels is None and options.fields is None:
-            return event.type
-        now = self.api.matches(resource, event.obj, labels=options.labels, fields=options.fields)
-        before = event.old is not None and self.api.matches(
-            resource, event.old, labels=options.labels, fields=options.fields)
-        if event.type == "DELETED":
-            return "DELETED" if now or before else None
-        if now and before:
-            return "MODIFIED"
-        if now:
-            return "ADDED"
-        if before:
-            return "DELETED"
-        return None
-
-    def _bookmark(self, resource: ResourceInfo, rv: int) -> bytes:
-        return self._encode_event("BOOKMARK", {"kind": resource.kind,
-                                               "apiVersion": resource.api_version,
-                                               "metadata": {"resourceVersion": str(rv)}})
-
-    def _encode_object_event(self, resource: ResourceInfo, kind: str, obj: Obj,
-                             options: WatchOptions, headers: bool) -> bytes:
-        if options.table:
-            body = tables.table(resource, [obj], now=self.api.clock(),
-                                include_object=options.include_object,
-                                resource_version=obj["metadata"].get("resourceVersion", ""),
-                                headers=headers)
-            return self._encode_event(kind, body)
-        if obj.get("apiVersion") != resource.api_version:
-            obj = {**obj, "apiVersion": resource.api_version}
-        return self._encode_event(kind, obj)
-
-    @staticmethod
-    def _encode_event(kind: str, obj: Any) -> bytes:
-        return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+        stream = WatchStream(store=self.api.store, resource=resource,
+                             namespace=namespace if resource.namespaced and namespace else None,
+                             options=options,
+                             matches=matches if labels is not None or fields is not None
+                             else None,
+                             clock=self.api.clock, bookmark_interval=self.bookmark_interval)
+        return StreamingResponse(stream, media_type=JSON)
 
     # ---- virtual resources ------------------------------------------------------------------
 
     async def _review(self, request: Request, info: RequestInfo, resource: ResourceInfo,
                       user: UserInfo) -> Response:
-        body = await _read_body(request)
+        body = await _read_body(request, resource)
         spec = body.get("spec") or {}
         authorizer = self.control.authorizer
         kind = resource.kind
@@ -585,10 +531,42 @@ class APIServerApp:
         expiry = self.api.clock() + dt.timedelta(seconds=seconds)
         return json_response({
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": info.name, "namespace": info.namespace},
-            "spec": {**spec, "expirationSeconds": seconds},
-            "status": {"token": token, "expirationTimestamp": rfc3339(
-                dt.datetime.fromtimestamp(expiry, dt.UTC))}}, status=201)
+            "metadata": {"name": info.name, "namespace": info.namespace,
+                         "creationTimestamp": None},
+            "spec": {"audiences": ["https://kubernetes.default.svc.cluster.local"], **spec,
+                     "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": rfc3339(expiry)}}, status=201)
+
+
+def _write_context(request: Request, query: dict[str, str], user: UserInfo) -> RequestContext:
+    dry_run = query.get("dryRun")
+    if dry_run not in (None, "All"):
+        raise errors.bad_request(f'unsupported dry run directive: "{dry_run}"')
+    ctx = RequestContext(user=user, dry_run=dry_run == "All",
+                         field_manager=query.get("fieldManager", ""),
+                         field_validation=query.get("fieldValidation", "Warn") or "Warn",
+                         user_agent=request.headers.get("user-agent", ""))
+    if ctx.field_validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f"fieldValidation: Invalid value: {ctx.field_validation!r}: fieldValidation must be "
+            'one of "Ignore", "Warn", or "Strict"')
+    if len(ctx.field_manager.encode()) > 128:
+        raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="", causes=[
+            errors.Cause(type="FieldValueTooLong", field="fieldManager",
+                         message="Too long: may not be longer than 128")])
+    return ctx
+
+
+def _check_patch_options(content_type: str, *, force: bool, field_manager: str) -> None:
+    causes: list[errors.Cause] = []
+    if content_type == PATCH_APPLY and not field_manager:
+        causes.append(errors.Cause(type="FieldValueRequired", field="fieldManager",
+                                   message="Required value: is required for apply patch"))
+    if content_type != PATCH_APPLY and force:
+        causes.append(errors.Cause(type="FieldValueForbidden", field="force",
+                                   message="Forbidden: may not be specified for non-apply patch"))
+    if causes:
+        raise errors.invalid(kind="PatchOptions", group="meta.k8s.io", name="", causes=causes)
 
 
 def _user_info(user: UserInfo) -> dict[str, Any]:
@@ -599,33 +577,56 @@ def _user_info(user: UserInfo) -> dict[str, Any]:
 
 
 def _not_found_path() -> Any:
-    raise errors.APIError(code=404, reason="NotFound",
-                          message="the server could not find the requested resource")
+    raise errors.path_not_found(known_group_version=False)
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-async def _read_body(request: Request, *, optional: bool = False) -> Obj:
-    raw = await request.body()
-    if not raw.strip():
-        if optional:
-            return {}
-        raise errors.bad_request("the body of the request was empty")
-    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+def body_media_types(resource: ResourceInfo) -> tuple[str, ...]:
+    """The body formats an endpoint decodes (custom resources have no protobuf)."""
+    if resource.custom:
+        return ("application/json", "application/yaml")
+    return errors.BODY_MEDIA_TYPES
+
+
+def decode_body(raw: bytes, content_type: str, resource: ResourceInfo) -> Obj:
+    """A request body as an object; 415 for a format the endpoint does not take, 400 when it
+    does not decode to a JSON object."""
+    media = (content_type or JSON).split(";")[0].strip().lower()
+    if media not in (JSON, *YAML_TYPES):
+        raise errors.unsupported_media_type(body_media_types(resource))
     try:
-        if content_type in ("application/json", ""):
-            body = orjson.loads(raw)
-        elif content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
-            body = yaml.safe_load(raw)
-        else:
-            raise errors.unsupported_media_type(content_type)
+        body = orjson.loads(raw) if media == JSON else yaml.safe_load(raw)
     except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise errors.bad_request(
             f"the body of the request could not be decoded: {_first_line(exc)}") from exc
     if not isinstance(body, dict):
-        raise errors.bad_request("the body of the request must be an object")
+        raise errors.bad_request(
+            f"the object provided is unrecognized (must be of type {resource.kind}): couldn't "
+            f"get version/kind; json parse error: cannot unmarshal "
+            f"{type(body).__name__} into Go value of type struct")
+    return body
+
+
+async def _read_body(request: Request, resource: ResourceInfo) -> Obj:
+    raw = await request.body()
+    if not raw.strip():
+        raise errors.bad_request("the body of the request was empty")
+    return decode_body(raw, request.headers.get("content-type", ""), resource)
+
+
+async def _read_delete_options(request: Request) -> Obj:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.bad_request(f"error decoding DeleteOptions: {_first_line(exc)}") from exc
+    if not isinstance(body, dict):
+        raise errors.bad_request("DeleteOptions must be a JSON object")
     return body
 
 
@@ -644,10 +645,10 @@ def build_app(*, api: API, control: ControlPlane, authenticator: Authenticator,
     return AuthenticationMiddleware(app, authenticator=authenticator), server
 
 
-def new_cluster_state() -> tuple[API, ControlPlane]:
+def new_cluster_state(*, store: Store | None = None) -> tuple[API, ControlPlane]:
     """An empty cluster: built-in resources registered, nothing stored."""
     registry = Registry()
     for info in builtin_resources():
         registry.add(info)
-    api = API(registry=registry, store=Store())
+    api = API(registry=registry, store=store or Store())
     return api, ControlPlane(api)

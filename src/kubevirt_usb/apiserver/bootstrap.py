@@ -36,13 +36,14 @@ def _cluster_role(name: str, rules: list[dict[str, Any]], *, labels: dict[str, s
     return role
 
 
-def _cluster_role_binding(name: str, role: str, group: str) -> dict[str, Any]:
+def _cluster_role_binding(name: str, role: str, *groups: str) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": name, "labels": dict(_BOOTSTRAP_LABELS),
                      "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
+                     for group in groups],
     }
 
 
@@ -86,6 +87,8 @@ def cluster_roles() -> list[dict[str, Any]]:
                                              "selfsubjectrulesreviews"], ["create"]),
             _rule(["authentication.k8s.io"], ["selfsubjectreviews"], ["create"]),
         ]),
+        _cluster_role("system:public-info-viewer", [{"nonResourceURLs": [
+            "/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
         _cluster_role("system:discovery", [{"nonResourceURLs": [
             "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
             "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
@@ -97,4 +100,6 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         _cluster_role_binding("cluster-admin", "cluster-admin", "system:masters"),
         _cluster_role_binding("system:basic-user", "system:basic-user", "system:authenticated"),
         _cluster_role_binding("system:discovery", "system:discovery", "system:authenticated"),
+        _cluster_role_binding("system:public-info-viewer", "system:public-info-viewer",
+                              "system:authenticated", "system:unauthenticated"),
     ]

@@ -9,11 +9,13 @@ controllers act asynchronously after the API server answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from kubevirt_usb.apiserver import errors, rbac, schema
-from kubevirt_usb.apiserver.api import API, RequestContext
+from kubevirt_usb.apiserver.api import API, CRD_CLEANUP, RequestContext
 from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.apiserver.clock import rfc3339
 from kubevirt_usb.apiserver.resources import PrinterColumn, ResourceInfo
@@ -22,7 +24,13 @@ from kubevirt_usb.apiserver.store import Obj
 SYSTEM = UserInfo(name="system:kube-controller-manager", groups=("system:masters",))
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")
 RBAC_GROUP = "rbac.authorization.k8s.io"
-CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+
+
+def _owner_uids(obj: Obj | None) -> frozenset[str]:
+    if obj is None:
+        return frozenset()
+    refs = obj["metadata"].get("ownerReferences") or []
+    return frozenset(str(r.get("uid", "")) for r in refs if isinstance(r, dict))
 
 
 def crd_resources(crd: Obj) -> list[tuple[ResourceInfo, bool]]:
@@ -51,6 +59,7 @@ def crd_resources(crd: Obj) -> list[tuple[ResourceInfo, bool]]:
             schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             custom=True, storage_version=storage, has_generation=True,
             list_kind=names.get("listKind") or f"{names['kind']}List",
+            allow_unconditional_update=False,
         )
         out.append((info, version["name"] == storage))
     return out
@@ -103,10 +112,12 @@ class ControlPlane:
     def __init__(self, api: API) -> None:
         self.api = api
         self._uids: dict[str, tuple[ResourceInfo, str, str]] = {}
+        self._owned: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
         self._authorizer: rbac.Authorizer | None = None
-        self._pending: set[Callable[[], None]] = set()
         self.on_crd_change: list[Callable[[], None]] = []
+        self.root_ca_pem = ""  # what each namespace's kube-root-ca.crt ConfigMap publishes
         api.on_write.append(self._on_write)
+        api.validators[CRD_GR] = validate_crd
 
     # ---- authorizer -----------------------------------------------------------------------
 
@@ -128,6 +139,7 @@ class ControlPlane:
         obj = new if new is not None else old
         assert obj is not None
         meta = obj["metadata"]
+        self._index_owners(info, old, new)
         if new is None:
             self._uids.pop(meta.get("uid", ""), None)
             self._later(lambda: self._collect_dependents(meta.get("uid", "")))
@@ -136,6 +148,8 @@ class ControlPlane:
                 self._later(lambda: self._maybe_finish_namespace(ns))
             if info.custom:
                 self.crd_instance_deleted(info)
+            for owner_uid in _owner_uids(old):
+                self._later(functools.partial(self._owner_may_finish, owner_uid))
         else:
             self._uids[meta["uid"]] = (info, meta.get("namespace", ""), meta["name"])
         if info.group == RBAC_GROUP:
@@ -150,6 +164,8 @@ class ControlPlane:
         if info.group_resource == ("", "namespaces") and new is not None and \
                 meta.get("deletionTimestamp"):
             self._later(lambda: self._terminate_namespace(meta["name"]))
+        if info.group_resource == ("", "namespaces") and old is None and new is not None:
+            self._later(lambda: self._populate_namespace(meta["name"]))
         if new is not None and meta.get("deletionTimestamp"):
             fin = meta.get("finalizers") or []
             if "orphan" in fin or "foregroundDeletion" in fin:
@@ -165,10 +181,8 @@ class ControlPlane:
 
     @staticmethod
     def _run_safely(action: Callable[[], None]) -> None:
-        try:
-            action()
-        except errors.APIError:
-            pass  # the object changed under us; the next event brings us back
+        with contextlib.suppress(errors.APIError):
+            action()  # an APIError: the object changed under us; the next event brings us back
 
     def _ctx(self) -> RequestContext:
         return RequestContext(user=SYSTEM, field_manager="kube-controller-manager")
@@ -178,13 +192,44 @@ class ControlPlane:
     def exists(self, uid: str) -> bool:
         return uid in self._uids
 
+    def _index_owners(self, info: ResourceInfo, old: Obj | None, new: Obj | None) -> None:
+        """Keep owner uid -> dependents current, so garbage collection never scans everything."""
+        before = _owner_uids(old)
+        after = _owner_uids(new)
+        if before == after:
+            return
+        obj = new if new is not None else old
+        assert obj is not None
+        key = (info.group_resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        for uid in before - after:
+            dependents = self._owned.get(uid)
+            if dependents is not None:
+                dependents.discard(key)
+                if not dependents:
+                    del self._owned[uid]
+        for uid in after - before:
+            self._owned.setdefault(uid, set()).add(key)
+
+    def _owner_may_finish(self, uid: str) -> None:
+        """A dependent is gone: an owner in foreground deletion may be done waiting."""
+        found = self._uids.get(uid)
+        if found is None:
+            return
+        info, namespace, name = found
+        owner = self.api.store.get(info.group_resource, namespace, name)
+        if owner is not None and owner["metadata"].get("deletionTimestamp") and \
+                "foregroundDeletion" in (owner["metadata"].get("finalizers") or []):
+            self._handle_deletion_finalizers(info, owner)
+
     def _dependents(self, uid: str) -> list[tuple[ResourceInfo, Obj]]:
+        if uid not in self._owned:
+            return []
+        infos = {i.group_resource: i for i in self._stored_infos()}
         out: list[tuple[ResourceInfo, Obj]] = []
-        for info in self._stored_infos():
-            for obj in self.api.store.items(info.group_resource):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if any(r.get("uid") == uid for r in refs):
-                    out.append((info, obj))
+        for gr, namespace, name in sorted(self._owned.get(uid, ())):
+            obj = self.api.store.get(gr, namespace, name)
+            if obj is not None and gr in infos:
+                out.append((infos[gr], obj))
         return out
 
     def _stored_infos(self) -> list[ResourceInfo]:
@@ -257,15 +302,36 @@ class ControlPlane:
         for info in self._namespaced_infos():
             if self.api.store.items(info.group_resource, name):
                 return
-        info = self.api.registry.get("", "v1", "namespaces")
-        assert info is not None
+        ns_info = self.api.registry.get("", "v1", "namespaces")
+        assert ns_info is not None
         spec = {**(ns.get("spec") or {}), "finalizers": []}
         updated = {**ns, "spec": spec}
-        self.api.update(info, namespace="", name=name, body=updated, ctx=self._ctx(),
+        self.api.update(ns_info, namespace="", name=name, body=updated, ctx=self._ctx(),
                         subresource="finalize")
         current = self.api.store.get(("", "namespaces"), "", name)
         if current is not None and not current["metadata"].get("finalizers"):
-            self.api.remove_finalized(info, current)
+            self.api.remove_finalized(ns_info, current)
+
+    def _populate_namespace(self, name: str) -> None:
+        """What kube-controller-manager puts in every new namespace: the `default`
+        ServiceAccount and the `kube-root-ca.crt` ConfigMap with the cluster's CA."""
+        ns = self.api.store.get(("", "namespaces"), "", name)
+        if ns is None or ns["metadata"].get("deletionTimestamp"):
+            return
+        objects: list[tuple[str, Obj]] = [("serviceaccounts", {"metadata": {"name": "default"}})]
+        if self.root_ca_pem:
+            objects.append(("configmaps", {
+                "metadata": {"name": "kube-root-ca.crt", "annotations": {
+                    "kubernetes.io/description": "Contains a CA bundle that can be used to "
+                    "verify the kube-apiserver when using internal endpoints such as the "
+                    "internal service IP or kubernetes.default.svc. No other usage is "
+                    "guaranteed across distributions of Kubernetes clusters."}},
+                "data": {"ca.crt": self.root_ca_pem}}))
+        for resource, body in objects:
+            info = self.api.registry.get("", "v1", resource)
+            assert info is not None
+            if self.api.store.get(info.group_resource, name, body["metadata"]["name"]) is None:
+                self.api.create(info, namespace=name, body=body, ctx=self._ctx())
 
     # ---- CRDs -------------------------------------------------------------------------------
 
@@ -281,12 +347,6 @@ class ControlPlane:
             return
         for res, is_storage in served:
             self.api.registry.add(res, preferred=is_storage)
-        if CRD_CLEANUP not in (crd["metadata"].get("finalizers") or []):
-            fin = [*(crd["metadata"].get("finalizers") or []), CRD_CLEANUP]
-            self.api.patch(info, namespace="", name=name,
-                           patch={"metadata": {"finalizers": fin}},
-                           content_type="application/merge-patch+json", ctx=self._ctx())
-            crd = self.api.get(info, namespace="", name=name)
         names = (crd.get("spec") or {}).get("names") or {}
         now = rfc3339(self.api.clock())
         status = {
@@ -338,7 +398,7 @@ class ControlPlane:
             if spec.get("group") == info.group and \
                     (spec.get("names") or {}).get("plural") == info.resource and \
                     crd["metadata"].get("deletionTimestamp"):
-                self._later(lambda name=crd["metadata"]["name"]: self._reconcile_crd(name))
+                self._later(functools.partial(self._reconcile_crd, crd["metadata"]["name"]))
 
     # ---- RBAC aggregation -------------------------------------------------------------------
 

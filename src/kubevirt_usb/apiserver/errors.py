@@ -5,6 +5,7 @@ Reasons and codes are the ones a real kube-apiserver returns (k8s.io/apimachiner
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from typing import Any
 class Cause:
     """One entry of `Status.details.causes`: what was wrong with which field."""
 
-    type: str  # e.g. FieldValueRequired, FieldValueInvalid, FieldValueNotSupported, FieldManagerConflict
+    type: str  # FieldValueRequired, FieldValueInvalid, FieldValueNotSupported, FieldManagerConflict
     message: str
     field: str = ""
 
@@ -36,6 +37,8 @@ class APIError(Exception):
     name: str = ""
     causes: list[Cause] = field(default_factory=list)
     retry_after_seconds: int | None = None
+    empty_details: bool = False  # `"details": {}` as errors built without a resource carry
+    list_continue: str = ""  # metadata.continue of an expired list's Status
 
     def __str__(self) -> str:
         return self.message
@@ -44,7 +47,7 @@ class APIError(Exception):
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": {"continue": self.list_continue} if self.list_continue else {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -61,7 +64,7 @@ class APIError(Exception):
             details["causes"] = [c.to_dict() for c in self.causes]
         if self.retry_after_seconds is not None:
             details["retryAfterSeconds"] = self.retry_after_seconds
-        if details:
+        if details or self.empty_details:
             body["details"] = details
         return body
 
@@ -96,7 +99,8 @@ def conflict(*, resource: str, group: str, name: str, detail: str) -> APIError:
     return APIError(
         code=409,
         reason="Conflict",
-        message=f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {detail}',
+        message=f"Operation cannot be fulfilled on {_qualified(resource, group)} "
+        f'"{name}": {detail}',
         group=group,
         kind=resource,
         name=name,
@@ -113,9 +117,17 @@ def stale_resource_version(*, resource: str, group: str, name: str) -> APIError:
     )
 
 
+def _aggregate(messages: list[str]) -> str:
+    """How apimachinery prints an error list: one message bare, several in brackets."""
+    unique = list(dict.fromkeys(messages))
+    if len(unique) == 1:
+        return unique[0]
+    return "[" + ", ".join(unique) + "]"
+
+
 def invalid(*, kind: str, group: str, name: str, causes: list[Cause]) -> APIError:
-    """422: `<Kind>.<group> "<name>" is invalid: <field>: <message>, ...`."""
-    summary = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
+    """422: `<Kind>.<group> "<name>" is invalid: <field>: <message>` (several in brackets)."""
+    summary = _aggregate([f"{c.field}: {c.message}" if c.field else c.message for c in causes])
     qualified = f"{kind}.{group}" if group else kind
     return APIError(
         code=422,
@@ -132,22 +144,34 @@ def bad_request(message: str) -> APIError:
     return APIError(code=400, reason="BadRequest", message=message)
 
 
-def unsupported_media_type(content_type: str) -> APIError:
+BODY_MEDIA_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+
+
+def unsupported_media_type(accepted: Sequence[str] = BODY_MEDIA_TYPES) -> APIError:
+    """415, listing what the endpoint accepts (bodies: JSON, YAML, protobuf; patches: types)."""
     return APIError(
         code=415,
         reason="UnsupportedMediaType",
-        message=f"the body of the request was in an unknown format - accepted media types include: "
-        f"application/json, application/yaml, application/vnd.kubernetes.protobuf"
-        f" (got {content_type!r})",
+        message="the body of the request was in an unknown format - accepted media types "
+        f"include: {', '.join(accepted)}",
     )
 
 
-def method_not_allowed(method: str) -> APIError:
+def method_not_allowed() -> APIError:
+    """405 as kube-apiserver's router answers a method a path does not serve."""
     return APIError(
         code=405,
         reason="MethodNotAllowed",
-        message=f"the server does not allow this method on the requested resource ({method})",
+        message="the server does not allow this method on the requested resource",
+        empty_details=True,
     )
+
+
+def path_not_found(*, known_group_version: bool = True) -> APIError:
+    """404 for a path that names no resource (`details: {}` below a served group version)."""
+    return APIError(code=404, reason="NotFound",
+                    message="the server could not find the requested resource",
+                    empty_details=known_group_version)
 
 
 def gone(message: str) -> APIError:
@@ -161,7 +185,8 @@ def unauthorized() -> APIError:
 def forbidden(*, user: str, verb: str, resource: str, group: str, subresource: str,
               namespace: str, name: str) -> APIError:
     """403 with the exact sentence a real server writes, e.g.
-    `pods "x" is forbidden: User "u" cannot get resource "pods" in API group "" in the namespace "ns"`.
+    `pods "x" is forbidden: User "u" cannot get resource "pods" in API group "" in the
+    namespace "ns"`.
     """
     res = f"{resource}/{subresource}" if subresource else resource
     who = f'{_qualified(resource, group)} "{name}"' if name else _qualified(resource, group)
@@ -175,6 +200,20 @@ def forbidden(*, user: str, verb: str, resource: str, group: str, subresource: s
         kind=resource,
         name=name,
     )
+
+
+def admission_forbidden(*, resource: str, group: str, name: str, message: str,
+                        causes: list[Cause] | None = None) -> APIError:
+    """403 from an admission plugin: `<resource> "<name>" is forbidden: <message>`."""
+    qualified = _qualified(resource, group)
+    who = f'{qualified} "{name}"' if name else qualified
+    return APIError(code=403, reason="Forbidden", message=f"{who} is forbidden: {message}",
+                    group=group, kind=resource, name=name, causes=list(causes or []))
+
+
+def timeout(message: str, *, retry_after_seconds: int) -> APIError:
+    return APIError(code=504, reason="Timeout", message=f"Timeout: {message}",
+                    retry_after_seconds=retry_after_seconds)
 
 
 def internal(message: str) -> APIError:

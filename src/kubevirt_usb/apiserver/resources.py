@@ -1,4 +1,5 @@
-"""What the API emulator serves: one `ResourceInfo` per group/version/resource, built-in or from a CRD.
+"""What the API emulator serves: one `ResourceInfo` per group/version/resource, built-in or from
+a CRD.
 
 The registry is plain data. CRDs add and remove entries at run time; discovery, OpenAPI, routing
 and tables all read from it.
@@ -43,6 +44,9 @@ class ResourceInfo:
     has_generation: bool = False
     stored: bool = True  # False for "create-only" virtual resources such as access reviews
     list_kind: str = ""
+    returns_deleted_object: bool = False  # DELETE answers the object, not a Status (pods...)
+    allow_unconditional_update: bool = True  # PUT without metadata.resourceVersion
+    create_on_update: bool = False  # PUT of a missing object creates it (leases, RBAC)
 
     @property
     def api_version(self) -> str:
@@ -141,12 +145,16 @@ class Registry:
 def _builtin(group: str, version: str, resource: str, kind: str, *, namespaced: bool,
              short: tuple[str, ...] = (), subresources: tuple[str, ...] = (),
              verbs: tuple[str, ...] = ALL_VERBS, fields: tuple[str, ...] = (),
-             stored: bool = True, categories: tuple[str, ...] = ()) -> ResourceInfo:
+             stored: bool = True, categories: tuple[str, ...] = (),
+             returns_object: bool = False, unconditional: bool = True,
+             create_on_update: bool = False, generation: bool = False) -> ResourceInfo:
     return ResourceInfo(
         group=group, version=version, resource=resource, kind=kind,
         singular=kind.lower(), namespaced=namespaced, short_names=short,
         subresources=subresources, verbs=verbs, field_selectors=fields, stored=stored,
-        categories=categories,
+        categories=categories, returns_deleted_object=returns_object,
+        allow_unconditional_update=unconditional, create_on_update=create_on_update,
+        has_generation=generation,
     )
 
 
@@ -155,7 +163,8 @@ def builtin_resources() -> list[ResourceInfo]:
     review_verbs = ("create",)
     return [
         _builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",),
-                 subresources=("status", "finalize"), fields=("status.phase",)),
+                 subresources=("status", "finalize"), fields=("status.phase",),
+                 returns_object=True),
         _builtin("", "v1", "events", "Event", namespaced=True, short=("ev",),
                  fields=("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
                          "involvedObject.uid", "involvedObject.apiVersion",
@@ -168,21 +177,24 @@ def builtin_resources() -> list[ResourceInfo]:
         _builtin("", "v1", "nodes", "Node", namespaced=False, short=("no",),
                  subresources=("status",), fields=("spec.unschedulable",)),
         _builtin("", "v1", "pods", "Pod", namespaced=True, short=("po",),
-                 subresources=("status",), categories=("all",),
+                 subresources=("status",), categories=("all",), returns_object=True,
                  fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                          "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
                          "status.podIP", "status.nominatedNodeName")),
-        _builtin("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True),
-        _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True),
+        _builtin("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True,
+                 create_on_update=True),
+        _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True,
+                 create_on_update=True),
         _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
-                 namespaced=True),
+                 namespaced=True, create_on_update=True),
         _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole",
-                 namespaced=False),
+                 namespaced=False, create_on_update=True),
         _builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
-                 namespaced=False),
+                 namespaced=False, create_on_update=True),
         _builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "CustomResourceDefinition", namespaced=False, short=("crd", "crds"),
-                 subresources=("status",)),
+                 subresources=("status",), categories=("api-extensions",), unconditional=False,
+                 generation=True),
         _builtin("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                  "SelfSubjectAccessReview", namespaced=False, verbs=review_verbs, stored=False),
         _builtin("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview",
@@ -202,11 +214,11 @@ def workload_resources() -> list[ResourceInfo]:
     """Objects the deploy manifests hold (stored and validated by kind only; nothing runs them)."""
     return [
         _builtin("", "v1", "services", "Service", namespaced=True, short=("svc",),
-                 subresources=("status",), categories=("all",)),
+                 subresources=("status",), categories=("all",), returns_object=True),
         _builtin("apps", "v1", "deployments", "Deployment", namespaced=True, short=("deploy",),
-                 subresources=("status", "scale"), categories=("all",)),
+                 subresources=("status", "scale"), categories=("all",), generation=True),
         _builtin("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short=("ds",),
-                 subresources=("status",), categories=("all",)),
+                 subresources=("status",), categories=("all",), generation=True),
         _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", namespaced=True,
                  short=("netpol",)),
         _builtin("networking.k8s.io", "v1", "ingresses", "Ingress", namespaced=True,

@@ -31,6 +31,7 @@ from kubevirt_usb.apiserver.tls import ServingCertificate, generate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STOP_GRACE_SECONDS = 0.2
 ADMIN = UserInfo(name="kubernetes-admin", groups=("system:masters", "system:authenticated"))
 
 
@@ -82,6 +83,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
             raise ServerStartError(f"{host}:{port} is already in use: stop what listens there or "
                                    "choose another port with --listen") from exc
         raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    # accepted connections inherit it: no Nagle delay between a response's header and body
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(512)
     sock.setblocking(False)
     return sock
@@ -99,13 +102,14 @@ class APIServer:
         self.authenticator = Authenticator(tokens=dict(options.tokens))
         self.admin_token = self.authenticator.mint(ADMIN)
         self.certificate: ServingCertificate = generate(options.state_dir / "pki")
+        self.control.root_ca_pem = self.certificate.ca_pem().decode()
         self._socket = bind_socket(options.host, options.port)
         self.port: int = self._socket.getsockname()[1]
         self.app, self.server_app = build_app(
             api=self.api, control=self.control, authenticator=self.authenticator,
             extensions=options.extensions, server_address=f"{options.host}:{self.port}",
             bookmark_interval=options.bookmark_interval)
-        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn: _Uvicorn | None = None
         self._bootstrap()
 
     @property
@@ -162,21 +166,21 @@ class APIServer:
         return token
 
     def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.certificate.ca_path))
-        return context
+        return ssl.create_default_context(cafile=str(self.certificate.ca_path))
 
     async def serve(self, *, on_ready: Callable[[], None] | None = None) -> None:
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="off", access_log=False,
             ssl_certfile=str(self.certificate.cert_path),
             ssl_keyfile=str(self.certificate.key_path), timeout_keep_alive=60,
-            ws="wsproto", ws_ping_interval=None, ws_max_size=64 * 1024 * 1024)
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            ws="wsproto", ws_ping_interval=None, ws_max_size=64 * 1024 * 1024,
+            timeout_graceful_shutdown=5)
+        server = _Uvicorn(config, on_exit=self._close_watches_soon)
         self._uvicorn = server
         task = asyncio.ensure_future(server.serve(sockets=[self._socket]))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
+        ready = asyncio.ensure_future(server.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
         if task.done():
             task.result()
             raise ServerStartError("the API emulator stopped while starting")
@@ -184,10 +188,48 @@ class APIServer:
             on_ready()
         await task
 
+    def _close_watches_soon(self) -> None:
+        """A signal asked uvicorn to stop: end watches and connections as `request_stop` does
+        (scheduled, as a signal handler may interrupt the loop anywhere)."""
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_soon_threadsafe(self.request_stop)
+
     def request_stop(self) -> None:
+        """Stop serving now: end watches and drop open connections (clients reconnect, as they
+        do when a real API server restarts) instead of waiting for idle keep-alives."""
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
             self.api.store.close_watchers()
+            # the streams just ended send their last chunk on the next turns of the loop;
+            # whatever is still open then (idle keep-alives) is dropped
+            asyncio.get_running_loop().call_later(STOP_GRACE_SECONDS,
+                                                  self._uvicorn.drop_connections)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn that also ends open watch streams when a signal stops it, so the graceful
+    shutdown does not wait for them."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.ready.set()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self._on_exit()
+
+    def drop_connections(self) -> None:
+        """Abort every open connection (TLS shutdown would wait for each client to answer)."""
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
 
 
 class BackgroundAPIServer:

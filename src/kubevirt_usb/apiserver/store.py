@@ -31,7 +31,7 @@ class StoreEvent:
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False)
 
 
-class TooOldResourceVersion(Exception):  # noqa: N818 - mirrors the upstream condition name
+class TooOldResourceVersion(Exception):
     def __init__(self, *, requested: int, oldest: int) -> None:
         super().__init__(f"too old resource version: {requested} ({oldest})")
         self.requested = requested
@@ -86,6 +86,28 @@ class Store:
     def items(self, gr: GroupResource, namespace: str | None = None) -> list[Obj]:
         """Objects of a resource in key order (namespace, name), optionally of one namespace."""
         bucket = self._objects.get(gr, {})
+        keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
+        return [bucket[k] for k in keys]
+
+    def items_at(self, gr: GroupResource, namespace: str | None, rv: int) -> list[Obj]:
+        """Objects as they were at resourceVersion `rv` (undoing later events from the history);
+        TooOldResourceVersion when those events were compacted away."""
+        if rv >= self._rv:
+            return self.items(gr, namespace)
+        if rv < self._compacted:
+            raise TooOldResourceVersion(requested=rv, oldest=self._compacted + 1)
+        bucket = dict(self._objects.get(gr, {}))
+        for event in reversed(self._history):
+            if event.rv <= rv:
+                break
+            if event.group_resource != gr:
+                continue
+            meta = event.obj["metadata"]
+            key = (meta.get("namespace", ""), meta["name"])
+            if event.type == "ADDED" or event.old is None:
+                bucket.pop(key, None)
+            else:
+                bucket[key] = event.old
         keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
         return [bucket[k] for k in keys]
 

@@ -6,30 +6,36 @@ import datetime as dt
 import re
 from typing import Any
 
+from kubevirt_usb.apiserver import printers
 from kubevirt_usb.apiserver.resources import PrinterColumn, ResourceInfo
 
-_NAME_COLUMN = {"name": "Name", "type": "string", "format": "name", "priority": 0,
-                "description": "Name must be unique within a namespace."}
-_AGE_COLUMN = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp",
-                            description="CreationTimestamp is a timestamp representing the "
-                            "server time when this object was created.")
-_BUILTIN_COLUMNS: dict[str, tuple[PrinterColumn, ...]] = {
-    "Namespace": (PrinterColumn(name="Status", type="string", json_path=".status.phase"),),
-    "Node": (PrinterColumn(name="Status", type="string", json_path=".status.phase"),),
-    "Pod": (PrinterColumn(name="Status", type="string", json_path=".status.phase"),
-            PrinterColumn(name="Node", type="string", json_path=".spec.nodeName", priority=1)),
-    "Lease": (PrinterColumn(name="Holder", type="string", json_path=".spec.holderIdentity"),),
-    "Event": (PrinterColumn(name="Type", type="string", json_path=".type"),
-              PrinterColumn(name="Reason", type="string", json_path=".reason"),
-              PrinterColumn(name="Message", type="string", json_path=".message")),
-}
+_CRD_AGE = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp",
+                        description=printers.AGE_DESCRIPTION)
 _PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\['([^']+)'\]")
+human_age = printers.human_age
 
 
-def columns_for(info: ResourceInfo) -> tuple[PrinterColumn, ...]:
-    if info.custom:
-        return info.printer_columns or (_AGE_COLUMN,)
-    return (*_BUILTIN_COLUMNS.get(info.kind, ()), _AGE_COLUMN)
+def columns_for(info: ResourceInfo) -> tuple[printers.Column, ...]:
+    """The columns of a resource's Table: a CRD's printer columns (Age when it has none) after
+    Name, or the built-in printer's."""
+    if not info.custom:
+        return printers.builtin_columns(info.group, info.kind)
+    return (printers.NAME, *(_custom_column(c) for c in info.printer_columns or (_CRD_AGE,)))
+
+
+def _custom_column(column: PrinterColumn) -> printers.Column:
+    def cell(obj: Any, now: dt.datetime) -> Any:
+        value = json_path(obj, column.json_path)
+        if value is None:
+            return None
+        if column.type == "date" and isinstance(value, str):
+            return human_age(value, now=now)
+        if isinstance(value, (dict, list)):
+            return str(value)
+        return value
+
+    return printers.Column(name=column.name, type=column.type, format=column.format,
+                           description=column.description, priority=column.priority, cell=cell)
 
 
 def json_path(obj: Any, path: str) -> Any:
@@ -54,55 +60,6 @@ def json_path(obj: Any, path: str) -> Any:
     return current
 
 
-def human_age(timestamp: str, *, now: dt.datetime) -> str:
-    """kubectl's short duration (`5s`, `3m`, `2d5h`...) since an RFC 3339 timestamp."""
-    try:
-        then = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return "<invalid>"
-    seconds = int((now - then).total_seconds())
-    if seconds < 0:
-        return "0s"
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        rest = seconds % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if days < 8:
-        rest = hours % 24
-        return f"{days}d{rest}h" if rest else f"{days}d"
-    if days < 365 * 2:
-        return f"{days}d"
-    return f"{days // 365}y"
-
-
-def _cell(column: PrinterColumn, obj: Any, now: dt.datetime) -> Any:
-    value = json_path(obj, column.json_path)
-    if value is None:
-        return None
-    if column.type == "date" and isinstance(value, str):
-        return human_age(value, now=now)
-    if isinstance(value, (dict, list)):
-        return str(value)
-    return value
-
-
-def _column_definition(column: PrinterColumn) -> dict[str, Any]:
-    return {"name": column.name, "type": "string" if column.type == "date" else column.type,
-            "format": column.format, "description": column.description,
-            "priority": column.priority}
-
-
 def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
     if include == "None":
         return None
@@ -118,8 +75,7 @@ def table(info: ResourceInfo, objects: list[dict[str, Any]], *, now: dt.datetime
     columns = columns_for(info)
     rows = []
     for obj in objects:
-        cells = [obj.get("metadata", {}).get("name", ""),
-                 *(_cell(c, obj, now) for c in columns)]
+        cells = [column.cell(obj, now) for column in columns]
         row: dict[str, Any] = {"cells": cells}
         row_obj = _row_object(obj, include_object)
         if row_obj is not None:
@@ -129,7 +85,7 @@ def table(info: ResourceInfo, objects: list[dict[str, Any]], *, now: dt.datetime
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": [_NAME_COLUMN, *(_column_definition(c) for c in columns)]
+        "columnDefinitions": [column.definition() for column in columns]
         if headers else [],
         "rows": rows,
     }

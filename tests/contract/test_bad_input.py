@@ -1,0 +1,212 @@
+"""Bad input gets the codes and Status reasons a real server gives (400/404/405/409/415/422), and
+never breaks the server for anyone else."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.contract.conftest import Cluster
+from tests.contract.support import ContractCRD, status_of
+
+
+def test_malformed_json_is_400(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b'{"metadata": {"name": ',
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert status_of(response)["reason"] == "BadRequest"
+
+
+def test_malformed_yaml_is_400(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b"metadata: {name: [unclosed\n",
+                             headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 400
+    assert status_of(response)["reason"] == "BadRequest"
+
+
+def test_yaml_body_is_accepted(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n",
+                             headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 201
+    assert response.json()["metadata"]["name"] == "y"
+
+
+def test_a_json_array_body_is_400(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps", json=[1, 2])
+    assert response.status_code == 400
+    assert status_of(response)["reason"] == "BadRequest"
+
+
+def test_wrong_content_type_is_415(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b"name=x", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    status = status_of(response)
+    assert status["reason"] == "UnsupportedMediaType"
+    assert status["message"].startswith(
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml")
+
+
+def test_unknown_resource_is_404(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/frobnicators",
+                             json={"metadata": {"name": "x"}})
+    assert response.status_code == 404
+    status = status_of(response)
+    assert status["reason"] == "NotFound"
+    assert status["message"] == "the server could not find the requested resource"
+
+
+def test_unknown_group_version_is_404(cluster: Cluster) -> None:
+    with cluster.http() as http:
+        response = http.get("/apis/no.such.group.contract.kubevirt-usb.io/v1/things")
+    assert response.status_code == 404
+    assert status_of(response)["reason"] == "NotFound"
+
+
+def test_body_of_another_kind_is_400(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             json={"apiVersion": "v1", "kind": "Secret",
+                                   "metadata": {"name": "x"}})
+    assert response.status_code == 400
+    assert status_of(response)["reason"] == "BadRequest"
+
+
+def test_body_of_another_kind_for_a_custom_resource_is_422(
+        cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
+    """Custom resources decode any kind; their validation then refuses it."""
+    body = {**widget_crd.obj("k", namespace=namespace), "kind": "Sprocket"}
+    with cluster.http() as http:
+        response = http.post(widget_crd.path(namespace), json=body)
+    assert response.status_code == 422
+    status = status_of(response)
+    assert status["reason"] == "Invalid"
+    assert status["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "kind",
+                                            "message": 'Invalid value: "Sprocket": must be '
+                                                       "Widget"}]
+
+
+def test_body_of_another_api_version_is_400(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             json={"apiVersion": "apps/v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "x"}})
+    assert response.status_code == 400
+    assert status_of(response)["reason"] == "BadRequest"
+
+
+@pytest.mark.parametrize("name", ["Upper", "under_score", "-dash", "a" * 254, "dot."])
+def test_invalid_names_are_422(cluster: Cluster, namespace: str, name: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             json={"metadata": {"name": name}})
+    assert response.status_code == 422
+    status = status_of(response)
+    assert status["reason"] == "Invalid"
+    assert status["details"]["causes"][0]["field"] == "metadata.name"
+    assert status["details"]["kind"] == "ConfigMap"
+
+
+def test_invalid_namespace_name_is_422(cluster: Cluster) -> None:
+    with cluster.http() as http:
+        response = http.post("/api/v1/namespaces", json={"metadata": {"name": "has.dot"}})
+    assert response.status_code == 422
+    status = status_of(response)
+    assert status["message"].startswith('Namespace "has.dot" is invalid: metadata.name: '
+                                        'Invalid value: "has.dot": a lowercase RFC 1123 label')
+
+
+def test_missing_name_is_422(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             json={"metadata": {}})
+    assert response.status_code == 422
+    status = status_of(response)
+    assert status["message"] == ('ConfigMap "" is invalid: metadata.name: Required value: '
+                                 "name or generateName is required")
+
+
+def test_post_to_a_named_object_is_405(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps/x",
+                             json={"metadata": {"name": "x"}})
+    assert response.status_code == 405
+    status = status_of(response)
+    assert status["reason"] == "MethodNotAllowed"
+    assert status["message"] == "the server does not allow this method on the requested resource"
+
+
+def test_put_to_a_collection_is_405(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.put(f"/api/v1/namespaces/{namespace}/configmaps",
+                            json={"metadata": {"name": "x"}})
+    assert response.status_code == 405
+    assert status_of(response)["reason"] == "MethodNotAllowed"
+
+
+def test_list_of_a_create_only_resource_is_405(cluster: Cluster) -> None:
+    with cluster.http() as http:
+        response = http.get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+    assert response.status_code == 405
+    assert status_of(response)["reason"] == "MethodNotAllowed"
+
+
+def test_the_server_survives_garbage_and_keeps_serving(cluster: Cluster, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    garbage = [b"\xff\xfe\x00", b"null", b"[]", b'"string"', b"{" * 1000, b"1e999999"]
+    with cluster.http() as http:
+        for body in garbage:
+            response = http.post(path, content=body, headers={"Content-Type":
+                                                              "application/json"})
+            assert 400 <= response.status_code < 500, (body, response.text)
+        for body in garbage:
+            response = http.put(f"{path}/x", content=body,
+                                headers={"Content-Type": "application/json"})
+            assert 400 <= response.status_code < 500, (body, response.text)
+        assert http.post(path, json={"metadata": {"name": "after"}}).status_code == 201
+
+
+def test_schema_violation_on_update_is_422(cluster: Cluster, namespace: str,
+                                           widget_crd: ContractCRD) -> None:
+    with cluster.http() as http:
+        created = http.post(widget_crd.path(namespace),
+                            json=widget_crd.obj("u", namespace=namespace)).json()
+        created["spec"]["size"] = "large"
+        response = http.put(widget_crd.path(namespace, "u"), json=created)
+    assert response.status_code == 422
+    assert status_of(response)["details"]["causes"][0]["field"] == "spec.size"
+
+
+def test_invalid_label_key_is_422(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             json={"metadata": {"name": "x", "labels": {"bad key": "v"}}})
+    assert response.status_code == 422
+    status = status_of(response)
+    message = ("Invalid value: \"bad key\": name part must consist of alphanumeric characters, "
+               "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+               "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+               "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+    assert status["details"]["causes"] == [{"reason": "FieldValueInvalid", "message": message,
+                                            "field": "metadata.labels"}]
+    assert status["message"] == f'ConfigMap "x" is invalid: metadata.labels: {message}'
+
+
+def test_owner_reference_without_uid_is_422(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {
+            "name": "x", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                              "name": "o"}]}})
+    assert response.status_code == 422
+    assert status_of(response)["details"]["causes"] == [{
+        "reason": "FieldValueInvalid", "message": 'Invalid value: "": uid must not be empty',
+        "field": "metadata.ownerReferences.uid"}]
