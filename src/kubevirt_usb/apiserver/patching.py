@@ -29,7 +29,7 @@ _INVALID_PATCH = "the server rejected our request due to an error in our request
 
 def _unprocessable() -> APIError:
     """422 as `NewGenericServerResponse(422, ...)` builds it: the detail is not passed on."""
-    return APIError(code=422, reason="Invalid", message=_INVALID_PATCH)
+    return APIError(code=422, reason="Invalid", message=_INVALID_PATCH, empty_details=True)
 
 
 def _unknown(message: str) -> APIError:
@@ -734,8 +734,8 @@ def builtin_list_strategies(group: str, kind: str) -> ListStrategyFn:
     """The strategic-merge list strategies of a built-in kind the emulator serves.
 
     ObjectMeta's (finalizers as a set, ownerReferences by uid) apply to every kind; Pod, Node,
-    ServiceAccount, Service and the workloads (their pod template) add their own lists. Lists without tags (Pod tolerations, Node taints)
-    are replaced, as upstream does.
+    ServiceAccount, Service and the workloads (their pod template) add their own lists. Lists
+    without tags (Pod tolerations, Node taints) are replaced, as upstream does.
     """
     table = {**_OBJECT_META, **_BUILTIN.get((group, kind), {})}
     return table.get
