@@ -53,6 +53,12 @@ class ClaimRef(_Model):
     namespace: DNSLabel
     attachment: DNSSubdomain
     vm: DNSSubdomain
+    uid: str | None = Field(default=None, max_length=128,
+                            description="the attachment's uid (a claim of an older attachment "
+                            "of the same name is stale)")
+    vmi_uid: str | None = Field(default=None, alias="vmiUID", max_length=128,
+                                description="the VM instance to attach to; a new one (the VM "
+                                "restarted) means: connect again")
 
 
 class DeviceIdentity(_Model):
@@ -73,6 +79,15 @@ class DeviceInterface(_Model):
     subclass: str = Field(pattern=r"^[0-9a-f]{2}$")
     protocol: str = Field(pattern=r"^[0-9a-f]{2}$")
     driver: str | None = None
+
+
+class Condition(_Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
 class USBDeviceSpec(_Model):
@@ -102,6 +117,9 @@ class USBDeviceStatus(_Model):
     state: DeviceState = "Available"
     last_seen: str | None = Field(default=None, alias="lastSeen")
     absent_since: str | None = Field(default=None, alias="absentSince")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="written by the controller: Reachable (the node's agent heartbeats)")
 
 
 class USBAttachmentSpec(_Model):
@@ -109,20 +127,13 @@ class USBAttachmentSpec(_Model):
     device: DeviceSelector = Field(default_factory=DeviceSelector)
 
 
-class Condition(_Model):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
-    observed_generation: int | None = Field(default=None, alias="observedGeneration")
-
-
 class USBAttachmentStatus(_Model):
     phase: AttachmentPhase = "Pending"
     message: str = ""
     device: str | None = Field(default=None, description="the bound USBDevice")
     node: str | None = None
+    vmi_uid: str | None = Field(default=None, alias="vmiUID",
+                                description="the VM instance the binding serves")
     slot: int | None = Field(default=None, ge=0, le=3)
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
