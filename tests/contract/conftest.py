@@ -190,3 +190,12 @@ def gadget_crd(cluster: Cluster) -> Iterator[ContractCRD]:
     yield crd
     with cluster.http() as http:
         remove_crd(http, crd)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say once, visibly, why the real-server half of the contract tests did not run."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if REAL_REASON in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"contract tests: {len(skipped)} real-server cases skipped: {REAL_REASON}")
