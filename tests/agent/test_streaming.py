@@ -7,24 +7,29 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import generate_latest
 
 from kubevirt_usb.agent.streaming import (
     Binding,
     DeviceStream,
+    EnginePool,
     StatusReporter,
     StreamOptions,
     Supervisor,
     binding_of,
     bindings_for_node,
+    stream_endpoint,
     vmi_ready,
 )
 from kubevirt_usb.kube.errors import NotFound, Unavailable
 from kubevirt_usb.redirect import status
 from kubevirt_usb.redirect.checks import BoundDevice
+from kubevirt_usb.redirect.engine import Engine
 from kubevirt_usb.redirect.metrics import StreamMetrics
 from kubevirt_usb.redirect.outcome import Cause, Outcome
 from kubevirt_usb.usb.identity import serial_identity
@@ -123,12 +128,14 @@ class FakeStreamer:
     port_waits: int = 0
     closed: bool = False
 
-    async def attempt(self, *, on_attached: Callable[[], None],
+    async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
                       on_progress: Callable[[int, int], None]) -> Outcome:
         if not self.steps:
             self.exhausted.set()
             await asyncio.Event().wait()
         result, attach = self.steps.pop(0)
+        if result.cause is not Cause.DEVICE_BUSY:
+            on_locked()
         if attach:
             on_attached()
             on_progress(1000, 10)
@@ -293,3 +300,61 @@ async def test_one_task_per_binding_restarted_when_it_changes_and_stopped_when_i
     await supervisor.update({})
     assert made["2-3"].closed
     assert supervisor.running == {}
+
+
+# ----------------------------------------------------------------------------- the engine pool
+
+
+async def test_the_pool_has_a_worker_ready_and_reuses_idle_ones() -> None:
+    pool = EnginePool(Engine.spawn, refill_delay=3600)
+    pool.warm()
+    try:
+        first = await asyncio.wait_for(pool.take(), 60)
+        assert first.alive
+        await pool.give_back(first)
+        again = await asyncio.wait_for(pool.take(), 60)
+        assert again is first  # an idle, healthy worker serves the next binding
+        await again.stop()
+        await pool.give_back(again)  # a dead worker is not kept
+        fresh = await asyncio.wait_for(pool.take(), 60)
+        assert fresh is not first
+        assert fresh.alive
+        await pool.give_back(fresh)
+    finally:
+        await pool.close()
+    assert not fresh.alive
+
+
+async def test_a_second_agent_streaming_the_same_binding_waits_quietly() -> None:
+    kube, delays = FakeKube(), list[float]()
+    twin = binding().owner  # another agent on this node (a rollout overlap) holds the lock
+    streamer = FakeStreamer([
+        (Outcome(cause=Cause.DEVICE_BUSY, detail=f"held by {twin} (pid 7)", holder=twin), False),
+        (Outcome(cause=Cause.DEVICE_BUSY, detail="held by usbredirect", holder="usbredirect"),
+         False),
+    ])
+    stream = DeviceStream(binding(), streamer=streamer, kube=kube, metrics=StreamMetrics(),
+                          options=options(delays))
+    await run_until_exhausted(stream, streamer)
+    assert kube.phases() == [("Failed", "DeviceBusy")]  # only the foreign holder is reported
+    assert "held by usbredirect" in kube.applied[0]["message"]
+    assert len(delays) == 2
+
+
+# ----------------------------------------------------------------------------- the endpoint
+
+
+def test_the_streams_use_the_kubeconfig_else_the_pods_service_account(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k",
+                                                                       "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"server": "https://10.0.2.2:6443"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}]}))
+    from_file = stream_endpoint(kubeconfig=kubeconfig, environ={})
+    assert (from_file.server, from_file.bearer_token()) == ("https://10.0.2.2:6443", "t")
+    in_pod = stream_endpoint(kubeconfig=None, environ={
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"})
+    assert in_pod.server == "https://10.96.0.1:443"
+    fallback = stream_endpoint(kubeconfig=None, environ={"KUBECONFIG": str(kubeconfig)})
+    assert fallback.server == "https://10.0.2.2:6443"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from kubevirt_usb.agent.hotplug import EventSource, NetlinkEventSource, QueueEve
 from kubevirt_usb.agent.objects import FIELD_MANAGER
 from kubevirt_usb.agent.runner import Agent, AgentOptions
 from kubevirt_usb.agent.settings import LOG_LEVELS, UEVENT_SOURCES, AgentSettings, env_names
+from kubevirt_usb.agent.streaming import start_streaming, stream_endpoint
 from kubevirt_usb.kube.client import connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.usb.usbids import UsbIds
@@ -48,6 +50,9 @@ async def serve(settings: AgentSettings) -> None:
                           metrics=agent.metrics.render)
     bound = await health.start()
     task = asyncio.create_task(agent.run())
+    streams = start_streaming(node=settings.node_name, client=client, endpoint=stream_endpoint(
+        kubeconfig=settings.kubeconfig, context=settings.context, environ=os.environ),
+        registry=agent.metrics.registry, sysfs_root=settings.sysfs_root)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
@@ -57,6 +62,9 @@ async def serve(settings: AgentSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     finally:
+        streams.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await streams
         await health.close()
         await client.close()
         log.info("agent stopped", extra={"node": settings.node_name})

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry
+
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import Gone, KubeError, NotFound
 from kubevirt_usb.kube.resources import (
@@ -168,7 +170,7 @@ class Kube(Protocol):
 class Streamer(Protocol):
     """One device's way to the VM: attempts, and waiting for its port to change."""
 
-    async def attempt(self, *, on_attached: Callable[[], None],
+    async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
                       on_progress: Callable[[int, int], None]) -> Outcome: ...
 
     async def wait_port_change(self) -> None: ...
@@ -210,7 +212,7 @@ class EngineStreamer:
         self._options = options
         self._engine: Engine | None = None
 
-    async def attempt(self, *, on_attached: Callable[[], None],
+    async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
                       on_progress: Callable[[int, int], None]) -> Outcome:
         if self._engine is None or not self._engine.alive:
             await self._stop_engine()
@@ -228,7 +230,7 @@ class EngineStreamer:
             owner=binding.owner, lock=self._lock, engine=self._engine,
             endpoint=self._endpoint, read_port=self._read_port, vm_exists=vm_exists,
             sysfs_root=str(self._sysfs_root), devfs_root=str(self._devfs_root),
-        ), on_attached=on_attached, on_progress=on_progress)
+        ), on_locked=on_locked, on_attached=on_attached, on_progress=on_progress)
         if result.cause is Cause.ENGINE_FAILED:
             await self._stop_engine()
         return result
@@ -254,47 +256,79 @@ class EngineStreamer:
 
 
 class EnginePool:
-    """Keeps one engine worker started ahead of need: starting a Python process takes seconds on
-    small or emulated nodes, and a new binding should not wait for it."""
+    """Keeps one engine worker ready ahead of need: starting a Python process takes seconds on
+    small or emulated nodes, and a new binding should not wait for it. Workers of ended streams
+    are reused when idle and healthy; a replacement is started a little later, so that starting it
+    does not compete with the stream that just took the ready one."""
 
-    def __init__(self, spawn: Callable[[], Awaitable[Engine]]) -> None:
+    def __init__(self, spawn: Callable[[], Awaitable[Engine]], *,
+                 refill_delay: float = 5.0) -> None:
         self._spawn = spawn
-        self._spare: asyncio.Future[Engine] | None = None
+        self._refill_delay = refill_delay
+        self._idle: list[Engine] = []
+        self._spawning: asyncio.Future[Engine] | None = None
+        self._refill: asyncio.TimerHandle | None = None
 
     def warm(self) -> None:
-        """Start the spare worker now (if none is starting or ready)."""
-        if self._spare is None:
-            self._spare = asyncio.ensure_future(self._spawn())
+        """Start a worker now unless one is ready or starting."""
+        if not self._idle and self._spawning is None:
+            self._spawning = asyncio.ensure_future(self._spawn())
+            self._spawning.add_done_callback(_report_spare)
 
     async def take(self) -> Engine:
-        """A started worker (the spare if it is healthy); a new spare starts meanwhile."""
+        """A ready worker: an idle one, else the one starting (or a new one)."""
+        while self._idle:
+            engine = self._idle.pop()
+            if engine.alive and not engine.in_session:
+                self._refill_later()
+                return engine
+            await engine.stop()
         self.warm()
-        spare, self._spare = self._spare, None
-        self.warm()
-        assert spare is not None
-        engine = await spare
+        spawning, self._spawning = self._spawning, None
+        assert spawning is not None
+        engine = await spawning
+        self._refill_later()
         if engine.alive:
             return engine
         await engine.stop()
         return await self._spawn()
 
+    def _refill_later(self) -> None:
+        if self._refill is None or self._refill.cancelled():
+            self._refill = asyncio.get_running_loop().call_later(self._refill_delay, self._rewarm)
+
+    def _rewarm(self) -> None:
+        self._refill = None
+        self.warm()
+
     async def give_back(self, engine: Engine) -> None:
-        """Keep an idle, healthy worker as the spare; stop anything else."""
-        if engine.alive and not engine.in_session and self._spare is None:
-            future: asyncio.Future[Engine] = asyncio.get_running_loop().create_future()
-            future.set_result(engine)
-            self._spare = future
+        """Keep an idle, healthy worker for the next binding; stop anything else."""
+        if engine.alive and not engine.in_session and not self._idle:
+            self._idle.append(engine)
             return
         await engine.stop()
 
     async def close(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return
-        spare.cancel()
-        with contextlib.suppress(asyncio.CancelledError, EngineError):
-            engine = await spare
+        if self._refill is not None:
+            self._refill.cancel()
+        idle, self._idle = self._idle, []
+        for engine in idle:
             await engine.stop()
+        spawning, self._spawning = self._spawning, None
+        if spawning is not None:
+            spawning.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EngineError):
+                await (await spawning).stop()
+
+
+def _report_spare(future: asyncio.Future[Engine]) -> None:
+    if future.cancelled():
+        return
+    if future.exception() is not None:
+        log.warning("cannot start an engine worker: %s", future.exception())
+        return
+    engine = future.result()
+    log.info("engine worker %d ready (libusb %s)", engine.pid, engine.libusb_version)
 
 
 # ----------------------------------------------------------------------------- status reporting
@@ -417,10 +451,12 @@ class DeviceStream:
     async def _loop(self) -> None:
         failures = 0
         ctx = self.binding.context()
+        connecting = (f"Opening {ctx.device} on node {ctx.node} and connecting it to "
+                      f"{ctx.vm_ref}.")
         while True:
-            self._set(status.connecting(self.status, now=self._now(), message=(
-                f"Opening {ctx.device} on node {ctx.node} and connecting it to {ctx.vm_ref}.")))
             result = await self._streamer.attempt(
+                on_locked=lambda: self._set(status.connecting(self.status, now=self._now(),
+                                                              message=connecting)),
                 on_attached=self._attach_timer(), on_progress=self._progress_counter())
             if self._attached:
                 self._attached = False
@@ -428,6 +464,11 @@ class DeviceStream:
             decision = outcome.decide(result, ctx)
             self._metrics.failures.labels(result.cause.value).inc()
             failures = 1 if result.attached_seconds >= STABLE_SECONDS else failures + 1
+            if result.holder == self.binding.owner:
+                # Another agent on this node (a DaemonSet rollout overlap) streams this very
+                # binding: it reports; this one waits quietly for the lock.
+                await self._wait(Wait.BACKOFF, failures)
+                continue
             self._set(status.ended(self.status, decision=decision, outcome=result,
                                    now=self._now()))
             log.info("%s: %s", self.binding.device.name, decision.message,
@@ -665,6 +706,30 @@ async def run_streaming(config: StreamingConfig, *, client: KubeClient,
         await asyncio.shield(pool.close())
 
 
+def stream_endpoint(*, kubeconfig: Path | None, context: str | None = None,
+                    environ: Mapping[str, str]) -> APIEndpoint:
+    """Where the streams' websockets go: the kubeconfig when given, else the pod's service
+    account when in a cluster, else $KUBECONFIG or ~/.kube/config (as `kube.config` decides)."""
+    from kubevirt_usb.stream.endpoint import EndpointError, in_cluster, load_kubeconfig
+
+    if kubeconfig is None and context is None:
+        with contextlib.suppress(EndpointError):
+            return in_cluster(environ=environ)
+    path = kubeconfig or Path(environ.get("KUBECONFIG") or "~/.kube/config").expanduser()
+    return load_kubeconfig(path, context=context)
+
+
+def start_streaming(*, node: str, client: KubeClient, endpoint: APIEndpoint,
+                    registry: CollectorRegistry | None = None,
+                    sysfs_root: Path = Path("/sys")) -> asyncio.Task[None]:
+    """Stream this node's bound devices in the background (for `kubevirt-usb agent`): the task
+    to cancel on the way out; its metrics go into `registry` (a prometheus CollectorRegistry)."""
+    config = StreamingConfig(node=node, endpoint=lambda: endpoint, sysfs_root=sysfs_root)
+    return asyncio.create_task(run_streaming(config, client=client,
+                                             metrics=StreamMetrics(registry)),
+                               name="streaming")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kubevirt_usb.agent.streaming",
                                      description="Stream this node's bound USB devices.")
@@ -686,10 +751,8 @@ async def _main(args: argparse.Namespace) -> None:
 
     from kubevirt_usb.kube.client import connect
     from kubevirt_usb.kube.config import load_config
-    from kubevirt_usb.stream.endpoint import in_cluster, load_kubeconfig
 
-    endpoint = (load_kubeconfig(args.kubeconfig) if args.kubeconfig
-                else in_cluster(environ=os.environ))
+    endpoint = stream_endpoint(kubeconfig=args.kubeconfig, environ=os.environ)
     client = connect(load_config(kubeconfig=args.kubeconfig), field_manager=FIELD_MANAGER)
     metrics = StreamMetrics()
     if args.metrics_port:

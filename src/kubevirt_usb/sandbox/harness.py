@@ -30,11 +30,13 @@ class SandboxHarness:
     """Start with `start()`, stop with `stop()` (or use it as a context manager)."""
 
     def __init__(self, *, state_dir: Path, scenario: Scenario | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 components: bool = True) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                         name="kubevirt-usb-sandbox")
-        options = SandboxOptions(scenario=scenario or default_scenario(), state_dir=state_dir)
+        options = SandboxOptions(scenario=scenario or default_scenario(), state_dir=state_dir,
+                                 components=components)
         if progress is not None:
             options.progress = progress
         self.sandbox = Sandbox(options)

@@ -1,0 +1,124 @@
+"""What the agent says about a stream in its USBAttachment's status: plain values in, the status
+fields out.
+
+The agent owns `phase` (Connecting, Attached, Failed), `message`, the `Connected` condition,
+`bytesToVM`, `bytesFromVM`, `reconnects`, `lastError` and `attachedSince`, and writes them with
+server-side apply (field manager `kubevirt-usb-agent`, forced) while the device's claimRef names
+the attachment. A field it leaves out of an apply is removed, so `lastError` and `attachedSince`
+disappear when they no longer hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubevirt_usb import models
+from kubevirt_usb.redirect.outcome import Decision, Outcome, Phase, last_error
+
+CONDITION = "Connected"
+FIELD_MANAGER = "kubevirt-usb-agent"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamStatus:
+    """One attachment's stream as users see it."""
+
+    phase: Phase = "Connecting"
+    reason: str = "Connecting"
+    message: str = ""
+    transition_time: str = ""
+    """When the Connected condition last changed between True and False."""
+    attached_since: str | None = None
+    last_error: str | None = None
+    bytes_to_vm: int = 0
+    bytes_from_vm: int = 0
+    reconnects: int = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.phase == "Attached"
+
+
+def seeded(existing: Mapping[str, Any] | None, *, now: str) -> StreamStatus:
+    """A fresh stream's status, continuing the counters the attachment already shows."""
+    existing = existing or {}
+
+    def count(key: str) -> int:
+        value = existing.get(key)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    return StreamStatus(transition_time=now, bytes_to_vm=count("bytesToVM"),
+                        bytes_from_vm=count("bytesFromVM"), reconnects=count("reconnects"))
+
+
+def _moved(status: StreamStatus, *, connected: bool, now: str) -> str:
+    return now if connected != status.connected else status.transition_time
+
+
+def connecting(status: StreamStatus, *, message: str, now: str) -> StreamStatus:
+    """An attempt is under way."""
+    return dataclasses.replace(status, phase="Connecting", reason="Connecting", message=message,
+                               attached_since=None,
+                               transition_time=_moved(status, connected=False, now=now))
+
+
+def attached(status: StreamStatus, *, message: str, now: str, reconnect: bool) -> StreamStatus:
+    """The VM has the device; `reconnect` when it had it before in this binding."""
+    return dataclasses.replace(status, phase="Attached", reason="Attached", message=message,
+                               attached_since=now,
+                               transition_time=_moved(status, connected=True, now=now),
+                               reconnects=status.reconnects + (1 if reconnect else 0))
+
+
+def ended(status: StreamStatus, *, decision: Decision, outcome: Outcome,
+          now: str) -> StreamStatus:
+    """An attempt ended (or failed) as `outcome` says; `decision` is what users read."""
+    return dataclasses.replace(status, phase=decision.phase, reason=decision.reason.value,
+                               message=decision.message, attached_since=None,
+                               last_error=last_error(outcome),
+                               transition_time=_moved(status, connected=False, now=now))
+
+
+def counted(status: StreamStatus, *, to_vm: int, from_vm: int) -> StreamStatus:
+    """Totals after more bytes flowed (`to_vm`/`from_vm` are additions)."""
+    return dataclasses.replace(status, bytes_to_vm=status.bytes_to_vm + to_vm,
+                               bytes_from_vm=status.bytes_from_vm + from_vm)
+
+
+def status_fields(status: StreamStatus) -> dict[str, Any]:
+    """The status fields the agent owns, as they are applied."""
+    fields: dict[str, Any] = {
+        "phase": status.phase,
+        "message": status.message,
+        "conditions": [{
+            "type": CONDITION,
+            "status": "True" if status.connected else "False",
+            "reason": status.reason,
+            "message": status.message,
+            "lastTransitionTime": status.transition_time,
+        }],
+        "bytesToVM": status.bytes_to_vm,
+        "bytesFromVM": status.bytes_from_vm,
+        "reconnects": status.reconnects,
+    }
+    if status.last_error:
+        fields["lastError"] = status.last_error
+    if status.attached_since:
+        fields["attachedSince"] = status.attached_since
+    return fields
+
+
+def apply_object(*, namespace: str, name: str, status: StreamStatus) -> dict[str, Any]:
+    """The server-side apply body for the attachment's status subresource."""
+    return {"apiVersion": models.API_VERSION, "kind": "USBAttachment",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status_fields(status)}
+
+
+def only_counters_changed(before: StreamStatus, after: StreamStatus) -> bool:
+    """True when nothing but the byte counters differ (such writes are rate-limited)."""
+    return dataclasses.replace(after, bytes_to_vm=before.bytes_to_vm,
+                               bytes_from_vm=before.bytes_from_vm) == before

@@ -1,0 +1,66 @@
+"""The attachment status the agent applies, computed from plain values."""
+
+from __future__ import annotations
+
+from kubevirt_usb.redirect import status
+from kubevirt_usb.redirect.outcome import Cause, Context, Outcome, decide
+
+CTX = Context(device="USB device d", node="node1", port_path="2-1", namespace="default",
+              vm="vm1")
+T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z", "2026-01-01T00:01:00Z"
+
+
+def test_a_new_stream_continues_the_attachments_counters() -> None:
+    fresh = status.seeded({"bytesToVM": 10, "bytesFromVM": 2, "reconnects": 3,
+                           "phase": "Attached"}, now=T0)
+    assert (fresh.bytes_to_vm, fresh.bytes_from_vm, fresh.reconnects) == (10, 2, 3)
+    assert fresh.phase == "Connecting"
+    assert status.seeded(None, now=T0).bytes_to_vm == 0
+    assert status.seeded({"bytesToVM": "junk"}, now=T0).bytes_to_vm == 0
+
+
+def test_attached_sets_the_condition_true_and_attached_since() -> None:
+    st = status.attached(status.seeded(None, now=T0), message="Streaming.", now=T1,
+                         reconnect=False)
+    fields = status.status_fields(st)
+    assert fields["phase"] == "Attached"
+    assert fields["attachedSince"] == T1
+    assert fields["conditions"] == [{"type": "Connected", "status": "True", "reason": "Attached",
+                                     "message": "Streaming.", "lastTransitionTime": T1}]
+    assert fields["reconnects"] == 0
+    assert "lastError" not in fields
+
+
+def test_a_failure_clears_attached_since_and_keeps_the_error() -> None:
+    st = status.attached(status.seeded(None, now=T0), message="m", now=T1, reconnect=False)
+    result = Outcome(cause=Cause.NO_FREE_SLOT, kubevirt="Internal error occurred: ...")
+    st = status.ended(st, decision=decide(result, CTX), outcome=result, now=T2)
+    fields = status.status_fields(st)
+    assert fields["phase"] == "Failed"
+    assert "attachedSince" not in fields
+    assert fields["lastError"] == "NoFreeSlot: Internal error occurred: ..."
+    condition = fields["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "NoFreeSlot")
+    assert condition["lastTransitionTime"] == T2
+
+
+def test_the_transition_time_moves_only_when_connected_flips() -> None:
+    st = status.seeded(None, now=T0)
+    st = status.connecting(st, message="again", now=T1)
+    assert st.transition_time == T0
+    st = status.attached(st, message="m", now=T1, reconnect=True)
+    assert (st.transition_time, st.reconnects) == (T1, 1)
+
+
+def test_only_counter_changes_are_recognised() -> None:
+    st = status.seeded(None, now=T0)
+    assert status.only_counters_changed(st, status.counted(st, to_vm=5, from_vm=1))
+    assert not status.only_counters_changed(st, status.connecting(st, message="x", now=T0))
+
+
+def test_the_apply_body_names_the_attachment() -> None:
+    body = status.apply_object(namespace="default", name="att1",
+                               status=status.seeded(None, now=T0))
+    assert body["kind"] == "USBAttachment"
+    assert body["metadata"] == {"name": "att1", "namespace": "default"}
+    assert body["status"]["bytesToVM"] == 0
