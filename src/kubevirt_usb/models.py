@@ -34,6 +34,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
 
+def selector_words(*, name: str | None = None, vendor_id: str | None = None,
+                   product_id: str | None = None, product: str | None = None,
+                   serial: str | None = None, node: str | None = None,
+                   port: str | None = None) -> str:
+    """A device selector in prose: `serial AAA1 on node1`, `id 0781:*`, `any device`."""
+    out = []
+    if name is not None:
+        out.append(f"device {name}")
+    if vendor_id is not None or product_id is not None:
+        out.append(f"id {vendor_id or '*'}:{product_id or '*'}")
+    if product is not None:
+        out.append(f"product {product!r}")
+    if serial is not None:
+        out.append(f"serial {serial}")
+    if node is not None:
+        out.append(f"on {node}")
+    if port is not None:
+        out.append(f"port {port}")
+    return " ".join(out) or "any device"
+
+
 class DeviceSelector(_Model):
     """Which device: every field optional, all given fields must match."""
 
@@ -45,6 +66,11 @@ class DeviceSelector(_Model):
                                 description="the product string (descriptor or usb.ids name)")
     node: DNSSubdomain | None = None
     port: PortPath | None = None
+
+    def words(self) -> str:
+        return selector_words(name=self.name, vendor_id=self.vendor_id,
+                              product_id=self.product_id, product=self.product,
+                              serial=self.serial, node=self.node, port=self.port)
 
 
 class ClaimRef(_Model):

@@ -15,6 +15,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubevirt_usb import listen as listening
+
 Check = Callable[[], str | None]  # None when fine, else why not
 Metrics = Callable[[], tuple[bytes, str]]
 
@@ -45,11 +47,8 @@ def respond(method: str, path: str, *, live: Check, ready: Check, metrics: Metri
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """HOST:PORT (IPv6 hosts in brackets) as (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    """HOST:PORT (IPv6 hosts in brackets) as (host, port); an empty host is 0.0.0.0."""
+    return listening.parse_listen(text, default_host="0.0.0.0")
 
 
 class HealthServer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import secrets
 import socket
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import uvicorn
 import yaml
 
+from kubevirt_usb import listen
 from kubevirt_usb.apiserver import bootstrap, errors
 from kubevirt_usb.apiserver.api import RequestContext
 from kubevirt_usb.apiserver.app import APIServerApp, Authenticator, build_app, new_cluster_state
@@ -52,10 +52,10 @@ class ServerOptions:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ServerStartError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:6443")
-    return host.strip("[]"), int(port)
+    try:
+        return listen.parse_listen(text)
+    except listen.ListenError as exc:
+        raise ServerStartError(f"--listen {exc}") from exc
 
 
 def load_manifests(path: Path) -> list[dict[str, Any]]:
@@ -72,22 +72,10 @@ def load_manifests(path: Path) -> list[dict[str, Any]]:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ServerStartError(f"{host}:{port} is already in use: stop what listens there or "
-                                   "choose another port with --listen") from exc
-        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    # accepted connections inherit it: no Nagle delay between a response's header and body
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
+        return listen.bind(host, port, backlog=512)
+    except listen.ListenError as exc:
+        raise ServerStartError(str(exc)) from exc
 
 
 class APIServer:

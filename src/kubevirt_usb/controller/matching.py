@@ -66,17 +66,4 @@ def best(devices: Iterable[Device], *, preferred_node: str | None) -> Device | N
 
 def selector_words(selector: models.DeviceSelector) -> str:
     """The selector in prose: `serial AAA1 on node1`, `id 0781:5567`, `any device`."""
-    out = []
-    if selector.name is not None:
-        out.append(f"device {selector.name}")
-    if selector.vendor_id is not None or selector.product_id is not None:
-        out.append(f"id {selector.vendor_id or '*'}:{selector.product_id or '*'}")
-    if selector.product is not None:
-        out.append(f"product {selector.product!r}")
-    if selector.serial is not None:
-        out.append(f"serial {selector.serial}")
-    if selector.node is not None:
-        out.append(f"on {selector.node}")
-    if selector.port is not None:
-        out.append(f"port {selector.port}")
-    return " ".join(out) or "any device"
+    return selector.words()

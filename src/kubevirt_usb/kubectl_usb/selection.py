@@ -12,6 +12,7 @@ from typing import Any
 
 from kubevirt_usb.kubectl_usb.exitcodes import CLIError, ExitCode
 from kubevirt_usb.kubectl_usb.objects import Obj, dig, name, slug, spec, status
+from kubevirt_usb.models import selector_words
 from kubevirt_usb.usb.model import port_sort_key
 
 _HEX_ID = re.compile(r"^(?:0x)?([0-9a-fA-F]{4})$")
@@ -68,20 +69,9 @@ class Selector:
 
     def words(self) -> str:
         """The selector in prose, e.g. `serial AAA1 on node1`."""
-        out = []
-        if self.name is not None:
-            out.append(f"device {self.name}")
-        if self.vendor_id is not None or self.product_id is not None:
-            out.append(f"id {self.vendor_id or '*'}:{self.product_id or '*'}")
-        if self.product is not None:
-            out.append(f"product {self.product!r}")
-        if self.serial is not None:
-            out.append(f"serial {self.serial}")
-        if self.node is not None:
-            out.append(f"on {self.node}")
-        if self.port is not None:
-            out.append(f"port {self.port}")
-        return " ".join(out) or "any device"
+        return selector_words(name=self.name, vendor_id=self.vendor_id,
+                              product_id=self.product_id, product=self.product,
+                              serial=self.serial, node=self.node, port=self.port)
 
 
 def _quote(value: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kubevirt_usb import listen as listening
 from kubevirt_usb.web.config import AuthMode, WebConfig
 
 if TYPE_CHECKING:
@@ -19,11 +20,10 @@ if TYPE_CHECKING:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080",
-                                 param_hint="--listen")
-    return host.strip("[]"), int(port)
+    try:
+        return listening.parse_listen(text)
+    except listening.ListenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
 
 
 def api_from_kubeconfig(path: Path | None, context: str | None) -> tuple[str, str | None,

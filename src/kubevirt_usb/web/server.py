@@ -13,23 +13,18 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from kubevirt_usb import listen as listening
+
 
 class WebStartError(RuntimeError):
     """The UI could not start; the message says what to change."""
 
 
 def listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
+        return listening.bind(host, port)
+    except listening.ListenError as exc:
+        raise WebStartError(str(exc)) from exc
 
 
 class _Server(uvicorn.Server):
