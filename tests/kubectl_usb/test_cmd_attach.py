@@ -102,15 +102,14 @@ def test_wait_until_attached_shows_progress(cluster: Cluster) -> None:
     wait_until(lambda: cluster.attachment(NAME) is not None, within=30,
                what="the attachment to be created")
     cluster.claim(AAA1, attachment=NAME, vm="vm1")
-    cluster.set_phase(NAME, "Connecting", device=AAA1, node="node1", slot=0)
-    cluster.set_phase(NAME, "Attached", device=AAA1, node="node1", slot=0)
+    cluster.set_phase(NAME, "Connecting", device=AAA1, node="node1")
+    cluster.set_phase(NAME, "Attached", device=AAA1, node="node1")
     code, out, err = finish(process)
     assert code == 0, err
     assert out.splitlines() == [
         f"usbattachment/{NAME} created: attaching {AAA1} (QEMU USB HARDDRIVE, serial AAA1, node1 "
         "port 2-1) to VM default/vm1",
-        f"attached: {AAA1} (QEMU USB HARDDRIVE, serial AAA1, node1 port 2-1) -> VM default/vm1, "
-        "usbredir slot 0"]
+        f"attached: {AAA1} (QEMU USB HARDDRIVE, serial AAA1, node1 port 2-1) -> VM default/vm1"]
     assert err.startswith("waiting: ")
 
 

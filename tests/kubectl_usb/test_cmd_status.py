@@ -15,7 +15,7 @@ NAME = f"vm1-{AAA1}"
 def attached(cluster: Cluster) -> None:
     assert cluster.run("attach", "--serial", "AAA1", "vm1").code == 0
     since = stamp(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30, seconds=20))
-    cluster.bind(AAA1, attachment=NAME, vm="vm1", slot=1, bytesToVM=64 * 1024 * 1024,
+    cluster.bind(AAA1, attachment=NAME, vm="vm1", bytesToVM=64 * 1024 * 1024,
                  bytesFromVM=4096, reconnects=2, lastError="websocket closed: 1006",
                  attachedSince=since)
 
@@ -31,8 +31,8 @@ def test_status_shows_phase_device_node_traffic_since_and_errors(cluster: Cluste
                                     "30m"]
     assert lines[1].endswith("last error: websocket closed: 1006")
     wide = cluster.run("status", "-o", "wide").out.splitlines()
-    assert wide[0].split()[-4:] == ["SLOT", "RECONNECTS", "LAST-ERROR", "SELECTOR"]
-    assert wide[1].split()[-6:] == ["1", "2", "websocket", "closed:", "1006", AAA1]
+    assert wide[0].split()[-3:] == ["RECONNECTS", "LAST-ERROR", "SELECTOR"]
+    assert wide[1].split()[-5:] == ["2", "websocket", "closed:", "1006", AAA1]
 
 
 def test_status_of_one_vm_or_attachment(cluster: Cluster) -> None:

@@ -72,14 +72,14 @@ def test_scripts_get_a_kubectl_style_list_or_names() -> None:
 def test_an_attached_attachment_row() -> None:
     attached = attachment_obj("vm1-46f4-0001-aaa1", vm="vm1", device={"name": "46f4-0001-aaa1"},
                               status={"phase": "Attached", "device": "46f4-0001-aaa1",
-                                      "node": "node1", "slot": 0, "bytesToVM": 64 * 1024 * 1024,
+                                      "node": "node1", "bytesToVM": 64 * 1024 * 1024,
                                       "bytesFromVM": 2048, "reconnects": 1,
                                       "lastError": "connection reset",
                                       "attachedSince": stamp(NOW - dt.timedelta(minutes=5))})
     assert attachment_row(attached, now=NOW) == [
         "vm1-46f4-0001-aaa1", "vm1", "Attached", "46f4-0001-aaa1", "node1", "64.0MiB",
         "2.0KiB", "5m", "last error: connection reset"]
-    assert attachment_row(attached, now=NOW, wide=True)[9:] == ["0", "1", "connection reset",
+    assert attachment_row(attached, now=NOW, wide=True)[9:] == ["1", "connection reset",
                                                                 "46f4-0001-aaa1"]
     assert attachment_row(attached, now=NOW, with_namespace=True)[0] == "default"
 

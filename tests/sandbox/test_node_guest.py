@@ -27,6 +27,7 @@ def test_node_scenario_becomes_qemu_devices_on_fixed_ports() -> None:
             DeviceSpec(id="hub1", kind=DeviceKind.HUB, port="4"),
             DeviceSpec(id="kbd1", kind=DeviceKind.USB_KBD, hub="hub1", port="2"),
             DeviceSpec(id="ser1", kind=DeviceKind.USB_SERIAL, plugged=False),
+            DeviceSpec(id="audio1", kind=DeviceKind.USB_AUDIO, hub="hub1", port="1"),
         ],
     )
     args = node_qemu_args(node, Path("/run/x"))
@@ -42,6 +43,8 @@ def test_node_scenario_becomes_qemu_devices_on_fixed_ports() -> None:
     assert device_option(props) == (
         "usb-serial,bus=xhci.0,port=2,chardev=kvubk3,always-plugged=on,id=ser1"
     )
+    assert "usb-audio,bus=xhci.0,port=4.1,audiodev=kvubk4,id=audio1" in devices
+    assert "none,id=kvubk4" in args  # the composite device's audio backend
 
 
 def node_with_hub() -> NodeSpec:

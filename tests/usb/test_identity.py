@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -23,6 +24,8 @@ from kubevirt_usb.usb.model import (
     NodeDevice,
     UsbDevice,
 )
+from kubevirt_usb.usb.sysfs import scan
+from kubevirt_usb.usb.usbids import UsbIds
 
 SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -391,3 +394,18 @@ def test_published_records_combine_node_device_identity_and_name() -> None:
         ("46f4-0001-aaa2", "node1", "serial", a.device),
         ("node1-067b-2303-2-2", "node1", "port", b.device),
     ]
+
+
+def test_identities_of_a_captured_node() -> None:
+    fixture = Path(__file__).resolve().parent / "fixtures" / "mixed"
+    devices = scan(sysfs_root=fixture, usb_ids=UsbIds(Path("/usr/share/misc/usb.ids"))).devices
+    identities = assign_identities([NodeDevice(node="node1", device=d) for d in devices
+                                    if not d.is_hub])
+    tiers = {port: identity.tier for (_node, port), identity in identities.items()}
+    # twins with serials: by serial; twins without: by port; odd strings still get a serial tier
+    assert tiers == {"2-1": "serial", "2-2": "serial", "1-3": "port", "1-4": "port",
+                     "1-5.1": "serial", "1-5.2": "serial", "1-5.3": "serial"}
+    names = sorted(device_object_name(i) for i in identities.values())
+    assert len(set(names)) == len(names)
+    assert "46f4-0001-aaa1" in names
+    assert "node1-0403-6001-1-3" in names

@@ -292,3 +292,32 @@ def test_read_device_reads_one_port(tree: SysfsTree, usb_ids: UsbIds) -> None:
     assert device is not None
     assert (device.serial, device.devnum, device.drivers) == ("AAA2", 3, ("usb-storage",))
     assert read_device(sysfs_root=tree.root, port_path="2-9", usb_ids=usb_ids) is None
+
+
+# ---- real sysfs, captured from a QEMU node guest (tests/usb/capture_fixtures.py) --------------
+
+MIXED = Path(__file__).resolve().parent / "fixtures" / "mixed"
+
+
+def test_a_captured_node_reads_every_device_once_with_its_facts() -> None:
+    result = scan(sysfs_root=MIXED, usb_ids=UsbIds(Path("/usr/share/misc/usb.ids")))
+    assert result.skipped == ()
+    found = {d.port_path: d for d in result.devices}
+    assert sorted(found) == ["1-3", "1-4", "1-5", "1-5.1", "1-5.2", "1-5.3", "2-1", "2-2"]
+    assert [found["2-1"].serial, found["2-2"].serial] == ["AAA1", "AAA2"]
+    assert {found[p].usb_id for p in ("2-1", "2-2", "1-5.1")} == {"46f4:0001"}
+    assert [found["2-1"].speed, found["1-5.1"].speed] == ["5000", "12"]
+    assert found["1-3"].serial is None
+    assert found["1-4"].serial is None
+    assert found["1-3"].drivers == ("ftdi_sio",)
+    assert found["1-5"].is_hub
+    assert not found["1-5.2"].is_hub
+    assert found["1-5.2"].drivers == ("usbhid",)
+    assert found["1-5.1"].serial == 'odd<b>&"\u00c3\u00a9 x'  # QEMU's bytes of é, as a kernel shows
+    assert found["2-1"].product == "QEMU USB HARDDRIVE"
+    assert found["1-3"].product_name == "FT232 Serial (UART) IC"  # usb.ids, over the descriptor
+    composite = found["1-5.3"]  # QEMU's usb-audio: class at interface level, two interfaces
+    assert composite.device_class == 0
+    assert [(i.number, i.class_code, i.subclass) for i in composite.interfaces] == [
+        (0, 1, 1), (1, 1, 2)]
+    assert composite.drivers == ()  # no driver bound to either interface

@@ -152,7 +152,7 @@ class Cluster:
                             "metadata": {"name": "vm2-held", "namespace": "default"},
                             "spec": {"vm": "vm2", "device": {"serial": "AAA2"}}})
         self.set_status(held, {"phase": "Attached", "device": "46f4-0001-aaa2",
-                               "node": "node1", "slot": 0, "bytesToVM": 123456,
+                               "node": "node1", "bytesToVM": 123456,
                                "bytesFromVM": 789, "attachedSince": NOW})
 
     def add_vm(self, name: str, *, namespace: str = "default") -> None:

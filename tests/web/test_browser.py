@@ -67,7 +67,7 @@ def test_attach_and_detach_by_clicking(ui: WebThread, browser: Watched) -> None:
     ui.cluster.set_status(made, {"phase": "Bound", "device": "46f4-0001-aaa1", "node": "node1"})
     page.wait_for_selector(".kvu-steps .kvu-current:has-text('Bound')")
     since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    ui.cluster.set_status(made, {"phase": "Attached", "slot": 0, "bytesToVM": 65536,
+    ui.cluster.set_status(made, {"phase": "Attached", "bytesToVM": 65536,
                                  "bytesFromVM": 512, "attachedSince": since})
     page.wait_for_selector(".kvu-progress[data-settled='true']:has-text('Attached to vm1')")
     page.wait_for_selector("tr[data-phase='Attached']")
@@ -76,14 +76,16 @@ def test_attach_and_detach_by_clicking(ui: WebThread, browser: Watched) -> None:
     ui.cluster.set_status(made, {"bytesToVM": 1048576})
     page.wait_for_selector("td[data-label='To VM'][data-bytes='1048576']")
     assert to_vm.inner_text() == "1.0 MiB"
-    assert "46f4-0001-aaa1" in page.locator("[data-slot='0']").inner_text()
+    assert "46f4-0001-aaa1" in page.locator("[data-slot='1']").inner_text()
+    assert page.locator("[data-slots-used='1']").count() == 1
     screenshot(page, "vm")
 
     row.locator("button:has-text('Detach')").click()
     page.wait_for_selector(".kvu-progress:has-text('Detached from vm1')")
     page.wait_for_selector("#no-attachments")
     assert _attachments(ui, "vm1") == []
-    assert "free" in page.locator("[data-slot='0']").inner_text()
+    page.wait_for_selector("[data-slots-used='0']")
+    assert "free" in page.locator("[data-slot='1']").inner_text()
 
 
 def test_hostile_device_strings_render_as_text(ui: WebThread, browser: Watched) -> None:

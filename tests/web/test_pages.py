@@ -57,8 +57,9 @@ def test_the_vm_page_shows_attachments_and_slots(signed_in: Client) -> None:
     assert 'data-phase="Attached"' in page
     assert 'data-bytes="123456"' in page
     assert "120.6 KiB" in page
-    assert 'data-slot="0"' in page
-    assert "usbredir-3" in page
+    assert 'data-slots-used="1"' in page
+    assert "held by <span class=\"kvu-mono\">vm2-held</span>" in page
+    assert 'data-slot="4"' in page
     assert ">Detach</button>" in page
     assert 'id="attach-form"' in page
     assert 'sse-connect="/live/namespaces/default/vms/vm2"' in page

@@ -97,27 +97,31 @@ def test_filters_and_grouping_by_node() -> None:
 
 
 def test_attachment_rows_and_the_four_slots() -> None:
-    attached = _attachment("a1", phase="Attached", slot=2, bytesToVM=2048, bytesFromVM=10,
+    attached = _attachment("a1", phase="Attached", bytesToVM=2048, bytesFromVM=10,
                            device="d1", node="node1", attachedSince="2026-11-01T10:04:00Z")
     waiting = _attachment("a2", phase="WaitingForDevice", message="no device matches")
-    other_vm = _attachment("a3", vm="vm2", phase="Attached", slot=0)
-    rows = views.attachment_rows([waiting, attached, other_vm], now=NOW, vm="vm1")
-    assert [r.name for r in rows] == ["a1", "a2"]
-    first = rows[0]
+    other_vm = _attachment("a3", vm="vm2", phase="Attached")
+    connecting = _attachment("a0", phase="Connecting", device="d0",
+                             attachedSince="2026-11-01T10:00:00Z")
+    rows = views.attachment_rows([waiting, attached, other_vm, connecting], now=NOW, vm="vm1")
+    assert [r.name for r in rows] == ["a0", "a1", "a2"]
+    first = rows[1]
     assert (first.shown_phase, first.phase_tone, first.to_vm, first.from_vm, first.since_age) \
         == ("Attached", "green", "2.0 KiB", "10 B", "1m")
-    assert rows[1].wants == "serial=AAA1"
-    assert rows[1].phase_tone == "orange"
+    assert rows[2].wants == "serial=AAA1"
+    assert rows[2].phase_tone == "orange"
+    # the waiting one holds no slot; the holders fill the first slots, oldest first
     shown = views.slots(rows)
-    assert [(s.name, s.attachment.name if s.attachment else None) for s in shown] == \
-        [("usbredir-0", None), ("usbredir-1", None), ("usbredir-2", "a1"), ("usbredir-3", None)]
+    assert [(s.position, s.attachment.name if s.attachment else None) for s in shown] == \
+        [(1, "a0"), (2, "a1"), (3, None), (4, None)]
 
 
 def test_a_deleted_attachment_shows_as_detaching() -> None:
-    going = _attachment("a1", phase="Attached", slot=9)
+    going = _attachment("a1", phase="Attached")
     going["metadata"]["deletionTimestamp"] = "2026-11-01T10:04:59Z"
     row = views.attachment_row(going, now=NOW)
-    assert (row.shown_phase, row.phase_tone, row.slot) == ("Detaching", "grey", None)
+    assert (row.shown_phase, row.phase_tone) == ("Detaching", "grey")
+    assert views.slots([row])[0].attachment is None  # its slot is on its way to being free
 
 
 def test_vm_rows_join_vmis_and_attachments() -> None:

@@ -136,6 +136,5 @@ def attach(first: str, second: str | None, attachment: str | None, on_plug: bool
 def _attached_line(attachment: Obj, *, device: Obj | None, vm: str, session: Session) -> str:
     st = status(attachment)
     what = describe_device(device) if device is not None else str(st.get("device") or "device")
-    slot = f", usbredir slot {st['slot']}" if st.get("slot") is not None else ""
-    return f"attached: {what} -> VM {session.namespace}/{vm}{slot}"
+    return f"attached: {what} -> VM {session.namespace}/{vm}"
 

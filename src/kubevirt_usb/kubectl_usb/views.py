@@ -32,7 +32,7 @@ DEVICE_HEADERS = ["NAME", "NODE", "ID", "PRODUCT", "SERIAL", "PORT", "IDENTITY",
 DEVICE_WIDE = ["VENDOR", "MANUFACTURER", "BUS-DEV", "SPEED", "ATTACHMENT", "LAST-SEEN"]
 ATTACHMENT_HEADERS = ["NAME", "VM", "PHASE", "DEVICE", "NODE", "TO-VM", "FROM-VM", "SINCE",
                       "MESSAGE"]
-ATTACHMENT_WIDE = ["SLOT", "RECONNECTS", "LAST-ERROR", "SELECTOR"]
+ATTACHMENT_WIDE = ["RECONNECTS", "LAST-ERROR", "SELECTOR"]
 DEVICE_MIN_WIDTHS = [24, 8, 9, 24, 10, 7, 8, 9, 16]
 ATTACHMENT_MIN_WIDTHS = [28, 10, 16, 24, 8, 8, 8, 6]
 """Room for typical values, so `watch` lines printed later line up with the first table."""
@@ -100,8 +100,7 @@ def attachment_row(attachment: Obj, *, now: dt.datetime, wide: bool = False,
            human_bytes(st.get("bytesFromVM")), human_age(since, now=now) if since else "-",
            _short(attachment_message(attachment), wide=wide)]
     if wide:
-        slot = st.get("slot")
-        row += [text(slot), str(st.get("reconnects") or 0), text(st.get("lastError")),
+        row += [str(st.get("reconnects") or 0), text(st.get("lastError")),
                 Selector.from_spec(spec(attachment).get("device")).flags()]
     return [namespace(attachment), *row] if with_namespace else row
 

@@ -36,6 +36,7 @@ _DRIVERS = {
     DeviceKind.USB_STORAGE: "usb-storage",
     DeviceKind.USB_SERIAL: "usb-serial",
     DeviceKind.USB_KBD: "usb-kbd",
+    DeviceKind.USB_AUDIO: "usb-audio",
     DeviceKind.HUB: "usb-hub",
 }
 UNPLUG_TIMEOUT = 30.0
@@ -60,6 +61,8 @@ def device_properties(node: NodeSpec, device: DeviceSpec, port: str) -> dict[str
     if device.kind is DeviceKind.USB_SERIAL:
         props["chardev"] = backend_id(node, device.id)
         props["always-plugged"] = True  # a null chardev never "opens"; attach anyway
+    if device.kind is DeviceKind.USB_AUDIO:
+        props["audiodev"] = backend_id(node, device.id)
     if device.serial is not None:
         props["serial"] = device.serial
     props["id"] = device.id
@@ -78,7 +81,7 @@ def device_option(props: Mapping[str, str | bool]) -> str:
 
 
 def backend_args(node: NodeSpec, device: DeviceSpec, run_dir: Path) -> list[str]:
-    """The `-blockdev`/`-chardev` options a device needs (they outlive unplugs)."""
+    """The `-blockdev`/`-chardev`/`-audiodev` options a device needs (they outlive unplugs)."""
     ident = backend_id(node, device.id)
     if device.kind is DeviceKind.USB_STORAGE:
         image = qemu_value(str(disk_image(run_dir, device)))
@@ -88,6 +91,8 @@ def backend_args(node: NodeSpec, device: DeviceSpec, run_dir: Path) -> list[str]
         ]  # fmt: skip
     if device.kind is DeviceKind.USB_SERIAL:
         return ["-chardev", f"null,id={ident}"]
+    if device.kind is DeviceKind.USB_AUDIO:
+        return ["-audiodev", f"none,id={ident}"]
     return []
 
 

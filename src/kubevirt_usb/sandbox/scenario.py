@@ -11,6 +11,7 @@ nodes:
       - {id: hub1, kind: hub, port: 4}
       - {id: kbd1, kind: usb-kbd, hub: hub1, port: 2}        # QEMU port path 4.2
       - {id: serial1, kind: usb-serial, port: "3"}
+      - {id: audio1, kind: usb-audio, hub: hub1, port: 1}    # composite: two interfaces
 vms:
   - {namespace: default, name: vm1, clientPassthrough: true, node: node1}
 ```
@@ -59,6 +60,7 @@ class DeviceKind(StrEnum):
     USB_STORAGE = "usb-storage"
     USB_SERIAL = "usb-serial"
     USB_KBD = "usb-kbd"
+    USB_AUDIO = "usb-audio"  # a composite device: audio control + audio streaming interfaces
     HUB = "hub"
 
 

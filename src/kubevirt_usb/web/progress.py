@@ -46,7 +46,7 @@ def attach_progress(attachment: Mapping[str, Any] | None, *, vm: str, device: st
     if phase == "Attached":
         bound = printable(status.get("device")) or device
         return Progress(title=f"Attached to {vm}",
-                        text=f"{bound} is in {vm}, usbredir slot {status.get('slot')}.",
+                        text=f"{bound} is in {vm}.",
                         tone="success", step=3, settled=True)
     if phase in _WAITING:
         reason = message or printable(status.get("lastError"), limit=512) or _WAITING[phase]

@@ -264,7 +264,6 @@ class AttachmentRow:
     message: str
     device: str
     node: str
-    slot: int | None
     bytes_to_vm: int
     bytes_from_vm: int
     reconnects: int
@@ -297,7 +296,6 @@ def _count(value: object) -> int:
 
 def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
     meta, spec, status = _meta(attachment), _spec(attachment), _status(attachment)
-    slot = status.get("slot")
     since = status.get("attachedSince") or meta.get("creationTimestamp")
     return AttachmentRow(
         name=printable(meta.get("name")),
@@ -308,7 +306,6 @@ def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
         message=printable(status.get("message"), limit=512),
         device=printable(status.get("device")),
         node=printable(status.get("node")),
-        slot=slot if isinstance(slot, int) and 0 <= slot < SLOTS else None,
         bytes_to_vm=_count(status.get("bytesToVM")),
         bytes_from_vm=_count(status.get("bytesFromVM")),
         reconnects=_count(status.get("reconnects")),
@@ -328,24 +325,27 @@ def attachment_rows(attachments: Iterable[Obj], *, now: dt.datetime,
     return sorted(rows, key=lambda r: (r.vm, r.created, r.name))
 
 
+SLOT_HOLDING_PHASES = frozenset({"Bound", "Connecting", "Attached"})
+"""Phases in which an attachment holds one of its VM's slots (as the controller counts them)."""
+
+
 @dataclass(frozen=True)
 class SlotView:
-    """One of the VM's four usbredir slots and the attachment streaming through it, if any."""
+    """One of the VM's four usbredir slots and the attachment holding it, if any.
 
-    index: int
+    KubeVirt does not tell which of the four slots a stream landed in (virt-handler takes the
+    lowest free one), so the slots are shown by use, not by number."""
+
+    position: int
     attachment: AttachmentRow | None
-
-    @property
-    def name(self) -> str:
-        return f"usbredir-{self.index}"
 
 
 def slots(rows: Iterable[AttachmentRow]) -> list[SlotView]:
-    taken: dict[int, AttachmentRow] = {}
-    for row in rows:
-        if row.slot is not None and row.slot not in taken:
-            taken[row.slot] = row
-    return [SlotView(index=i, attachment=taken.get(i)) for i in range(SLOTS)]
+    """The VM's four slots: first those held by its attachments (oldest first), then free ones."""
+    holders = sorted((r for r in rows if r.phase in SLOT_HOLDING_PHASES and not r.detaching),
+                     key=lambda r: (r.since or r.created, r.name))[:SLOTS]
+    return [SlotView(position=i + 1, attachment=holders[i] if i < len(holders) else None)
+            for i in range(SLOTS)]
 
 
 @dataclass(frozen=True)
