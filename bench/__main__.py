@@ -76,17 +76,15 @@ def agents(agents: int, devices: int, steady_seconds: float, settle_seconds: flo
 @click.option("--sandbox", "in_sandbox", is_flag=True,
               help="Instead: attach latency into a VM's kernel in the cluster in a box.")
 @click.option("--rounds", default=3, show_default=True, help="With --sandbox.")
-@click.option("--stream-by-hand", is_flag=True,
-              help="With --sandbox: also start the agent's streaming part in the node guest.")
 def controller(attachments: int, devices: int, rate: float, selector: str, workers: int,
-               in_sandbox: bool, rounds: int, stream_by_hand: bool) -> None:
+               in_sandbox: bool, rounds: int) -> None:
     """The controller: USBAttachment created until Bound, on the API emulator (or, with
     --sandbox, until the VM's kernel sees the device)."""
     from bench import controller as bench_controller
 
     if in_sandbox:
         record("controller-sandbox", bench_controller.run_sandbox(
-            rounds=rounds, stream_by_hand=stream_by_hand))
+            rounds=rounds))
         return
     key = "controller" if (selector, rate) == ("serial", 100.0) else \
         f"controller-{selector}-{'burst' if rate == 0 else f'{rate:g}-per-s'}"

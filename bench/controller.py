@@ -238,13 +238,10 @@ def run(*, attachments: int, devices: int, rate: float, selector: str,
 # ---- the cluster in a box ----------------------------------------------------------------------
 
 
-def run_sandbox(*, rounds: int, stream_by_hand: bool) -> dict[str, Any]:
+def run_sandbox(*, rounds: int) -> dict[str, Any]:
     """Attach latency end to end: a USBAttachment created until vm1's kernel shows the stick
     (and until Bound), then deleted until the kernel lost it, `rounds` times, in the default
-    sandbox (its real agent and controller). `stream_by_hand` also starts the agent's streaming
-    part (`python -m kubevirt_usb.agent.streaming`) in the node guest, for agents that do not
-    run it themselves yet."""
-    from kubevirt_usb.sandbox.components import GUEST_RUN_DIR
+    sandbox (its real agent, streaming, and controller)."""
     from kubevirt_usb.sandbox.harness import SandboxHarness
 
     group = "/apis/usb.kubevirt-usb.io/v1alpha1"
@@ -254,12 +251,6 @@ def run_sandbox(*, rounds: int, stream_by_hand: bool) -> dict[str, Any]:
     gone: list[float] = []
     with tempfile.TemporaryDirectory(prefix="kvu-bench-") as tmp, \
             SandboxHarness(state_dir=Path(tmp)) as sandbox:
-        if stream_by_hand:
-            guest = sandbox.sandbox.nodes["node1"]
-            command = guest.host_command([sys.executable, "-m", "kubevirt_usb.agent.streaming",
-                                          "--node", "node1", "--kubeconfig",
-                                          f"{GUEST_RUN_DIR}/agent.kubeconfig"])
-            sandbox.run(guest.start_background(command, log_path="/tmp/streaming.log"))
         with sandbox.http() as http:
             http.post(f"{group}/usbpolicies", json={
                 "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBPolicy",
@@ -288,7 +279,7 @@ def run_sandbox(*, rounds: int, stream_by_hand: bool) -> dict[str, Any]:
             sandbox.wait_until(lambda: not sandbox.vm_sees("default/vm1", "AAA1"), within=180,
                                what="vm1 to lose AAA1", interval=0.1)
             gone.append(time.perf_counter() - start)
-    return {"rounds": rounds, "streaming_started_by_hand": stream_by_hand,
+    return {"rounds": rounds,
             "created_to_bound_s": [round(s, 3) for s in bound],
             "created_to_kernel_sees_s": [round(s, 2) for s in seen],
             "created_to_kernel_sees_s_median": round(statistics.median(seen), 2),

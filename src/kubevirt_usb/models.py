@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 GROUP = "usb.kubevirt-usb.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+USBREDIR_VERSION_ANNOTATION = f"{GROUP}/usbredir-version"
+"""On a node agent's heartbeat Lease: the libusbredirhost it streams with ("0.13.0-2
+(libusbredirhost.so.1.0.3)"), or why it has none ("not installed: ...")."""
+USBREDIR_MISSING_PREFIX = "not installed"
 
 HexId = Annotated[str, Field(pattern=r"^[0-9a-f]{4}$", description="4 lowercase hex digits")]
 DNSLabel = Annotated[str, Field(min_length=1, max_length=63,

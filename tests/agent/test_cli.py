@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from kubevirt_usb.agent.cli import agent
 from kubevirt_usb.cli import cli
-from kubevirt_usb.kube.resources import USBDevice
+from kubevirt_usb.kube.resources import Lease, USBDevice
+from kubevirt_usb.redirect.libversion import usbredir_version
 from tests.kube.emulator import NAMESPACE, Emulator, Relay, emulator, eventually
 from tests.usb.sysfs_builder import USB_IDS_TEXT, SysfsTree
 
@@ -97,6 +98,7 @@ async def test_the_program_publishes_serves_health_and_stops_on_sigterm(
             assert (await http.get("/healthz")).text == "ok\n"
             metrics = (await http.get("/metrics")).text
         objects = (await api.list(USBDevice)).items
+        heartbeat = await api.get(Lease, "kubevirt-usb-agent-node-cli", namespace=NAMESPACE)
     finally:
         await api.close()
         process.send_signal(signal.SIGTERM)
@@ -108,5 +110,11 @@ async def test_the_program_publishes_serves_health_and_stops_on_sigterm(
     assert process.returncode == 0
     lines = [json.loads(line) for line in stderr.decode().splitlines()]
     assert lines[0]["message"] == "agent started"
+    # the node's usbredir library, for `kubectl usb doctor`: this machine's real one
+    found = usbredir_version()
+    assert found is not None
+    assert lines[0]["usbredir"] == found.describe()
+    assert heartbeat["metadata"]["annotations"] == {
+        "usb.kubevirt-usb.io/usbredir-version": found.describe()}
     assert lines[-1]["message"] == "agent stopped"
     assert {line["node"] for line in lines if "device" in line} == {"node-cli"}

@@ -46,6 +46,10 @@ def test_the_manifest_holds_who_when_and_how_long() -> None:
     assert lease["spec"] == {"holderIdentity": "node1", "leaseDurationSeconds": 40,
                              "renewTime": "2024-05-01T12:00:00.250000Z"}
     assert lease["metadata"]["namespace"] == "ns"
+    assert "annotations" not in lease["metadata"]
+    noted = lease_manifest(name="l", namespace="ns", holder="node1", now=NOW,
+                           duration_seconds=40, annotations={"example.com/a": "b"})
+    assert noted["metadata"]["annotations"] == {"example.com/a": "b"}
 
 
 def test_a_lease_is_alive_until_its_duration_runs_out() -> None:
@@ -65,7 +69,8 @@ def cluster(tmp_path: Path) -> Iterator[Emulator]:
 async def test_renewals_create_then_move_the_renew_time(cluster: Emulator) -> None:
     times = iter([NOW, NOW + dt.timedelta(seconds=10)])
     client = cluster.client()
-    beat = Heartbeat(client, node="node1", namespace=NAMESPACE, clock=lambda: next(times))
+    beat = Heartbeat(client, node="node1", namespace=NAMESPACE, clock=lambda: next(times),
+                     annotations={"usb.kubevirt-usb.io/usbredir-version": "0.13.0-2"})
     try:
         first = await beat.renew()
         second = await beat.renew()
@@ -73,6 +78,8 @@ async def test_renewals_create_then_move_the_renew_time(cluster: Emulator) -> No
     finally:
         await client.close()
     assert first["metadata"]["uid"] == second["metadata"]["uid"]
+    assert stored["metadata"]["annotations"] == {
+        "usb.kubevirt-usb.io/usbredir-version": "0.13.0-2"}
     assert stored["spec"]["holderIdentity"] == "node1"
     assert lease_alive(stored, now=NOW + dt.timedelta(seconds=49))
     assert not lease_alive(stored, now=NOW + dt.timedelta(seconds=51))

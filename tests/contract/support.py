@@ -7,13 +7,14 @@ passes on the API emulator and on a real kube-apiserver.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+
+from tests.polling import wait_until
 
 T = TypeVar("T")
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -26,17 +27,6 @@ def unique(prefix: str) -> str:
     """A name no other test (or earlier run on a shared cluster) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
-
-def wait_until(condition: Callable[[], T | None], *, what: str, timeout: float = 60.0) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def status_of(response: httpx.Response) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from tests.contract.support import (
     install_crd,
     new_test_crd,
     status_of,
-    wait_until,
 )
+from tests.polling import wait_until
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"

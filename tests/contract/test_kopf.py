@@ -19,8 +19,8 @@ from tests.contract.support import (
     crd_manifest,
     new_test_crd,
     remove_crd,
-    wait_until,
 )
+from tests.polling import wait_until
 
 FINALIZER = "contract.kubevirt-usb.io/kopf"
 

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 
 from tests.contract.conftest import Cluster
-from tests.contract.support import MERGE, ContractCRD, status_of, unique, wait_until
+from tests.contract.support import MERGE, ContractCRD, status_of, unique
+from tests.polling import wait_until
 
 
 def _rv(obj: dict[str, Any]) -> int:

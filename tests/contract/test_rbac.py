@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.contract.conftest import Cluster
-from tests.contract.support import MERGE, ContractCRD, status_of, unique, wait_until
+from tests.contract.support import MERGE, ContractCRD, status_of, unique
+from tests.polling import wait_until
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,17 +74,6 @@ def containers(workload: Mapping[str, Any]) -> list[dict[str, Any]]:
     spec = pod_spec(workload)
     return [*spec.get("initContainers", []), *spec["containers"]]
 
-
-def wait_until(condition: Callable[[], T | None], *, what: str, timeout: float = 60.0) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass

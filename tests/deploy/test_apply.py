@@ -23,8 +23,8 @@ from tests.deploy.support import (
     find,
     of_kind,
     render,
-    wait_until,
 )
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.kubectl
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import Emulator
-from tests.deploy.support import NAMESPACE, of_kind, render, wait_until
+from tests.deploy.support import NAMESPACE, of_kind, render
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.kubectl
 

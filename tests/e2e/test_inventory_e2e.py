@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from kubevirt_usb.sandbox.components import agent_ready
 from kubevirt_usb.sandbox.harness import SandboxHarness
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, Scenario, VMSpec
 
@@ -81,11 +82,6 @@ def test_unplug_marks_absent_and_replug_keeps_the_name(box: SandboxHarness) -> N
          "46f4-0001-bbb1"])
 
 
-def _agent_ready(box: SandboxHarness) -> bool:
-    answer = box.on_node("node1", "wget -q -O - http://127.0.0.1:8080/readyz", timeout=20)
-    return answer.ok
-
-
 def test_an_agent_restart_writes_nothing_new(box: SandboxHarness) -> None:
     versions = {n: d["metadata"]["resourceVersion"] for n, d in _devices(box).items()}
     components = box.sandbox.components
@@ -96,7 +92,7 @@ def test_an_agent_restart_writes_nothing_new(box: SandboxHarness) -> None:
     box.wait_until(lambda: not box.on_node("node1", f"kill -0 {old.pid}").ok, within=30,
                    what="the old agent to exit")
     box.run(components.start_agent(guest))
-    box.wait_until(lambda: _agent_ready(box), within=90,
+    box.wait_until(lambda: box.run(agent_ready(guest)), within=90,
                    what="the restarted agent to finish its first publish")
     after = {n: d["metadata"]["resourceVersion"] for n, d in _devices(box).items()}
     assert after == versions

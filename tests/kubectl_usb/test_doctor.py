@@ -7,11 +7,11 @@ import datetime as dt
 from typing import Any
 
 from kubevirt_usb.agent import heartbeat
+from kubevirt_usb.agent.cli import lease_annotations
 from kubevirt_usb.kubectl_usb.doctor import (
     AGENT_LEASE_LABELS,
     AGENT_LEASE_PREFIX,
     CRD_NAMES,
-    USBREDIR_VERSION_ANNOTATION,
     Check,
     Facts,
     Unknown,
@@ -20,6 +20,8 @@ from kubevirt_usb.kubectl_usb.doctor import (
     failed,
     lease_alive,
 )
+from kubevirt_usb.models import USBREDIR_VERSION_ANNOTATION
+from kubevirt_usb.redirect.libversion import usbredir_version
 from kubevirt_usb.sandbox import kubevirt
 from kubevirt_usb.sandbox.scenario import VMSpec
 from tests.kubectl_usb.cluster import field_notes_devices
@@ -145,3 +147,26 @@ def test_doctor_reads_the_lease_the_agent_writes() -> None:
     for now in (NOW, NOW + dt.timedelta(seconds=10), NOW + dt.timedelta(seconds=11)):
         assert lease_alive(written, now=now) == heartbeat.lease_alive(written, now=now)
     assert lease_alive({"spec": {"renewTime": "x", "leaseDurationSeconds": 40}}, now=NOW) is False
+
+
+def test_doctor_shows_the_usbredir_library_the_agent_found() -> None:
+    found = usbredir_version()  # this machine's real libusbredirhost and its package
+    assert found is not None
+    written = heartbeat.lease_manifest(name=heartbeat.lease_name("node1"),
+                                       namespace="kubevirt-usb", holder="node1", now=NOW,
+                                       duration_seconds=40,
+                                       annotations=lease_annotations(found))
+    checks = by_name(diagnose(dataclasses.replace(healthy(), leases=[written])))
+    assert checks["usbredir node1"].state == "ok"
+    assert checks["usbredir node1"].detail == f"libusbredirhost {found.describe()}"
+
+
+def test_a_node_without_the_usbredir_library_fails_the_check() -> None:
+    written = heartbeat.lease_manifest(name=heartbeat.lease_name("node1"),
+                                       namespace="kubevirt-usb", holder="node1", now=NOW,
+                                       duration_seconds=40, annotations=lease_annotations(None))
+    checks = by_name(diagnose(dataclasses.replace(healthy(), leases=[written])))
+    assert checks["usbredir node1"].state == "fail"
+    assert checks["usbredir node1"].detail.startswith(
+        "not installed: libusbredirhost.so.1 cannot be loaded: the agent cannot stream")
+    assert failed(list(checks.values()))

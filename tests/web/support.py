@@ -9,7 +9,6 @@ import datetime as dt
 import functools
 import ssl
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from pathlib import Path
@@ -220,14 +219,3 @@ class WebThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
 
-
-def wait_until(condition: Callable[[], T | None], *, what: str, timeout: float = 20.0) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)

@@ -14,8 +14,9 @@ import pytest
 
 from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.models import API_VERSION
+from tests.polling import wait_until
 from tests.web.browser import Watched, chromium, open_page, screenshot, sign_in
-from tests.web.support import ALICE, EVIL_PRODUCT, MALLORY, Cluster, WebThread, device, wait_until
+from tests.web.support import ALICE, EVIL_PRODUCT, MALLORY, Cluster, WebThread, device
 
 pytestmark = pytest.mark.browser
 ATTACHMENTS = f"/apis/{API_VERSION}/namespaces/default/usbattachments"

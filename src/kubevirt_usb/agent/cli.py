@@ -21,17 +21,28 @@ from kubevirt_usb.agent.settings import LOG_LEVELS, UEVENT_SOURCES, AgentSetting
 from kubevirt_usb.agent.streaming import start_streaming, stream_endpoint
 from kubevirt_usb.kube.client import connect
 from kubevirt_usb.kube.config import ConfigError, load_config
+from kubevirt_usb.models import USBREDIR_MISSING_PREFIX, USBREDIR_VERSION_ANNOTATION
+from kubevirt_usb.redirect.libversion import LibraryVersion, usbredir_version
+from kubevirt_usb.redirect.usbredirhost import LIBRARY as USBREDIR_LIBRARY
 from kubevirt_usb.usb.usbids import UsbIds
 
 log = logging.getLogger("kubevirt_usb.agent")
 
 
-def agent_options(settings: AgentSettings) -> AgentOptions:
+def lease_annotations(usbredir: LibraryVersion | None) -> dict[str, str]:
+    """What the agent's heartbeat Lease says about the node for `kubectl usb doctor`."""
+    described = (usbredir.describe() if usbredir is not None else
+                 f"{USBREDIR_MISSING_PREFIX}: {USBREDIR_LIBRARY} cannot be loaded")
+    return {USBREDIR_VERSION_ANNOTATION: described}
+
+
+def agent_options(settings: AgentSettings, *, usbredir: LibraryVersion | None) -> AgentOptions:
     return AgentOptions(
         node=settings.node_name, usb_ids=UsbIds(settings.usb_ids),
         sysfs_root=settings.sysfs_root, namespace=settings.namespace,
         grace_period=settings.grace_period, rescan_interval=settings.rescan_interval,
-        lease_duration=settings.lease_duration, renew_interval=settings.renew_interval)
+        lease_duration=settings.lease_duration, renew_interval=settings.renew_interval,
+        lease_annotations=lease_annotations(usbredir))
 
 
 def event_source(settings: AgentSettings) -> EventSource:
@@ -44,7 +55,13 @@ async def serve(settings: AgentSettings) -> None:
     """Run the agent and its health endpoint until SIGTERM or SIGINT."""
     config = load_config(kubeconfig=settings.kubeconfig, context=settings.context)
     client = connect(config, field_manager=FIELD_MANAGER)
-    agent = Agent(agent_options(settings), client=client, events=event_source(settings))
+    usbredir = await asyncio.to_thread(usbredir_version)
+    if usbredir is None:
+        log.error("%s cannot be loaded: devices are listed but cannot be streamed into VMs; "
+                  "install the usbredir host library (Debian: libusbredirhost1, Fedora: "
+                  "usbredir)", USBREDIR_LIBRARY)
+    agent = Agent(agent_options(settings, usbredir=usbredir), client=client,
+                  events=event_source(settings))
     host, port = parse_listen(settings.health_listen)
     health = HealthServer(host=host, port=port, live=agent.live, ready=agent.ready,
                           metrics=agent.metrics.render)
@@ -57,7 +74,8 @@ async def serve(settings: AgentSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     log.info("agent started", extra={"node": settings.node_name, "server": config.cluster.server,
-                                     "health_port": bound, "sysfs_root": str(settings.sysfs_root)})
+                                     "health_port": bound, "sysfs_root": str(settings.sysfs_root),
+                                     "usbredir": usbredir.describe() if usbredir else None})
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -50,13 +50,19 @@ def micro_time(moment: dt.datetime) -> str:
 
 
 def lease_manifest(*, name: str, namespace: str, holder: str, now: dt.datetime,
-                   duration_seconds: int) -> dict[str, Any]:
-    """The Lease as the agent applies it at `now`."""
+                   duration_seconds: int, annotations: Mapping[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """The Lease as the agent applies it at `now` (`annotations`: facts about the node's agent
+    that do not change while it runs, such as its usbredir library)."""
+    metadata: dict[str, Any] = {
+        "name": name, "namespace": namespace,
+        "labels": {"app.kubernetes.io/managed-by": "kubevirt-usb-agent"}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": "kubevirt-usb-agent"}},
+        "metadata": metadata,
         "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration_seconds,
                  "renewTime": micro_time(now)},
     }
@@ -82,6 +88,7 @@ class Heartbeat:
 
     def __init__(self, client: KubeClient, *, node: str, namespace: str, name: str | None = None,
                  duration_seconds: int = 40, interval: float = 10.0, clock: Clock,
+                 annotations: Mapping[str, str] | None = None,
                  on_result: Callable[[KubeError | None], None] | None = None,
                  sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -90,6 +97,7 @@ class Heartbeat:
         self.namespace = namespace
         self.name = name or lease_name(node)
         self.duration_seconds = duration_seconds
+        self.annotations = dict(annotations or {})
         self.interval = interval
         self.clock = clock
         self.on_result = on_result
@@ -100,7 +108,8 @@ class Heartbeat:
     async def renew(self) -> dict[str, Any]:
         """Apply the Lease once, now."""
         manifest = lease_manifest(name=self.name, namespace=self.namespace, holder=self.node,
-                                  now=self.clock(), duration_seconds=self.duration_seconds)
+                                  now=self.clock(), duration_seconds=self.duration_seconds,
+                                  annotations=self.annotations)
         return await self.client.apply(Lease, manifest, force=True)
 
     async def _try_renew(self) -> KubeError | None:

@@ -24,7 +24,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +71,7 @@ class AgentOptions:
     quiet: float = 0.2
     max_delay: float = 1.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
+    lease_annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 def concerns(node: str, obj: DeviceObject | None) -> bool:
@@ -109,6 +110,7 @@ class Agent:
                                    name=options.lease_name,
                                    duration_seconds=options.lease_duration,
                                    interval=options.renew_interval, clock=clock,
+                                   annotations=options.lease_annotations,
                                    on_result=self._on_heartbeat, rand=rand)
         self.published = 0
         self.last_result: PublishResult | None = None

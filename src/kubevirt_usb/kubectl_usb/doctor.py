@@ -17,6 +17,7 @@ from typing import Literal
 from kubevirt_usb.kubectl_usb.objects import Obj, dig, meta, name, spec, status
 from kubevirt_usb.kubectl_usb.tables import Table, human_age, parse_time
 from kubevirt_usb.kubectl_usb.vmprep import has_client_passthrough
+from kubevirt_usb.models import USBREDIR_MISSING_PREFIX, USBREDIR_VERSION_ANNOTATION
 
 CRD_NAMES = ("usbdevices.usb.kubevirt-usb.io", "usbattachments.usb.kubevirt-usb.io",
              "usbpolicies.usb.kubevirt-usb.io")
@@ -24,7 +25,6 @@ AGENT_LEASE_PREFIX = "kubevirt-usb-agent-"
 """The agent's heartbeat Lease is `kubevirt-usb-agent-<node>` (kubevirt_usb.agent.heartbeat; a
 test keeps the two in agreement)."""
 AGENT_LEASE_LABELS = {"app.kubernetes.io/managed-by": "kubevirt-usb-agent"}
-USBREDIR_VERSION_ANNOTATION = "usb.kubevirt-usb.io/usbredir-version"
 KUBEVIRT_USBREDIR_IN_ROLES = (1, 4, 0)
 """KubeVirt's aggregated admin and edit roles include usbredir since v1.4.0."""
 
@@ -155,7 +155,11 @@ def check_usbredir_versions(facts: Facts) -> list[Check]:
     for lease in sorted(facts.leases, key=lease_node):
         version = (meta(lease).get("annotations") or {}).get(USBREDIR_VERSION_ANNOTATION)
         node = lease_node(lease)
-        if version:
+        if version and version.startswith(USBREDIR_MISSING_PREFIX):
+            checks.append(Check(f"usbredir {node}", "fail",
+                                f"{version}: the agent cannot stream from this node; install "
+                                "the usbredir host library in the agent's image"))
+        elif version:
             checks.append(Check(f"usbredir {node}", "ok", f"libusbredirhost {version}"))
         else:
             checks.append(Check(f"usbredir {node}", "unknown",

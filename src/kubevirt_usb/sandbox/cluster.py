@@ -24,6 +24,7 @@ from kubevirt_usb.sandbox.components import (
     ComponentError,
     Components,
     agent_log,
+    agent_ready,
     install_manifests,
 )
 from kubevirt_usb.sandbox.guest import ExecResult, GuestError
@@ -180,7 +181,7 @@ class Sandbox:
             if failed is not None:
                 raise SandboxError(failed)
             for node in sorted(waiting):
-                if self._agent_published(node):
+                if self._agent_published(node) and await agent_ready(self.nodes[node]):
                     report(f"node {node}: the agent published its devices")
                     waiting.discard(node)
             if not waiting and self._controller_leading():
@@ -194,6 +195,8 @@ class Sandbox:
             await asyncio.sleep(0.2)
 
     def _agent_published(self, node: str) -> bool:
+        """A cheap first sign (no guest round trip): the agent's Lease and the devices with a
+        serial are there; `agent_ready` then asks the agent whether its first publish is done."""
         store = self.api.api.store
         if store.get(("coordination.k8s.io", "leases"), NAMESPACE,
                      f"kubevirt-usb-agent-{node}") is None:

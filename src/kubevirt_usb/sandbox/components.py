@@ -57,10 +57,13 @@ def guest_kubeconfig(api: APIServer, *, token: str, user: str) -> dict[str, Any]
     return config
 
 
+AGENT_HEALTH = "127.0.0.1:8080"
+
+
 def agent_argv(*, node: str, kubeconfig: str) -> list[str]:
     return [sys.executable, "-m", "kubevirt_usb", "agent", "--node-name", node,
             "--kubeconfig", kubeconfig, "--namespace", NAMESPACE,
-            "--health-listen", "127.0.0.1:8080", "--grace-period", "600"]
+            "--health-listen", AGENT_HEALTH, "--grace-period", "600"]
 
 
 def controller_argv(*, kubeconfig: Path) -> list[str]:
@@ -125,6 +128,13 @@ class Components:
             return None
         tail = (self.state_dir / "controller.log").read_text(errors="replace").splitlines()[-15:]
         return f"the controller exited {self.controller.returncode}:\n" + "\n".join(tail)
+
+
+async def agent_ready(guest: NodeGuest) -> bool:
+    """Whether the node's agent says it is ready: its first publish of the node's devices is
+    done and the API server answers (its /readyz, asked inside the node guest)."""
+    result = await guest.exec(f"wget -q -O - http://{AGENT_HEALTH}/readyz", timeout=20)
+    return result.ok
 
 
 async def agent_log(guest: NodeGuest, *, lines: int = 20) -> str:
