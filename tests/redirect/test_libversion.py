@@ -67,19 +67,36 @@ class Answers:
         return self.answers.get(tuple(argv))
 
 
-def test_rpm_answers_when_there_is_no_dpkg() -> None:
+def test_the_dpkg_list_of_a_library_package_answers_without_dpkg_query_s(tmp_path: Path) -> None:
+    lib = "/usr/lib/x86_64-linux-gnu/libusbredirhost.so.1.0.3"
+    (tmp_path / "libusbredirhost1:amd64.list").write_text(f"/.\n/usr\n{lib}\n")
+    (tmp_path / "libusbredirparser1:amd64.list").write_text("/usr/lib/other.so\n")
+    dpkg = Answers({("dpkg-query", "-W", "-f=${Version}", "libusbredirhost1:amd64"):
+                    "0.13.0-2"})
+    assert package_version(Path(lib), run=dpkg, dpkg_info=tmp_path) == "0.13.0-2"
+    assert dpkg.asked == [("dpkg-query", "-W", "-f=${Version}", "libusbredirhost1:amd64")]
+
+
+def test_dpkg_query_s_finds_an_owner_named_unlike_the_library(tmp_path: Path) -> None:
+    lib = "/usr/lib/x86_64-linux-gnu/libusbredirhost.so.1.0.3"
+    dpkg = Answers({("dpkg-query", "-S", lib): f"usbredir-all:amd64: {lib}\n",
+                    ("dpkg-query", "-W", "-f=${Version}", "usbredir-all:amd64"): "0.14.0-1"})
+    assert package_version(Path(lib), run=dpkg, dpkg_info=tmp_path) == "0.14.0-1"
+
+
+def test_rpm_answers_when_there_is_no_dpkg(tmp_path: Path) -> None:
     lib = Path("/usr/lib64/libusbredirhost.so.1.0.3")
     rpm = Answers({("rpm", "-qf", "--qf", "%{VERSION}-%{RELEASE}", str(lib)): "0.14.0-3.el9"})
-    assert package_version(lib, run=rpm) == "0.14.0-3.el9"
-    found = usbredir_version(locate=lambda: lib, run=rpm)
+    assert package_version(lib, run=rpm, dpkg_info=tmp_path) == "0.14.0-3.el9"
+    found = usbredir_version(locate=lambda: lib, run=rpm, dpkg_info=tmp_path)
     assert found == LibraryVersion(path=lib, package_version="0.14.0-3.el9")
 
 
-def test_a_file_no_package_owns_is_named_by_its_file() -> None:
+def test_a_file_no_package_owns_is_named_by_its_file(tmp_path: Path) -> None:
     lib = Path("/opt/usbredir/lib/libusbredirhost.so.1.0.3")
     nobody = Answers({("rpm", "-qf", "--qf", "%{VERSION}-%{RELEASE}", str(lib)):
                       f"file {lib} is not owned by any package"})
-    found = usbredir_version(locate=lambda: lib, run=nobody)
+    found = usbredir_version(locate=lambda: lib, run=nobody, dpkg_info=tmp_path)
     assert found is not None
     assert found.package_version is None
     assert found.describe() == "libusbredirhost.so.1.0.3"
