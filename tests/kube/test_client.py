@@ -13,7 +13,15 @@ import pytest
 
 from kubevirt_usb.kube.client import KubeClient, ObservedTransport, WatchEvent, connect
 from kubevirt_usb.kube.config import load_config
-from kubevirt_usb.kube.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound, Unavailable
+from kubevirt_usb.kube.errors import (
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    Unavailable,
+)
 from kubevirt_usb.kube.resources import Lease, USBDevice
 from tests.kube.emulator import NAMESPACE, Emulator, Relay, emulator
 
@@ -167,3 +175,12 @@ async def test_list_each_hands_over_every_object_page_by_page(client: KubeClient
                                      chunk_size=2)
     assert seen == [f"page-{index}" for index in range(5)]
     assert version == (await client.list(USBDevice)).resource_version
+
+
+async def test_non_resource_paths_are_json_objects_or_an_error_with_the_code(
+        client: KubeClient) -> None:
+    version = await client.get_path("/version")
+    assert version["gitVersion"].startswith("v1.")
+    with pytest.raises(KubeError, match="GET /nope: 404") as failure:
+        await client.get_path("/nope")
+    assert failure.value.code == 404

@@ -15,6 +15,7 @@ deleted. `connect(..., wrap=...)` puts a transport of the caller's around the re
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from lightkube.config.kubeconfig import SingleConfig
 from lightkube.config.models import User
 from lightkube.types import PatchType
 
-from kubevirt_usb.kube.errors import API_EXCEPTIONS, translate
+from kubevirt_usb.kube.errors import API_EXCEPTIONS, KubeError, translate
 
 Obj = dict[str, Any]
 ResourceType = type[Any]
@@ -189,6 +190,25 @@ class KubeClient:
             inner.handle_response("delete", response, request)
         except API_EXCEPTIONS as exc:
             raise translate(exc) from exc
+
+    async def get_path(self, path: str) -> Obj:
+        """GET a non-resource path (e.g. /version, a KubeVirt subresource group's /version) and
+        return its JSON object; a KubeError (with the HTTP code) when it is not one."""
+        inner: httpx2.AsyncClient = self.lightkube._client._client
+        try:
+            response = await inner.get(path)
+        except API_EXCEPTIONS as exc:
+            raise translate(exc) from exc
+        if response.status_code != 200:
+            raise KubeError(f"GET {path}: {response.status_code} {response.reason_phrase}",
+                            code=response.status_code)
+        try:
+            body = json.loads(response.text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise KubeError(f"GET {path}: not a JSON object", code=response.status_code)
+        return body
 
     async def close(self) -> None:
         with contextlib.suppress(*API_EXCEPTIONS):

@@ -4,13 +4,11 @@ the reads and writes the commands need, each failing as a one-line `CLIError`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx2
 import lightkube
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.authorization_v1 import SelfSubjectAccessReview, SubjectAccessReview
@@ -19,7 +17,6 @@ from lightkube.resources.core_v1 import Namespace, Node
 from kubevirt_usb.kube.client import KubeClient, ObjectList, WatchEvent, connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
-    API_EXCEPTIONS,
     Conflict,
     Forbidden,
     Gone,
@@ -28,7 +25,6 @@ from kubevirt_usb.kube.errors import (
     NotFound,
     Unauthorized,
     Unavailable,
-    translate,
 )
 from kubevirt_usb.kube.resources import (
     Lease,
@@ -243,17 +239,8 @@ class Session:
 
     async def raw_get(self, path: str) -> Obj:
         """GET a non-resource path (e.g. /version) and return its JSON."""
-        inner: httpx2.AsyncClient = self.client.lightkube._client._client
         try:
-            response = await inner.get(path)
-        except API_EXCEPTIONS as exc:
-            raise self.error(translate(exc)) from exc
-        if response.status_code != 200:
-            raise CLIError(f"GET {path}: {response.status_code} {response.reason_phrase}")
-        try:
-            body = json.loads(response.text)
-        except ValueError as exc:
-            raise CLIError(f"GET {path}: not JSON") from exc
-        if not isinstance(body, dict):
-            raise CLIError(f"GET {path}: not a JSON object")
-        return body
+            return await self.client.get_path(path)
+        except KubeError as exc:
+            # an answer that is not the JSON asked for says so; no answer is a connection error
+            raise (CLIError(exc.message) if exc.code else self.error(exc)) from exc
