@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,10 @@ from kubevirt_usb.sandbox.node_guest import (
     NodeGuest,
     device_option,
     device_properties,
+    keep_argument,
     node_qemu_args,
+    paths_to_keep,
+    project_paths,
 )
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, default_scenario
 
@@ -57,10 +63,35 @@ def node_with_hub() -> NodeSpec:
     return node.model_copy(update={"devices": [*node.devices, *extra]})
 
 
+def test_only_host_paths_the_guests_tmpfs_would_hide_are_kept() -> None:
+    candidates = ["/tmp/clone/.venv", "/tmp/clone", "/tmp/clone/src", "/work/main/src",
+                  "/run/x", "/tmpfoo/y", "/tmp"]
+    assert paths_to_keep(candidates) == ["/run/x", "/tmp"]
+    assert paths_to_keep(["/tmp/clone/.venv", "/tmp/clone/src", "/root/.venv"]) == [
+        "/tmp/clone/.venv", "/tmp/clone/src"]
+    assert paths_to_keep(["/work/main/.venv", "/work/main/src"]) == []
+    assert keep_argument([]) == []
+    (arg,) = keep_argument(["/tmp/a b", "/run/c"])
+    assert base64.b64decode(arg.removeprefix("kvu.keep=")).decode() == "/tmp/a b\n/run/c"
+
+
+KEPT_FILE = "hello from the host's /tmp"
+
+
+@pytest.fixture(scope="module")
+def host_tmp_dir() -> Iterator[Path]:
+    """A directory in the host's /tmp, where a clone of the project may live (as in CI)."""
+    where = Path(tempfile.mkdtemp(prefix="kvu-keep ", dir="/tmp"))
+    (where / "file").write_text(KEPT_FILE)
+    yield where
+    shutil.rmtree(where)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def node() -> AsyncIterator[NodeGuest]:
+async def node(host_tmp_dir: Path) -> AsyncIterator[NodeGuest]:
     image = build_guest_image()
-    async with NodeGuest(node_with_hub(), image=image) as guest:
+    async with NodeGuest(node_with_hub(), image=image,
+                         host_paths=[*project_paths(), str(host_tmp_dir)]) as guest:
         yield guest
 
 
@@ -132,6 +163,17 @@ async def test_host_programs_run_in_the_guest_over_9p(node: NodeGuest) -> None:
     assert result.output.strip() == "kubevirt_usb ['AAA1', 'AAA2']"
     usbredirect = await node.exec(node.host_command(["usbredirect", "--help"]), timeout=60)
     assert "--device" in usbredirect.output
+
+
+@pytest.mark.qemu
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_host_directory_under_tmp_stays_visible_and_tmp_stays_writable(
+        node: NodeGuest, host_tmp_dir: Path) -> None:
+    kept = await node.exec(node.host_command(["cat", f"{host_tmp_dir}/file"]), timeout=60)
+    assert kept.output == KEPT_FILE, kept.output
+    written = await node.exec(node.host_command(
+        ["sh", "-c", "echo scratch > /tmp/scratch && cat /tmp/scratch"]), timeout=60)
+    assert written.output.strip() == "scratch", written.output  # the guest's own tmpfs
 
 
 @pytest.mark.qemu

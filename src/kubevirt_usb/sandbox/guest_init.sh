@@ -28,6 +28,7 @@ fi
 
 if has_arg kvu.host9p; then
   if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 host /host; then
+    mkdir -p /hostroot && mount -o bind /host /hostroot  # the host's /tmp, before it is hidden
     mount -t proc proc /host/proc
     mount -t sysfs sysfs /host/sys
     mount -t devtmpfs devtmpfs /host/dev
@@ -35,6 +36,15 @@ if has_arg kvu.host9p; then
     mount -t tmpfs tmpfs /host/dev/shm
     mount -t tmpfs tmpfs /host/run
     mount -t tmpfs tmpfs /host/tmp
+    # kvu.keep=<base64 of paths, one a line>: host directories under /tmp or /run that commands
+    # run under `chroot /host` need (a project cloned into /tmp): bound back, read-only.
+    keep=$(sed -n 's/.*kvu\.keep=\([^ ]*\).*/\1/p' /proc/cmdline)
+    if [ -n "$keep" ]; then
+      echo "$keep" | base64 -d | while IFS= read -r path || [ -n "$path" ]; do
+        mkdir -p "/host$path" && mount -o bind "/hostroot$path" "/host$path" \
+          || log "cannot make $path of the host visible"
+      done
+    fi
   else
     log "mounting the host root over 9p failed"
   fi

@@ -13,11 +13,13 @@ a device, `plug()` puts it back into the same port (or another one), `move()` do
 from __future__ import annotations
 
 import asyncio
+import base64
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import kubevirt_usb
 from kubevirt_usb.sandbox.guest import (
     BOOT_TIMEOUT,
     QEMU_BINARY,
@@ -40,6 +42,35 @@ _DRIVERS = {
     DeviceKind.HUB: "usb-hub",
 }
 UNPLUG_TIMEOUT = 30.0
+GUEST_TMPFS = ("/tmp", "/run")
+"""Where the node guest puts its own writable tmpfs over the host's read-only root."""
+
+
+def paths_to_keep(candidates: Sequence[str], *, hidden: Sequence[str] = GUEST_TMPFS) -> list[str]:
+    """Of the host directories the guest must see (the venv, the project), those the guest's
+    tmpfs mounts would hide (a clone under /tmp), without ones inside another kept one."""
+    inside = [c.rstrip("/") for c in candidates
+              if any(c == h or c.startswith(h + "/") for h in hidden)]
+    kept: list[str] = []
+    for path in sorted(set(inside)):
+        if not any(path == k or path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
+def keep_argument(paths: Sequence[str]) -> list[str]:
+    """The kernel argument telling the guest's /init to bind `paths` back from the host."""
+    if not paths:
+        return []
+    encoded = base64.b64encode("\n".join(paths).encode()).decode()
+    return [f"kvu.keep={encoded}"]
+
+
+def project_paths() -> list[str]:
+    """The host directories a node guest runs the project from: this Python's prefix (the
+    venv) and the directory the `kubevirt_usb` package is imported from."""
+    package = Path(kubevirt_usb.__file__).resolve().parent.parent
+    return [str(Path(sys.prefix).resolve()), str(Path(sys.prefix)), str(package)]
 
 
 def backend_id(node: NodeSpec, device_id: str) -> str:
@@ -141,6 +172,7 @@ class NodeGuest(Guest):
         image: GuestImage,
         work_dir: Path | None = None,
         share_host_root: bool = True,
+        host_paths: Sequence[str] | None = None,
         qemu_binary: str = QEMU_BINARY,
         boot_timeout: float = BOOT_TIMEOUT,
     ) -> None:
@@ -154,6 +186,7 @@ class NodeGuest(Guest):
         )
         self.node = node
         self._share = share_host_root
+        self._host_paths = list(host_paths) if host_paths is not None else project_paths()
         self._ports = node.port_paths()
         self._plugged = initially_plugged(node)
 
@@ -166,7 +199,9 @@ class NodeGuest(Guest):
                         handle.truncate(device.disk_size)  # sparse
         self._ports = self.node.port_paths()
         self._plugged = initially_plugged(self.node)
-        kernel_args = ["kvu.net"] + (["kvu.host9p"] if self._share else [])
+        kernel_args = ["kvu.net"]
+        if self._share:
+            kernel_args += ["kvu.host9p", *keep_argument(paths_to_keep(self._host_paths))]
         return node_qemu_args(self.node, run_dir, share_host_root=self._share), kernel_args
 
     async def _until_ready(self) -> None:
