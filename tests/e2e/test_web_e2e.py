@@ -63,6 +63,10 @@ def test_attach_and_detach_aaa1_by_clicking(sandbox: SandboxHarness, web: Sandbo
         sandbox.wait_vm_sees("default/vm1", "AAA1", within=60)
         assert not sandbox.vm_sees("default/vm1", "AAA2")
         page.wait_for_selector(f"tr[data-device='{aaa1}'][data-phase='Attached']")
+        # the attach card reloaded by itself: AAA1 is no longer offered, AAA2 still is
+        page.wait_for_selector(f"#attach-device:not(:has(option[value='{aaa1}']))")
+        aaa2 = _device_named(sandbox, "AAA2")
+        assert page.locator(f"#attach-device option[value='{aaa2}']").count() == 1
 
         # reading the stick in the VM moves bytes; the page shows the count grow, live
         sandbox.wait_until(lambda: sandbox.probe("default/vm1").disk_by_serial("AAA1")
@@ -80,5 +84,6 @@ def test_attach_and_detach_aaa1_by_clicking(sandbox: SandboxHarness, web: Sandbo
         page.wait_for_selector(".kvu-progress:has-text('Detached from vm1')", timeout=120_000)
         sandbox.wait_vm_loses("default/vm1", "AAA1", within=60)
         page.wait_for_selector("#no-attachments")
+        page.wait_for_selector(f"#attach-device option[value='{aaa1}']", state="attached")
         assert watched.foreign_requests() == []
         assert watched.errors == []

@@ -46,11 +46,15 @@ def test_attach_shows_progress_until_the_vm_has_the_device(signed_in: Client,
                                                        "device": {"name": "0403-6001-ft0001"}}
     web.cluster.set_status(created, {"phase": "Connecting", "device": "0403-6001-ft0001",
                                      "node": "node1"})
-    connecting = client.get(poll, headers={"HX-Request": "true"}).text
+    connecting_answer = client.get(poll, headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in connecting_answer.headers  # nothing changed hands yet
+    connecting = connecting_answer.text
     assert 'data-settled="false"' in connecting
     assert 'class="kvu-current">Connecting' in connecting
     web.cluster.set_status(created, {"phase": "Attached", "bytesToVM": 4096})
-    attached = client.get(poll, headers={"HX-Request": "true"}).text
+    attached_answer = client.get(poll, headers={"HX-Request": "true"})
+    assert attached_answer.headers["HX-Trigger"] == "kvu-devices-changed"  # cards reload
+    attached = attached_answer.text
     assert 'data-settled="true"' in attached
     assert "hx-trigger" not in attached
     assert "0403-6001-ft0001 is in vm1." in attached

@@ -150,10 +150,18 @@ def test_live_parts_stream_as_server_sent_events(signed_in: Client) -> None:
 def test_the_attach_card_for_a_picked_device(signed_in: Client) -> None:
     card = signed_in(ALICE).get("/attach-form", params={"namespace": "default",
                                                         "device": "46f4-0001-aaa1"}).text
-    assert card.lstrip().startswith('<div class="pf-v6-c-card kvu-card" id="attach-card">')
+    assert card.lstrip().startswith('<div class="pf-v6-c-card kvu-card" id="attach-card"')
+    # it reloads itself when an attach or detach settles (its free devices changed)
+    assert 'hx-trigger="kvu-devices-changed from:body"' in card
+    assert 'hx-get="/attach-form?namespace=default&amp;vm="' in card
     assert '<option value="46f4-0001-aaa1" selected>' in card
     assert '<option value="vm1">vm1</option>' in card
     assert '<option value="46f4-0001-aaa2"' not in card  # in use by vm2: not offered
+    for_vm1 = signed_in(ALICE).get("/attach-form", params={"namespace": "default", "vm": "vm1",
+                                                           "fixed": "1"}).text
+    assert "Attach a device to vm1" in for_vm1
+    assert '<input type="hidden" name="vm" value="vm1">' in for_vm1
+    assert 'hx-get="/attach-form?namespace=default&amp;vm=vm1&amp;fixed=1"' in for_vm1
     elsewhere = signed_in(ALICE).get("/attach-form", params={"namespace": "team-a"}).text
     assert 'id="read-only"' in elsewhere
     assert "namespace team-a" in elsewhere

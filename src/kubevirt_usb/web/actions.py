@@ -53,10 +53,17 @@ async def _get_or_none(who: Visitor, name: str, *, namespace: str) -> Obj | None
         raise
 
 
+DEVICES_CHANGED = "kvu-devices-changed"
+"""The htmx event a settled attach or detach fires: the attach card reloads its free devices."""
+
+
 def _progress_response(request: Request, result: progress.Progress, *, name: str,
                        poll_url: str) -> Response:
-    return web(request).templates.response("_progress.html", progress=result, name=name,
-                                           poll_url=poll_url, steps=progress.STEPS)
+    response = web(request).templates.response("_progress.html", progress=result, name=name,
+                                               poll_url=poll_url, steps=progress.STEPS)
+    if result.settled and result.tone == "success":  # a device was taken or given back
+        response.headers["HX-Trigger"] = DEVICES_CHANGED
+    return response
 
 
 def _poll_url(namespace: str, name: str, kind: str) -> str:

@@ -186,7 +186,8 @@ async def attach_form_fragment(request: Request) -> Response:
     can_attach = await _can(who.client, "create", USB_ATTACHMENTS, namespace=namespace)
     html = await attach_form(request, who, namespace=namespace, can_attach=can_attach,
                              vm=request.query_params.get("vm", ""),
-                             device=request.query_params.get("device", ""))
+                             device=request.query_params.get("device", ""),
+                             fixed_vm=request.query_params.get("fixed") == "1")
     return Response(str(html), media_type="text/html")
 
 
