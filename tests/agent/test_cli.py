@@ -7,18 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from click.testing import CliRunner
 
 from kubevirt_usb.agent.cli import agent
 from kubevirt_usb.cli import cli
 from kubevirt_usb.kube.resources import Lease, USBDevice
 from kubevirt_usb.redirect.libversion import usbredir_version
-from tests.kube.emulator import NAMESPACE, Emulator, Relay, emulator, eventually
+from tests.kube.emulator import NAMESPACE, Emulator, Relay, eventually
 from tests.usb.sysfs_builder import USB_IDS_TEXT, SysfsTree
 
 
@@ -56,12 +54,6 @@ def test_a_missing_kubeconfig_stops_with_a_message(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "the agent cannot start" in result.output
     assert "absent" in result.output
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path / "apiserver") as running:
-        yield running
 
 
 def _tree(root: Path) -> Path:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
-import pytest
 
 from kubevirt_usb.agent.heartbeat import (
     Heartbeat,
@@ -24,7 +21,6 @@ from tests.kube.emulator import (
     Emulator,
     Fault,
     FaultyTransport,
-    emulator,
     eventually,
     running,
 )
@@ -58,12 +54,6 @@ def test_a_lease_is_alive_until_its_duration_runs_out() -> None:
     assert not lease_alive(lease, now=NOW + dt.timedelta(seconds=40))
     assert not lease_alive({"spec": {"renewTime": "soon", "leaseDurationSeconds": 40}}, now=NOW)
     assert not lease_alive({}, now=NOW)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path) as running_cluster:
-        yield running_cluster
 
 
 async def test_renewals_create_then_move_the_renew_time(cluster: Emulator) -> None:

@@ -4,19 +4,16 @@ from the API emulator, through failures."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 
 from kubevirt_usb.agent.informer import DeviceCache, Informer, is_older
 from kubevirt_usb.agent.objects import DeviceObject
 from kubevirt_usb.kube.client import WatchEvent
 from kubevirt_usb.kube.errors import KubeError
 from kubevirt_usb.kube.resources import USBDevice
-from tests.kube.emulator import Emulator, Fault, FaultyTransport, emulator, eventually, running
+from tests.kube.emulator import Emulator, Fault, FaultyTransport, eventually, running
 
 
 def _obj(name: str, rv: str, **status: Any) -> dict[str, Any]:
@@ -49,12 +46,6 @@ def test_a_list_replaces_everything() -> None:
     cache.put(_obj("stale", "3"))
     cache.replace([_obj("a", "5"), {"metadata": {}}])
     assert (sorted(cache.objects), cache.synced) == (["a"], True)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path) as running_cluster:
-        yield running_cluster
 
 
 def _device(name: str) -> dict[str, Any]:

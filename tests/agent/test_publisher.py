@@ -4,8 +4,7 @@ write at all when nothing changed."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
@@ -15,7 +14,7 @@ from kubevirt_usb.agent.publisher import Publisher
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.resources import USBDevice
 from kubevirt_usb.usb.model import UsbDevice
-from tests.kube.emulator import Emulator, Fault, FaultyTransport, emulator
+from tests.kube.emulator import Emulator, Fault, FaultyTransport
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 GRACE = dt.timedelta(minutes=10)
@@ -25,12 +24,6 @@ def stick(port: str, *, serial: str | None = "AAA1", devnum: int = 2) -> UsbDevi
     return UsbDevice(port_path=port, vendor_id="46f4", product_id="0001",
                      bus=int(port.split("-")[0]), devnum=devnum, manufacturer="QEMU",
                      product="QEMU USB HARDDRIVE", serial=serial)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path) as running:
-        yield running
 
 
 class Node:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +30,9 @@ from tests.kube.emulator import (
     Fault,
     FaultyTransport,
     Relay,
-    emulator,
     eventually,
 )
 from tests.usb.sysfs_builder import SERIAL_PORT, USB_IDS_TEXT, SysfsTree
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path / "apiserver") as running:
-        yield running
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from lightkube.config.kubeconfig import SingleConfig
 
 from kubevirt_usb import crds
@@ -52,6 +53,14 @@ def emulator(state_dir: Path) -> Iterator[Emulator]:
         yield Emulator(background, server, server.write_kubeconfig(state_dir / "kubeconfig"))
     finally:
         background.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Emulator]:
+    """A running emulator for one test (its files under tmp_path/apiserver), for the test
+    packages that use it (their conftest.py re-exports this fixture)."""
+    with emulator(tmp_path / "apiserver") as running:
+        yield running
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:

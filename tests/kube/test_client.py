@@ -4,7 +4,7 @@ every failure as a KubeError."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,7 @@ from kubevirt_usb.kube.errors import (
     Unavailable,
 )
 from kubevirt_usb.kube.resources import Lease, USBDevice
-from tests.kube.emulator import NAMESPACE, Emulator, Relay, emulator
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path) as running:
-        yield running
+from tests.kube.emulator import NAMESPACE, Emulator, Relay
 
 
 @pytest.fixture

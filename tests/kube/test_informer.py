@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -14,15 +13,9 @@ from kubevirt_usb.kube.errors import Gone, Unavailable
 from kubevirt_usb.kube.informer import Informer, is_newer
 from kubevirt_usb.kube.resources import USBDevice
 from kubevirt_usb.kube.retry import Backoff
-from tests.kube.emulator import Emulator, emulator, eventually
+from tests.kube.emulator import Emulator, eventually
 
 Change = tuple[str | None, str | None]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Emulator]:
-    with emulator(tmp_path) as running:
-        yield running
 
 
 @pytest.fixture
