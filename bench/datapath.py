@@ -27,10 +27,9 @@ from tests.e2e.datapath_support import (
     guest_pids,
     node_stick,
     plain_harness,
-    wait_for,
 )
 
-from kubevirt_usb.sandbox.harness import SandboxHarness
+from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, Scenario, VMSpec
 
 SERIAL = "BENCH1"
@@ -54,12 +53,12 @@ def _read(harness: SandboxHarness, mib: int) -> float:
 
 
 def _wait_disk(harness: SandboxHarness) -> None:
-    wait_for(lambda: harness.probe(VM).disk_by_serial(SERIAL) is not None, within=180,
+    poll_until(lambda: harness.probe(VM).disk_by_serial(SERIAL) is not None, within=180,
              what=f"the VM's disk on {SERIAL}", interval=0.5)
 
 
 def _wait_gone(harness: SandboxHarness) -> None:
-    wait_for(lambda: harness.probe(VM).usb_by_serial(SERIAL) is None, within=60,
+    poll_until(lambda: harness.probe(VM).usb_by_serial(SERIAL) is None, within=60,
              what=f"the VM to lose {SERIAL}", interval=0.5)
 
 
@@ -110,7 +109,7 @@ def run(*, mib: int = 64, rounds: int = 3, reads: int = 2) -> dict[str, Any]:
             objects.attachment(ATTACHMENT, vm="vm1")
             agent = GuestAgent(harness, "node1")
             agent.start(api_port=harness.sandbox.api.port)
-            wait_for(lambda: "ready (libusb" in agent.log(), within=180,
+            poll_until(lambda: "ready (libusb" in agent.log(), within=180,
                      what="the agent and its spare engine worker")
             slot = harness.sandbox.vm("default", "vm1").usbredir_socket(SLOT_FOR_DIRECT)
             relay = SlotRelay(slot_path=slot)

@@ -10,8 +10,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,17 +299,6 @@ def cpu_seconds(harness: SandboxHarness, guest: NodeGuest, pids: list[int]) -> f
     output = harness.run(guest.exec(script, timeout=30)).output
     ticks = sum(int(v) for v in output.split() if v.isdigit())
     return ticks / 100.0  # USER_HZ
-
-
-def wait_for(condition: Callable[[], bool], *, within: float, what: str,
-             interval: float = 0.2) -> float:
-    """Seconds until `condition` held; AssertionError naming `what` after `within` seconds."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > within:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        time.sleep(interval)
-    return time.monotonic() - start
 
 
 def vm_device(harness: SandboxHarness, vm: str, serial: str) -> UsbDevice | None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kubevirt_usb.sandbox.guest import UsbDevice
-from kubevirt_usb.sandbox.harness import SandboxHarness
+from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
 from kubevirt_usb.sandbox.vm_guest import VMProbe
 from kubevirt_usb.stream.endpoint import load_kubeconfig
 from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
@@ -32,7 +32,6 @@ from tests.e2e.datapath_support import (
     node_stick,
     plain_harness,
     vm_device,
-    wait_for,
 )
 
 pytestmark = pytest.mark.qemu
@@ -62,7 +61,7 @@ class World:
             return st.get("phase") == phase and (reason is None or cond.get("reason") == reason)
 
         try:
-            wait_for(reached, within=within, what=f"{attachment} to be {phase} ({reason})")
+            poll_until(reached, within=within, what=f"{attachment} to be {phase} ({reason})")
         except AssertionError:
             raise AssertionError(f"{dump(self.status(attachment))}\n--- agent log ---\n"
                                  f"{self.agent.log()}") from None
@@ -74,7 +73,7 @@ class World:
     def attach(self, stick: Stick, attachment: str, *, vm: str = "vm1") -> UsbDevice:
         """Bind and wait until the VM's kernel shows the stick; the VM's view of it."""
         self.objects.bind(stick, attachment=attachment, vm=vm)
-        seconds = wait_for(lambda: vm_device(self.harness, f"default/{vm}", stick.serial)
+        seconds = poll_until(lambda: vm_device(self.harness, f"default/{vm}", stick.serial)
                            is not None, within=ATTACH, what=f"{vm} to see {stick.serial}")
         print(f"\n{stick.serial}: bound -> seen by {vm}'s kernel in {seconds:.2f} s")
         found = vm_device(self.harness, f"default/{vm}", stick.serial)
@@ -84,10 +83,10 @@ class World:
     def detach(self, stick: Stick, *, vm: str = "vm1") -> float:
         """Unbind; seconds until the device is back with the node and the slot is free."""
         self.objects.unbind(stick)
-        seconds = wait_for(lambda: not self.slots(vm) and node_driver(
+        seconds = poll_until(lambda: not self.slots(vm) and node_driver(
             self.harness, stick.port_path) == "usb-storage", within=30,
             what=f"{stick.serial} back with node1 and {vm}'s slot free", interval=0.05)
-        wait_for(lambda: vm_device(self.harness, f"default/{vm}", stick.serial) is None,
+        poll_until(lambda: vm_device(self.harness, f"default/{vm}", stick.serial) is None,
                  within=30, what=f"{vm} to lose {stick.serial}")
         return seconds
 
@@ -108,7 +107,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                          ("att-gone", "vm-gone"), ("att-pending", "vm-pending")):
             objects.attachment(name, vm=vm)
         agent.start(api_port=proxy.port)
-        wait_for(lambda: "ready (libusb" in agent.log(), within=180,
+        poll_until(lambda: "ready (libusb" in agent.log(), within=180,
                  what="the agent and its spare engine worker to start")
         yield World(harness, proxy, objects, agent, aaa1, aaa2)
     finally:
@@ -127,7 +126,7 @@ def unbound_afterwards(world: World) -> Iterator[None]:
     for stick in (world.aaa1, world.aaa2):
         with contextlib.suppress(AssertionError):
             world.objects.unbind(stick)
-    wait_for(lambda: not world.slots() and not world.slots("vm2"), within=60,
+    poll_until(lambda: not world.slots() and not world.slots("vm2"), within=60,
              what="every slot to be free again")
 
 
@@ -194,7 +193,7 @@ def test_the_agent_reports_a_device_another_stream_holds(world: World) -> None:
         "--port", world.aaa2.port_path, "--serial", "AAA2", "--node", "node1"])
     other = world.harness.run(guest.start_background(command, log_path="/tmp/one-shot.log"))
     try:
-        wait_for(lambda: vm_device(world.harness, VM1, "AAA2") is not None, within=ATTACH,
+        poll_until(lambda: vm_device(world.harness, VM1, "AAA2") is not None, within=ATTACH,
                  what="the one-shot stream to give vm1 AAA2")
         held = vm_device(world.harness, VM1, "AAA2")
         world.objects.bind(world.aaa2, attachment="att-aaa2", vm="vm1")
@@ -216,22 +215,22 @@ def test_the_agent_reports_a_device_another_stream_holds(world: World) -> None:
 def test_the_stream_comes_back_after_the_websocket_drops_mid_transfer(world: World) -> None:
     before = world.attach(world.aaa1, "att-aaa1")
     reconnects = world.wait_status("att-aaa1", phase="Attached")["reconnects"]
-    wait_for(lambda: world.harness.probe(VM1).disk_by_serial("AAA1") is not None, within=60,
+    poll_until(lambda: world.harness.probe(VM1).disk_by_serial("AAA1") is not None, within=60,
              what="vm1's disk on AAA1")
     disk = world.harness.probe(VM1).disk_by_serial("AAA1")
     assert disk is not None
     vm = world.harness.sandbox.vm("default", "vm1")
     reading = world.harness.background(vm.exec(
         f"dd if=/dev/{disk.name} of=/dev/null bs=1M count=64 iflag=direct", timeout=300))
-    wait_for(lambda: _sectors_read(world, disk.name) > 8192, within=60,
+    poll_until(lambda: _sectors_read(world, disk.name) > 8192, within=60,
              what="the VM to be reading from AAA1")
     assert world.proxy.cut() > 0
-    seconds = wait_for(lambda: _reenumerated(world, "AAA1", before), within=ATTACH,
+    seconds = poll_until(lambda: _reenumerated(world, "AAA1", before), within=ATTACH,
                        what="vm1 to see AAA1 again")
     print(f"websocket dropped mid-transfer -> vm1 sees AAA1 again after {seconds:.2f} s")
     with contextlib.suppress(Exception):
         reading.result(timeout=300)
-    wait_for(lambda: world.status("att-aaa1").get("reconnects") == reconnects + 1, within=60,
+    poll_until(lambda: world.status("att-aaa1").get("reconnects") == reconnects + 1, within=60,
              what="the status to count the reconnect")
     status = world.wait_status("att-aaa1", phase="Attached")
     assert status["lastError"].startswith("StreamBroken")
@@ -252,7 +251,7 @@ def _reenumerated(world: World, serial: str, before: UsbDevice) -> bool:
 def test_the_stream_comes_back_after_the_vm_restarts(world: World) -> None:
     world.attach(world.aaa2, "att-aaa2")
     world.harness.restart_vm(VM1)  # returns once the new VMI runs
-    seconds = wait_for(lambda: vm_device(world.harness, VM1, "AAA2") is not None,
+    seconds = poll_until(lambda: vm_device(world.harness, VM1, "AAA2") is not None,
                        within=ATTACH, what="the restarted vm1 to see AAA2")
     print(f"vm1 restarted (new VMI running) -> sees AAA2 after {seconds:.2f} s")
     status = world.wait_status("att-aaa2", phase="Attached")
@@ -263,12 +262,12 @@ def test_the_stream_comes_back_after_the_vm_restarts(world: World) -> None:
 def test_the_stream_comes_back_after_the_stick_is_replugged(world: World) -> None:
     world.attach(world.aaa1, "att-aaa1")
     world.harness.unplug("AAA1", node="node1")
-    wait_for(lambda: vm_device(world.harness, VM1, "AAA1") is None, within=30,
+    poll_until(lambda: vm_device(world.harness, VM1, "AAA1") is None, within=30,
              what="vm1 to lose AAA1")
     status = world.wait_status("att-aaa1", phase="Connecting", reason="DeviceAbsent")
     assert f"port {world.aaa1.port_path}" in status["message"]
     world.harness.plug("AAA1", into="node1")
-    seconds = wait_for(lambda: vm_device(world.harness, VM1, "AAA1") is not None,
+    seconds = poll_until(lambda: vm_device(world.harness, VM1, "AAA1") is not None,
                        within=ATTACH, what="vm1 to see the replugged AAA1")
     print(f"AAA1 replugged -> vm1 sees it after {seconds:.2f} s")
     world.wait_status("att-aaa1", phase="Attached")
@@ -280,13 +279,13 @@ def test_the_stream_comes_back_after_the_api_server_was_unreachable(world: World
     world.proxy.refusing = True
     try:
         world.proxy.cut()
-        wait_for(lambda: "APIServerUnreachable" in world.agent.metrics(), within=60,
+        poll_until(lambda: "APIServerUnreachable" in world.agent.metrics(), within=60,
                  what="the agent to count an unreachable API server")
-        wait_for(lambda: vm_device(world.harness, VM1, "AAA1") is None, within=30,
+        poll_until(lambda: vm_device(world.harness, VM1, "AAA1") is None, within=30,
                  what="vm1 to lose AAA1 while the API server is unreachable")
     finally:
         world.proxy.refusing = False
-    seconds = wait_for(lambda: vm_device(world.harness, VM1, "AAA1") is not None,
+    seconds = poll_until(lambda: vm_device(world.harness, VM1, "AAA1") is not None,
                        within=ATTACH, what="vm1 to see AAA1 once the API server is back")
     print(f"API server reachable again -> vm1 sees AAA1 after {seconds:.2f} s")
     world.wait_status("att-aaa1", phase="Attached")
@@ -361,6 +360,6 @@ def test_a_full_vm_takes_no_slot_and_the_device_attaches_when_one_frees(world: W
             with contextlib.suppress(Exception):
                 world.harness.run(conn.close())
     world.wait_status("att-aaa1", phase="Attached", within=120)
-    wait_for(lambda: vm_device(world.harness, VM1, "AAA1") is not None, within=ATTACH,
+    poll_until(lambda: vm_device(world.harness, VM1, "AAA1") is not None, within=ATTACH,
              what="vm1 to see AAA1 once a slot is free")
     world.detach(world.aaa1)

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from kubevirt_usb.apiserver.server import APIServer, BackgroundAPIServer, Server
 from kubevirt_usb.sandbox import kubevirt
 from kubevirt_usb.sandbox.scenario import VMSpec
 from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
+from tests.polling import wait_until
 
 BIN = Path(sys.executable).parent
 KUBECTL_USB = BIN / "kubectl-usb"
@@ -272,14 +272,6 @@ def run(argv: list[str], *, env: Mapping[str, str], input: str | None = None) ->
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def wait_until(condition: Callable[[], bool], *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 class LineReader:
     """The lines a background command prints, read as they come."""
 
@@ -301,7 +293,7 @@ class LineReader:
             found[:] = [line for line in self.lines if predicate(line)]
             return bool(found)
 
-        wait_until(seen, within=within, what=what)
+        wait_until(seen, timeout=within, what=what)
         return found[0]
 
     def interrupt(self) -> int:

@@ -7,7 +7,8 @@ import signal
 import subprocess
 
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, one_line_error, wait_until
+from tests.kubectl_usb.cluster import Cluster, one_line_error
+from tests.polling import wait_until
 
 AAA1 = "46f4-0001-aaa1"
 NAME = "vm1-46f4-0001-aaa1"
@@ -99,7 +100,7 @@ def test_a_stick_requested_but_not_yet_bound_is_refused_too(cluster: Cluster) ->
 
 def test_wait_until_attached_shows_progress(cluster: Cluster) -> None:
     process = cluster.start("attach", "--serial", "AAA1", "vm1", "--wait", "--timeout", "1m")
-    wait_until(lambda: cluster.attachment(NAME) is not None, within=30,
+    wait_until(lambda: cluster.attachment(NAME) is not None, timeout=30,
                what="the attachment to be created")
     cluster.claim(AAA1, attachment=NAME, vm="vm1")
     cluster.set_phase(NAME, "Connecting", device=AAA1, node="node1")
@@ -115,7 +116,7 @@ def test_wait_until_attached_shows_progress(cluster: Cluster) -> None:
 
 def test_wait_ends_on_not_allowed_with_the_allow_command(cluster: Cluster) -> None:
     process = cluster.start("attach", "--serial", "AAA1", "vm1", "--wait")
-    wait_until(lambda: cluster.attachment(NAME) is not None, within=30,
+    wait_until(lambda: cluster.attachment(NAME) is not None, timeout=30,
                what="the attachment to be created")
     cluster.set_phase(NAME, "NotAllowed", message="no USBPolicy allows namespace default to "
                       "use 46f4-0001-aaa1: kubectl usb allow --namespace default --serial AAA1")
@@ -196,7 +197,7 @@ def test_a_vm_that_must_restart_is_warned_about(cluster: Cluster) -> None:
 
 def test_ctrl_c_while_waiting_is_exit_130(cluster: Cluster) -> None:
     process = cluster.start("attach", "--serial", "AAA1", "vm1", "--wait")
-    wait_until(lambda: cluster.attachment(NAME) is not None, within=30,
+    wait_until(lambda: cluster.attachment(NAME) is not None, timeout=30,
                what="the attachment to be created")
     process.send_signal(signal.SIGINT)
     code, _, err = finish(process)

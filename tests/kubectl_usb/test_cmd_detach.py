@@ -4,7 +4,8 @@ waiting until the devices are free."""
 from __future__ import annotations
 
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, one_line_error, wait_until
+from tests.kubectl_usb.cluster import Cluster, one_line_error
+from tests.polling import wait_until
 
 AAA1, AAA2 = "46f4-0001-aaa1", "46f4-0001-aaa2"
 
@@ -18,7 +19,7 @@ def attach_both(cluster: Cluster) -> None:
 def test_detach_a_vm_waits_until_its_devices_are_free(cluster: Cluster) -> None:
     attach_both(cluster)
     process = cluster.start("detach", "vm1")
-    wait_until(lambda: cluster.attachments() == [], within=30,
+    wait_until(lambda: cluster.attachments() == [], timeout=30,
                what="the attachments to be deleted")
     cluster.release(AAA1)
     cluster.release(AAA2)

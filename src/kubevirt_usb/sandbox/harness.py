@@ -26,6 +26,19 @@ T = TypeVar("T")
 HOST_FROM_GUEST = "10.0.2.2"
 
 
+
+def poll_until(condition: Callable[[], bool], *, within: float, what: str,
+               interval: float = 0.25) -> float:
+    """Seconds until `condition` held (asked every `interval`); AssertionError naming `what`
+    after `within` seconds, as a failed test or benchmark step should read."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
 class SandboxHarness:
     """Start with `start()`, stop with `stop()` (or use it as a context manager)."""
 
@@ -139,12 +152,7 @@ class SandboxHarness:
     def wait_until(self, condition: Callable[[], bool], *, within: float, what: str,
                    interval: float = 0.25) -> float:
         """Wait for `condition`; returns the seconds it took; AssertionError naming `what`."""
-        start = time.monotonic()
-        while not condition():
-            if time.monotonic() - start > within:
-                raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-            time.sleep(interval)
-        return time.monotonic() - start
+        return poll_until(condition, within=within, what=what, interval=interval)
 
     def wait_vm_sees(self, vm: str, serial: str, *, within: float = 30.0) -> float:
         return self.wait_until(lambda: self.vm_sees(vm, serial), within=within,
