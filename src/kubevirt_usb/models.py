@@ -31,6 +31,10 @@ PortPath = Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+(\.[0-9]+)*$",
 IdentityTier = Literal["serial", "serial+descriptors", "port"]
 AttachmentPhase = Literal["Pending", "WaitingForDevice", "NotAllowed", "VMNotReady", "NoFreeSlot",
                           "Bound", "Connecting", "Attached", "Failed"]
+AGENT_PHASES: frozenset[str] = frozenset({"Connecting", "Attached", "Failed"})
+"""Phases the node agent writes while a binding stands."""
+BOUND_PHASES: frozenset[str] = frozenset({"Bound"}) | AGENT_PHASES
+"""Phases of an attachment that holds a device, and so one of its VM's four usbredir slots."""
 DeviceState = Literal["Available", "Absent"]
 
 

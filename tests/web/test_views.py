@@ -116,6 +116,13 @@ def test_attachment_rows_and_the_four_slots() -> None:
         [(1, "a0"), (2, "a1"), (3, None), (4, None)]
 
 
+def test_a_failed_stream_still_holds_its_slot_as_the_controller_counts_it() -> None:
+    failed = _attachment("a1", phase="Failed", device="d1", lastError="device busy")
+    refused = _attachment("a2", phase="NotAllowed", message="no policy")
+    shown = views.slots(views.attachment_rows([failed, refused], now=NOW, vm="vm1"))
+    assert [s.attachment.name if s.attachment else None for s in shown] == ["a1", None, None, None]
+
+
 def test_a_deleted_attachment_shows_as_detaching() -> None:
     going = _attachment("a1", phase="Attached")
     going["metadata"]["deletionTimestamp"] = "2026-11-01T10:04:59Z"

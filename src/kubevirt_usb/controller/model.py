@@ -20,8 +20,7 @@ Key = tuple[str, str]
 """(namespace, name); the namespace is "" for cluster-scoped objects."""
 
 FINALIZER = "usb.kubevirt-usb.io/unbind"
-AGENT_PHASES = frozenset({"Connecting", "Attached", "Failed"})
-"""Phases the node agent writes while a binding stands."""
+AGENT_PHASES = models.AGENT_PHASES
 
 
 def _meta(obj: Obj) -> Mapping[str, Any]:

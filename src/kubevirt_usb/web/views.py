@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubevirt_usb import models
 from kubevirt_usb.models import API_VERSION
 
 Obj = Mapping[str, Any]
@@ -325,10 +326,6 @@ def attachment_rows(attachments: Iterable[Obj], *, now: dt.datetime,
     return sorted(rows, key=lambda r: (r.vm, r.created, r.name))
 
 
-SLOT_HOLDING_PHASES = frozenset({"Bound", "Connecting", "Attached"})
-"""Phases in which an attachment holds one of its VM's slots (as the controller counts them)."""
-
-
 @dataclass(frozen=True)
 class SlotView:
     """One of the VM's four usbredir slots and the attachment holding it, if any.
@@ -342,7 +339,7 @@ class SlotView:
 
 def slots(rows: Iterable[AttachmentRow]) -> list[SlotView]:
     """The VM's four slots: first those held by its attachments (oldest first), then free ones."""
-    holders = sorted((r for r in rows if r.phase in SLOT_HOLDING_PHASES and not r.detaching),
+    holders = sorted((r for r in rows if r.phase in models.BOUND_PHASES and not r.detaching),
                      key=lambda r: (r.since or r.created, r.name))[:SLOTS]
     return [SlotView(position=i + 1, attachment=holders[i] if i < len(holders) else None)
             for i in range(SLOTS)]
