@@ -12,8 +12,8 @@ from kubevirt_usb.agent.heartbeat import (
     lease_alive,
     lease_manifest,
     lease_name,
-    micro_time,
 )
+from kubevirt_usb.clock import micro_time
 from kubevirt_usb.kube.errors import KubeError
 from kubevirt_usb.kube.resources import Lease
 from tests.kube.emulator import (

@@ -14,8 +14,8 @@ from kubevirt_usb.agent.objects import (
     device_status,
     parse_object,
     parse_timestamp,
-    timestamp,
 )
+from kubevirt_usb.clock import rfc3339
 from kubevirt_usb.usb.model import DeviceIdentity, UsbDevice, UsbInterface
 
 STICK = UsbDevice(
@@ -67,7 +67,7 @@ def test_labels_leave_out_a_node_name_too_long_for_a_label() -> None:
 
 def test_timestamps_round_trip_in_utc() -> None:
     moment = dt.datetime(2024, 5, 1, 14, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    assert timestamp(moment) == "2024-05-01T12:00:00Z"
+    assert rfc3339(moment) == "2024-05-01T12:00:00Z"  # as the agent writes them
     assert parse_timestamp("2024-05-01T12:00:00Z") == moment
     assert parse_timestamp("yesterday") is None
     assert parse_timestamp(None) is None

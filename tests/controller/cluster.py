@@ -36,6 +36,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole, RoleBinding
 
 from kubevirt_usb import crds
 from kubevirt_usb.apiserver.server import APIServer, BackgroundAPIServer, ServerOptions
+from kubevirt_usb.clock import micro_time
 from kubevirt_usb.controller.manager import Controller, ControllerOptions
 from kubevirt_usb.kube.client import KubeClient, Obj, connect
 from kubevirt_usb.kube.config import load_config
@@ -110,9 +111,6 @@ async def wait_for(probe: Callable[[], Awaitable[T | None]], *, what: str,
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(interval)
 
-
-def micro_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

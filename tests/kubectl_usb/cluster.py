@@ -24,6 +24,7 @@ import httpx
 from kubevirt_usb import crds
 from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.apiserver.server import APIServer, BackgroundAPIServer, ServerOptions
+from kubevirt_usb.clock import rfc3339
 from kubevirt_usb.sandbox import kubevirt
 from kubevirt_usb.sandbox.scenario import VMSpec
 from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
@@ -36,10 +37,6 @@ KUBEVIRT = "/apis/kubevirt.io/v1"
 Obj = dict[str, Any]
 
 
-def stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def stick(serial: str, *, port: str, node: str = "node1") -> tuple[str, Obj]:
     return f"46f4-0001-{serial.lower()}", {
         "node": node, "identity": {"tier": "serial", "key": f"serial:46f4:0001:{serial}"},
@@ -47,7 +44,7 @@ def stick(serial: str, *, port: str, node: str = "node1") -> tuple[str, Obj]:
         "vendorId": "46f4", "productId": "0001", "vendorName": "QEMU",
         "productName": "QEMU USB HARDDRIVE", "manufacturer": "QEMU",
         "product": "QEMU USB HARDDRIVE", "serial": serial, "speed": "480", "present": True,
-        "state": "Available", "lastSeen": stamp(dt.datetime.now(dt.UTC)),
+        "state": "Available", "lastSeen": rfc3339(dt.datetime.now(dt.UTC)),
     }
 
 
@@ -58,7 +55,7 @@ def serial_adapter() -> tuple[str, Obj]:
         "productId": "6001", "vendorName": "Future Technology Devices International, Ltd",
         "productName": "FT232 Serial (UART) IC", "manufacturer": "QEMU",
         "product": "QEMU USB SERIAL", "serial": "FT0001", "speed": "12", "present": True,
-        "state": "Available", "lastSeen": stamp(dt.datetime.now(dt.UTC)),
+        "state": "Available", "lastSeen": rfc3339(dt.datetime.now(dt.UTC)),
     }
 
 

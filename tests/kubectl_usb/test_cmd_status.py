@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from kubevirt_usb.clock import rfc3339
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, LineReader, one_line_error, stamp
+from tests.kubectl_usb.cluster import Cluster, LineReader, one_line_error
 
 AAA1 = "46f4-0001-aaa1"
 NAME = f"vm1-{AAA1}"
@@ -14,7 +15,7 @@ NAME = f"vm1-{AAA1}"
 
 def attached(cluster: Cluster) -> None:
     assert cluster.run("attach", "--serial", "AAA1", "vm1").code == 0
-    since = stamp(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30, seconds=20))
+    since = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30, seconds=20))
     cluster.bind(AAA1, attachment=NAME, vm="vm1", bytesToVM=64 * 1024 * 1024,
                  bytesFromVM=4096, reconnects=2, lastError="websocket closed: 1006",
                  attachedSince=since)

@@ -7,6 +7,7 @@ import json
 
 import yaml
 
+from kubevirt_usb.clock import rfc3339
 from kubevirt_usb.kubectl_usb.views import (
     attachment_message,
     attachment_row,
@@ -16,7 +17,7 @@ from kubevirt_usb.kubectl_usb.views import (
     render_devices,
     render_object,
 )
-from tests.kubectl_usb.cluster import attachment_obj, field_notes_devices, stamp
+from tests.kubectl_usb.cluster import attachment_obj, field_notes_devices
 
 NOW = dt.datetime(2025, 1, 10, 12, 0, 0, tzinfo=dt.UTC)
 CLAIM = {"namespace": "default", "attachment": "vm1-46f4-0001-aaa1", "vm": "vm1"}
@@ -75,7 +76,7 @@ def test_an_attached_attachment_row() -> None:
                                       "node": "node1", "bytesToVM": 64 * 1024 * 1024,
                                       "bytesFromVM": 2048, "reconnects": 1,
                                       "lastError": "connection reset",
-                                      "attachedSince": stamp(NOW - dt.timedelta(minutes=5))})
+                                      "attachedSince": rfc3339(NOW - dt.timedelta(minutes=5))})
     assert attachment_row(attached, now=NOW) == [
         "vm1-46f4-0001-aaa1", "vm1", "Attached", "46f4-0001-aaa1", "node1", "64.0MiB",
         "2.0KiB", "5m", "last error: connection reset"]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from kubevirt_usb.clock import WallClock, micro_time
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import KubeError
 from kubevirt_usb.kube.resources import Lease
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "kubevirt-usb-agent-"
 MAX_NAME = 253
-Clock = Callable[[], dt.datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -43,10 +43,6 @@ def lease_name(node: str) -> str:
     digest = hashlib.sha256(node.encode()).hexdigest()[:8]
     return f"{name[:MAX_NAME - 9].rstrip('-.')}-{digest}"
 
-
-def micro_time(moment: dt.datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def lease_manifest(*, name: str, namespace: str, holder: str, now: dt.datetime,
@@ -87,7 +83,7 @@ class Heartbeat:
     """Renews one node's Lease every `interval` seconds, retrying failures with backoff."""
 
     def __init__(self, client: KubeClient, *, node: str, namespace: str, name: str | None = None,
-                 duration_seconds: int = 40, interval: float = 10.0, clock: Clock,
+                 duration_seconds: int = 40, interval: float = 10.0, clock: WallClock,
                  annotations: Mapping[str, str] | None = None,
                  on_result: Callable[[KubeError | None], None] | None = None,
                  sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random,

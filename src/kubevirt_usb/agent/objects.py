@@ -48,10 +48,6 @@ ABSENT = "Absent"
 _LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
-def timestamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with seconds, as Kubernetes writes times: 2024-05-01T12:00:00Z."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def parse_timestamp(text: Any) -> dt.datetime | None:
     """A Kubernetes time string as an aware datetime, or None if it is not one."""

@@ -41,8 +41,8 @@ from kubevirt_usb.agent.objects import (
     changed_fields,
     device_labels,
     device_status,
-    timestamp,
 )
+from kubevirt_usb.clock import rfc3339
 from kubevirt_usb.usb.identity import assign_identities, device_object_name
 from kubevirt_usb.usb.model import DeviceIdentity, EstablishedIdentity, NodeDevice, UsbDevice
 
@@ -169,11 +169,11 @@ def _for_gone(obj: DeviceObject, *, now: dt.datetime,
         return ([] if obj.claimed else [Delete(obj.name, obj.resource_version, "unfinished")],
                 None)
     if obj.present:
-        marked = absent_status(absent_since=timestamp(now))
+        marked = absent_status(absent_since=rfc3339(now))
         return [SetStatus(obj.name, obj.resource_version, marked, "absent")], now + grace
     since = obj.absent_since
     if since is None:
-        fix = {"absentSince": timestamp(now)}
+        fix = {"absentSince": rfc3339(now)}
         return [SetStatus(obj.name, obj.resource_version, fix, "absent")], now + grace
     if obj.claimed:
         return [], None
@@ -198,7 +198,7 @@ def plan_writes(*, node: str, devices: Sequence[UsbDevice], objects: Mapping[str
     """
     published = [d for d in devices if not d.is_hub]
     named = identify(node=node, devices=published, objects=objects)
-    stamp = timestamp(now)
+    stamp = rfc3339(now)
     writes: list[Write] = []
     waiting: list[str] = []
     dues: list[dt.datetime] = []

@@ -24,7 +24,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from kubevirt_usb.agent.schedule import (
     next_run,
     starting,
 )
+from kubevirt_usb.clock import WallClock, utc_now
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import KubeError
 from kubevirt_usb.kube.retry import Backoff, RandomSource, Retry, backoff_delay, decide
@@ -48,11 +49,7 @@ from kubevirt_usb.usb import sysfs
 from kubevirt_usb.usb.usbids import UsbIds
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], dt.datetime]
 
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +86,7 @@ class Agent:
     """One node's agent (see the module docstring)."""
 
     def __init__(self, options: AgentOptions, *, client: KubeClient, events: EventSource,
-                 clock: Clock = utc_now, metrics: AgentMetrics | None = None,
+                 clock: WallClock = utc_now, metrics: AgentMetrics | None = None,
                  rand: RandomSource = random.random,
                  read_file: sysfs.FileReader = Path.read_bytes) -> None:
         self.options = options

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import os
 import random
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from kubevirt_usb.clock import WallClock, rfc3339, utc_now
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import Gone, KubeError, NotFound
 from kubevirt_usb.kube.resources import (
@@ -63,16 +63,8 @@ VMI_RECHECK = 60.0
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-WallClock = Callable[[], dt.datetime]
 
 
-def timestamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with seconds, as Kubernetes writes times."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -420,7 +412,7 @@ class DeviceStream:
         self._had_device = False
 
     def _now(self) -> str:
-        return timestamp(self._options.wall_clock())
+        return rfc3339(self._options.wall_clock())
 
     def _set(self, current: StreamStatus) -> None:
         self.status = current

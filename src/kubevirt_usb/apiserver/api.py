@@ -20,11 +20,11 @@ import orjson
 from kubevirt_usb.apiserver import apply as ssa
 from kubevirt_usb.apiserver import errors, patching, schema
 from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.apiserver.clock import Clock, rfc3339, utc_now
 from kubevirt_usb.apiserver.names import metadata_causes, name_errors
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
 from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector, object_fields
 from kubevirt_usb.apiserver.store import Obj, Store, TooOldResourceVersion, Watcher
+from kubevirt_usb.clock import WallClock, rfc3339, utc_now
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -166,7 +166,7 @@ def parse_resource_version(text: str) -> int:
 class API:
     """The verbs. One instance per emulated cluster; hooks react to writes (RBAC, CRDs, GC)."""
 
-    def __init__(self, *, registry: Registry, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(self, *, registry: Registry, store: Store, clock: WallClock = utc_now) -> None:
         self.registry = registry
         self.store = store
         self.clock = clock

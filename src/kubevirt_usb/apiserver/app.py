@@ -32,13 +32,13 @@ from kubevirt_usb.apiserver.api import (
     patch_types,
 )
 from kubevirt_usb.apiserver.auth import ANONYMOUS, UserInfo
-from kubevirt_usb.apiserver.clock import rfc3339
 from kubevirt_usb.apiserver.controllers import ControlPlane
 from kubevirt_usb.apiserver.extension import Extension
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo, builtin_resources
 from kubevirt_usb.apiserver.selectors import parse_field_selector, parse_label_selector
 from kubevirt_usb.apiserver.store import Obj, Store
 from kubevirt_usb.apiserver.watching import WatchOptions, WatchStream
+from kubevirt_usb.clock import rfc3339
 
 log = logging.getLogger(__name__)
 

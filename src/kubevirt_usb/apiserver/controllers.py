@@ -17,9 +17,9 @@ from typing import Any
 from kubevirt_usb.apiserver import errors, rbac, schema
 from kubevirt_usb.apiserver.api import API, CRD_CLEANUP, RequestContext
 from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.apiserver.clock import rfc3339
 from kubevirt_usb.apiserver.resources import PrinterColumn, ResourceInfo
 from kubevirt_usb.apiserver.store import Obj
+from kubevirt_usb.clock import rfc3339
 
 SYSTEM = UserInfo(name="system:kube-controller-manager", groups=("system:masters",))
 CRD_GR = ("apiextensions.k8s.io", "customresourcedefinitions")

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 
 from kubevirt_usb.apiserver import errors, tables
-from kubevirt_usb.apiserver.clock import Clock
 from kubevirt_usb.apiserver.resources import ResourceInfo
 from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector
 from kubevirt_usb.apiserver.store import Obj, Store, StoreEvent, TooOldResourceVersion
+from kubevirt_usb.clock import WallClock
 
 PRE_TIMEOUT_BOOKMARK = 2.0  # seconds before the deadline, as the watch cache sends its last one
 
@@ -67,7 +67,7 @@ class WatchStream:
     """One watch: replay from history or the current objects, then live events until timeout."""
 
     def __init__(self, *, store: Store, resource: ResourceInfo, namespace: str | None,
-                 options: WatchOptions, matches: Matcher | None, clock: Clock,
+                 options: WatchOptions, matches: Matcher | None, clock: WallClock,
                  bookmark_interval: float) -> None:
         self.store = store
         self.resource = resource

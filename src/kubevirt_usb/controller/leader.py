@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubevirt_usb.clock import WallClock, micro_time, utc_now
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import AlreadyExists, Conflict, KubeError, NotFound
 from kubevirt_usb.kube.resources import Lease
@@ -33,13 +34,8 @@ from kubevirt_usb.kube.resources import Lease
 log = logging.getLogger(__name__)
 
 Monotonic = Callable[[], float]
-WallClock = Callable[[], dt.datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
-
-def micro_time(moment: dt.datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -133,9 +129,6 @@ def lease_spec(*, identity: str, duration: float, now: dt.datetime, acquired: st
             "acquireTime": acquired or stamp, "renewTime": stamp,
             "leaseTransitions": transitions}
 
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class LeaderElector:

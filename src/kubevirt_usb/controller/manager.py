@@ -11,7 +11,6 @@ the resourceVersion precondition on each claim keeps that true across replicas.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections import defaultdict
@@ -22,6 +21,7 @@ from typing import Any
 from lightkube import ALL_NS
 from lightkube.resources.core_v1 import Namespace
 
+from kubevirt_usb.clock import WallClock, rfc3339, utc_now
 from kubevirt_usb.controller.cache import ClusterView, WorkKey
 from kubevirt_usb.controller.decide import decide
 from kubevirt_usb.controller.events import Event
@@ -29,7 +29,7 @@ from kubevirt_usb.controller.leader import LeaderElector
 from kubevirt_usb.controller.model import Key, Obj
 from kubevirt_usb.controller.reachability import device_plan
 from kubevirt_usb.controller.reconciler import Executor, Outcome, Sinks
-from kubevirt_usb.controller.recorder import EventRecorder, rfc3339
+from kubevirt_usb.controller.recorder import EventRecorder
 from kubevirt_usb.controller.workqueue import WorkQueue
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import KubeError
@@ -45,11 +45,7 @@ from kubevirt_usb.kube.resources import (
 
 log = logging.getLogger(__name__)
 Monotonic = Callable[[], float]
-WallClock = Callable[[], dt.datetime]
 
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
-from collections.abc import Callable
 
 from lightkube.resources.core_v1 import Event as EventResource
 
+from kubevirt_usb.clock import WallClock, rfc3339
 from kubevirt_usb.controller.events import Event, event_body
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import KubeError
 
 log = logging.getLogger(__name__)
-WallClock = Callable[[], dt.datetime]
 
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
