@@ -30,6 +30,20 @@ def test_json_path() -> None:
     assert json_path(obj, ".spec.missing.deeper") is None
 
 
+def test_json_path_filters_and_wildcards_give_the_first_result() -> None:
+    obj = {"status": {"conditions": [{"type": "Synced", "status": "False"},
+                                     {"type": "Ready", "status": "True"},
+                                     {"type": "Ready", "status": "Unknown"}],
+                      "slots": [{"n": 1}, {"n": 2, "vm": "vm2"}]}}
+    assert json_path(obj, ".status.conditions[?(@.type=='Ready')].status") == "True"
+    assert json_path(obj, '.status.conditions[?(@.type=="Synced")].status') == "False"
+    assert json_path(obj, ".status.conditions[?(@.type != 'Synced')].type") == "Ready"
+    assert json_path(obj, ".status.conditions[?(@.type=='Gone')].status") is None
+    assert json_path(obj, ".status.slots[?(@.n==2)].vm") == "vm2"
+    assert json_path(obj, ".status.slots[*].vm") == "vm2"  # the first element that has one
+    assert json_path(obj, ".status.phase[?(@.n==2)]") is None
+
+
 def test_custom_columns_with_name_first_and_dates_kept() -> None:
     obj = {"metadata": {"name": "w", "creationTimestamp": "2030-01-01T11:59:00Z"},
            "spec": {"color": "red", "items": [{"name": "i"}]}}

@@ -13,10 +13,9 @@ import base64
 import os
 import ssl
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,8 @@ class Cluster:
     token: str
     kubeconfig: Path
     ca_path: Path | None
+    scratch: Path  # per-user kubeconfigs; under pytest's own temporary directory
     emulator: BackgroundAPIServer | None = None
-    _tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kvu-contract-")))
 
     @property
     def is_emulator(self) -> bool:
@@ -82,7 +81,7 @@ class Cluster:
         config["users"] = [{"name": name, "user": {"token": token}}]
         for ctx in config["contexts"]:
             ctx["context"]["user"] = name
-        path = self._tmp / f"{name}.kubeconfig"
+        path = self.scratch / f"{name}.kubeconfig"
         path.write_text(yaml.safe_dump(config))
         return path
 
@@ -98,7 +97,7 @@ class Cluster:
             return str(answer.json()["status"]["token"])
 
 
-def _real_cluster() -> Cluster | None:
+def _real_cluster(scratch: Path) -> Cluster | None:
     path = os.environ.get("KUBEVIRT_USB_TEST_KUBECONFIG")
     if path:
         config = yaml.safe_load(Path(path).read_text())
@@ -108,7 +107,7 @@ def _real_cluster() -> Cluster | None:
         user = next(u["user"] for u in config["users"] if u["name"] == current["context"]["user"])
         ca_path = None
         if cluster.get("certificate-authority-data"):
-            ca_path = Path(tempfile.mkdtemp()) / "ca.crt"
+            ca_path = scratch / "ca.crt"
             ca_path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         elif cluster.get("certificate-authority"):
             ca_path = Path(cluster["certificate-authority"])
@@ -117,12 +116,12 @@ def _real_cluster() -> Cluster | None:
                 f"{path}: the contract tests talk to the cluster with a bearer token; name a "
                 "kubeconfig whose user has `token:` (e.g. a cluster-admin ServiceAccount's)")
         return Cluster(kind="real", server=cluster["server"], token=user["token"],
-                       kubeconfig=Path(path), ca_path=ca_path)
+                       kubeconfig=Path(path), ca_path=ca_path, scratch=scratch)
     url = os.environ.get("KUBEVIRT_USB_TEST_APISERVER")
     if url:
         token = os.environ["KUBEVIRT_USB_TEST_TOKEN"]
         ca = os.environ.get("KUBEVIRT_USB_TEST_CA")
-        tmp = Path(tempfile.mkdtemp()) / "kubeconfig"
+        tmp = scratch / "kubeconfig"
         cluster_entry: dict[str, Any] = {"server": url}
         if ca:
             cluster_entry["certificate-authority"] = ca
@@ -132,7 +131,7 @@ def _real_cluster() -> Cluster | None:
             "users": [{"name": "admin", "user": {"token": token}}],
             "contexts": [{"name": "real", "context": {"cluster": "real", "user": "admin"}}]}))
         return Cluster(kind="real", server=url, token=token, kubeconfig=tmp,
-                       ca_path=Path(ca) if ca else None)
+                       ca_path=Path(ca) if ca else None, scratch=scratch)
     return None
 
 
@@ -144,7 +143,7 @@ def emulator_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clust
     kubeconfig = server.write_kubeconfig(state / "kubeconfig")
     yield Cluster(kind="emulator", server=server.url, token=server.admin_token,
                   kubeconfig=kubeconfig, ca_path=server.certificate.ca_path,
-                  emulator=background)
+                  scratch=state, emulator=background)
     background.stop()
 
 
@@ -153,7 +152,7 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     if request.param == "emulator":
         emulator: Cluster = request.getfixturevalue("emulator_cluster")
         return emulator
-    real = _real_cluster()
+    real = _real_cluster(request.getfixturevalue("tmp_path_factory").mktemp("real-cluster"))
     if real is None:
         pytest.skip(REAL_REASON)
     return real

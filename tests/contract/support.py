@@ -119,6 +119,10 @@ def widget_schema() -> dict[str, Any]:
                 "properties": {
                     "phase": {"type": "string"},
                     "observedGeneration": {"type": "integer"},
+                    "conditions": {"type": "array", "items": {
+                        "type": "object",
+                        "properties": {"type": {"type": "string"},
+                                       "status": {"type": "string"}}}},
                 },
             },
         },
@@ -145,6 +149,8 @@ def crd_manifest(crd: ContractCRD) -> dict[str, Any]:
                     {"name": "Color", "type": "string", "jsonPath": ".spec.color"},
                     {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Ready", "type": "string", "priority": 1,
+                     "jsonPath": ".status.conditions[?(@.type=='Ready')].status"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": widget_schema()},

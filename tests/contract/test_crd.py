@@ -68,11 +68,30 @@ def test_printer_columns_in_a_table(cluster: Cluster, namespace: str,
     assert table["apiVersion"] == "meta.k8s.io/v1"
     columns = [(c["name"], c["type"]) for c in table["columnDefinitions"]]
     assert columns == [("Name", "string"), ("Color", "string"), ("Size", "integer"),
-                       ("Phase", "string"), ("Age", "date")]
+                       ("Phase", "string"), ("Ready", "string"), ("Age", "date")]
+    assert [c["priority"] for c in table["columnDefinitions"]] == [0, 0, 0, 0, 1, 0]
     row = table["rows"][0]
-    assert row["cells"][:4] == ["t1", "green", 4, None]
+    assert row["cells"][:5] == ["t1", "green", 4, None, None]
     assert row["object"]["kind"] == "PartialObjectMetadata"
     assert row["object"]["metadata"]["name"] == "t1"
+
+
+def test_printer_column_with_a_filter_shows_the_matching_item(
+        cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
+    """`.status.conditions[?(@.type=='Ready')].status`, the column KubeVirt's CRDs use."""
+    with cluster.http() as http:
+        created = http.post(widget_crd.path(namespace), json=widget_crd.obj(
+            "t2", namespace=namespace, spec={"color": "blue"}))
+        created.raise_for_status()
+        body = created.json()
+        body["status"] = {"conditions": [{"type": "Synced", "status": "False"},
+                                         {"type": "Ready", "status": "True"}]}
+        http.put(widget_crd.path(namespace, name="t2") + "/status",
+                 json=body).raise_for_status()
+        table = http.get(widget_crd.path(namespace, name="t2"),
+                         headers={"Accept": TABLE}).json()
+    names = [c["name"] for c in table["columnDefinitions"]]
+    assert table["rows"][0]["cells"][names.index("Ready")] == "True"
 
 
 def _invalid(cluster: Cluster, namespace: str, crd: ContractCRD,

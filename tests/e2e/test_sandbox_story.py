@@ -168,7 +168,11 @@ def test_restarting_a_vm_gives_its_vmi_a_new_uid(sandbox: SandboxHarness) -> Non
 def test_the_api_mirrors_the_guests(sandbox: SandboxHarness) -> None:
     listing = sandbox.kubectl("get", "vmis", "-n", "default", "--no-headers").stdout
     rows = {line.split()[0]: line.split() for line in listing.splitlines()}
-    assert rows["vm1"][2:] == ["Running", "node1"]
-    assert rows["vm2"][2:] == ["Running", "node1"]
-    nodes = sandbox.kubectl("get", "nodes", "-o", "name").stdout.split()
-    assert nodes == ["node/node1"]
+    # AGE PHASE IP NODENAME READY, where IP is blank: the guests have no pod network
+    assert rows["vm1"][2:] == ["Running", "node1", "True"]
+    assert rows["vm2"][2:] == ["Running", "node1", "True"]
+    vms = sandbox.kubectl("get", "vms", "-n", "default", "--no-headers").stdout.splitlines()
+    assert sorted(line.split()[::2] for line in vms) == [["vm1", "Running"], ["vm2", "Running"]]
+    assert all(line.split()[-1] == "True" for line in vms)  # READY
+    nodes = sandbox.kubectl("get", "nodes", "--no-headers").stdout.splitlines()
+    assert [line.split()[:2] for line in nodes] == [["node1", "Ready"]]

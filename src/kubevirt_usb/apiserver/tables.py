@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -11,7 +12,9 @@ from kubevirt_usb.apiserver.resources import PrinterColumn, ResourceInfo
 
 _CRD_AGE = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp",
                         description=printers.AGE_DESCRIPTION)
-_PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\['([^']+)'\]")
+_PATH_TOKEN = re.compile(
+    r"\.([^.\[\]]+)|\[(\d+)\]|\['([^']+)'\]|\[(\*)\]"
+    r"|\[\?\(@((?:\.[A-Za-z0-9_-]+)+)\s*(==|!=)\s*('[^']*'|\"[^\"]*\"|[^)\s]+)\s*\)\]")
 human_age = printers.human_age
 
 
@@ -39,25 +42,46 @@ def _custom_column(column: PrinterColumn) -> printers.Column:
 
 
 def json_path(obj: Any, path: str) -> Any:
-    """The value at a simple JSONPath (`.status.phase`, `.spec.items[0].name`), or None."""
+    """The first value at a printer column's JSONPath, or None: fields (`.status.phase`,
+    `['x.y']`), indexes (`[0]`), `[*]` and filters (`[?(@.type=='Ready')]`, `==`/`!=`), as
+    kube-apiserver prints the first result of a custom column."""
     expr = path.strip()
     if expr.startswith("{") and expr.endswith("}"):
         expr = expr[1:-1]
     expr = expr.removeprefix("$")
-    current = obj
+    found = [obj]
     for match in _PATH_TOKEN.finditer(expr):
-        key, index, quoted = match.groups()
-        if index is not None:
-            if not isinstance(current, list) or int(index) >= len(current):
-                return None
-            current = current[int(index)]
-        else:
-            if not isinstance(current, dict):
-                return None
-            current = current.get(key if key is not None else quoted)
-        if current is None:
+        found = [value for current in found for value in _step(current, match)]
+        if not found:
             return None
-    return current
+    return found[0]
+
+
+def _step(current: Any, match: re.Match[str]) -> list[Any]:
+    key, index, quoted, star, filter_path, operator, literal = match.groups()
+    if index is not None or star is not None or filter_path is not None:
+        if not isinstance(current, list):
+            return []
+        if index is not None:
+            return [current[int(index)]] if int(index) < len(current) else []
+        if star is not None:
+            return [item for item in current if item is not None]
+        wanted = _literal(literal)
+        return [item for item in current
+                if (json_path(item, filter_path) == wanted) == (operator == "==")]
+    if not isinstance(current, dict):
+        return []
+    value = current.get(key if key is not None else quoted)
+    return [] if value is None else [value]
+
+
+def _literal(text: str) -> Any:
+    if text[:1] in "'\"" and text[-1:] == text[:1]:
+        return text[1:-1]
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:

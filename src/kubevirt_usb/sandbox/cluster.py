@@ -139,7 +139,7 @@ class Sandbox:
             self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work)
         starts: list[Awaitable[None]] = []
         for node_guest in self.nodes.values():
-            starts.append(self._boot(f"node {node_guest.name}", node_guest.start(), report))
+            starts.append(self._start_node(node_guest, report))
         for vm in self.scenario.vms:
             starts.append(self._start_vm(vm, image=image, work=work, report=report))
         await asyncio.gather(*starts)
@@ -149,6 +149,20 @@ class Sandbox:
         report(f"booting {what}")
         await start
         report(f"{what} is up")
+
+    async def _start_node(self, guest: NodeGuest, report: Progress) -> None:
+        await self._boot(f"node {guest.name}", guest.start(), report)
+        self._set_node_ready(guest, ready=True)
+
+    def _set_node_ready(self, guest: NodeGuest, *, ready: bool) -> None:
+        info = self.api.api.registry.get("", "v1", "nodes")
+        current = self.api.api.store.get(info.group_resource, "", guest.name) if info else None
+        if info is None or current is None:
+            return
+        status = kubevirt.node_status(ready=ready, kernel_release=guest.image.kernel_release)
+        self.api.api.update(info, namespace="", name=guest.name,
+                            body={**current, "status": status}, ctx=self._ctx(),
+                            subresource="status")
 
     async def _start_vm(self, vm: VMSpec, *, image: GuestImage, work: Path,
                         report: Progress) -> None:

@@ -52,19 +52,23 @@ def _kubevirt_crd(*, plural: str, kind: str, short: list[str],
 def crds() -> list[dict[str, Any]]:
     """The two KubeVirt CRDs the project reads, with KubeVirt's own printer columns."""
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ready = {"name": "Ready", "type": "string",
+             "jsonPath": ".status.conditions[?(@.type=='Ready')].status"}
     return [
         _kubevirt_crd(plural="virtualmachines", kind="VirtualMachine", short=["vm", "vms"],
                       columns=[age,
                                {"name": "Status", "type": "string",
                                 "jsonPath": ".status.printableStatus"},
-                               {"name": "Ready", "type": "string",
-                                "jsonPath": ".status.conditions[?(@.type=='Ready')].status"}]),
+                               ready]),
         _kubevirt_crd(plural="virtualmachineinstances", kind="VirtualMachineInstance",
                       short=["vmi", "vmis"],
                       columns=[age,
                                {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                               {"name": "IP", "type": "string",
+                                "jsonPath": ".status.interfaces[0].ipAddress"},
                                {"name": "NodeName", "type": "string",
-                                "jsonPath": ".status.nodeName"}]),
+                                "jsonPath": ".status.nodeName"},
+                               ready]),
     ]
 
 
@@ -102,6 +106,18 @@ def node_object(name: str) -> dict[str, Any]:
                                                   "kubernetes.io/os": "linux",
                                                   "kubernetes.io/arch": "amd64"}},
             "spec": {}}
+
+
+def node_status(*, ready: bool, kernel_release: str) -> dict[str, Any]:
+    """What a kubelet would report for a node guest: Ready while it runs, and what it runs.
+    There is no kubelet in the box, so no kubeletVersion is claimed."""
+    return {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                            "reason": "NodeGuestRunning" if ready else "NodeGuestStopped",
+                            "message": "the sandbox's QEMU node guest is "
+                                       + ("running" if ready else "stopped")}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
+                         "kernelVersion": kernel_release,
+                         "osImage": "kubevirt-usb sandbox node (Debian kernel, busybox)"}}
 
 
 def _devices(vm: VMSpec) -> dict[str, Any]:
