@@ -15,6 +15,15 @@ lint: bootstrap
 test: lint
 	.venv/bin/pytest
 
+# Every benchmark docs/benchmarks.md cites (about 15 minutes); each records its results in
+# docs/benchmark-results.json. One alone: .venv/bin/python -m bench NAME --help
 bench: bootstrap
 	.venv/bin/python -m bench apiserver
 	.venv/bin/python -m bench sandbox
+	.venv/bin/python -m bench agents
+	.venv/bin/python -m bench controller --selector serial --rate 100
+	.venv/bin/python -m bench controller --selector model --rate 100
+	.venv/bin/python -m bench controller --selector serial --rate 0
+	.venv/bin/python -m bench controller --selector model --rate 0
+	.venv/bin/python -m bench controller --sandbox
+	.venv/bin/python -m bench datapath
