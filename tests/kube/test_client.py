@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx2
 import pytest
+import yaml
 
 from kubevirt_usb.kube.client import KubeClient, ObservedTransport, WatchEvent, connect
-from kubevirt_usb.kube.config import load_config
+from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
     AlreadyExists,
     Conflict,
@@ -159,6 +160,73 @@ async def test_nobody_listening_is_unavailable(tmp_path: Path, cluster: Emulator
     finally:
         await down.close()
     assert failure.value.reason == "ConnectError"
+
+
+def _with(cluster: Emulator, path: Path, *, cluster_fields: dict[str, Any] | None = None,
+          user: dict[str, Any] | None = None) -> Path:
+    """The emulator's kubeconfig with some cluster fields or the user replaced."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    entry = config["clusters"][0]["cluster"]
+    entry.pop("certificate-authority-data")
+    entry.update(cluster_fields or {})
+    if user is not None:
+        config["users"][0]["user"] = user
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_certificates_that_cannot_be_loaded_are_a_config_error(tmp_path: Path,
+                                                               cluster: Emulator) -> None:
+    missing_ca = _with(cluster, tmp_path / "a", cluster_fields={
+        "certificate-authority": str(tmp_path / "ca.crt")})
+    with pytest.raises(ConfigError, match=f"certificate-authority {tmp_path / 'ca.crt'} does "
+                                          "not exist"):
+        connect(load_config(kubeconfig=missing_ca), field_manager="t")
+    relative_ca = _with(cluster, tmp_path / "b", cluster_fields={"certificate-authority": "x.crt"})
+    with pytest.raises(ConfigError, match=f"certificate-authority {tmp_path / 'x.crt'} does"):
+        connect(load_config(kubeconfig=relative_ca), field_manager="t")
+    bad_data = _with(cluster, tmp_path / "c", cluster_fields={
+        "certificate-authority-data": "!!!notbase64"})
+    with pytest.raises(ConfigError, match="certificates cannot be used: Invalid base64"):
+        connect(load_config(kubeconfig=bad_data), field_manager="t")
+    (tmp_path / "words.crt").write_text("not a certificate\n")
+    not_a_ca = _with(cluster, tmp_path / "d", cluster_fields={
+        "certificate-authority": str(tmp_path / "words.crt")})
+    with pytest.raises(ConfigError, match=r"certificates cannot be used: .*no certificate"):
+        connect(load_config(kubeconfig=not_a_ca), field_manager="t", wrap=lambda t: t)
+    no_key = _with(cluster, tmp_path / "e", user={"client-certificate": str(tmp_path / "u.crt"),
+                                                  "client-key": str(tmp_path / "u.key")},
+                   cluster_fields={"insecure-skip-tls-verify": True})
+    with pytest.raises(ConfigError, match=f"client-certificate {tmp_path / 'u.crt'} does not"):
+        connect(load_config(kubeconfig=no_key), field_manager="t")
+
+
+async def test_a_token_file_that_is_gone_is_unavailable(tmp_path: Path,
+                                                        cluster: Emulator) -> None:
+    path = _with(cluster, tmp_path / "config", user={"tokenFile": str(tmp_path / "token")},
+                 cluster_fields={"insecure-skip-tls-verify": True})
+    client = connect(load_config(kubeconfig=path), field_manager="t")
+    try:
+        with pytest.raises(Unavailable, match="the credentials cannot be read: Token file") as e:
+            await client.list(USBDevice)
+    finally:
+        await client.close()
+    assert e.value.reason == "ConfigError"
+
+
+async def test_a_context_without_a_user_is_anonymous(tmp_path: Path,
+                                                     cluster: Emulator) -> None:
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    del config["contexts"][0]["context"]["user"]
+    path = tmp_path / "anonymous"
+    path.write_text(yaml.safe_dump(config))
+    client = connect(load_config(kubeconfig=path), field_manager="t")
+    try:
+        with pytest.raises(KubeError) as refused:
+            await client.list(USBDevice)
+    finally:
+        await client.close()
+    assert refused.value.code in (401, 403)
 
 
 async def test_list_each_hands_over_every_object_page_by_page(client: KubeClient) -> None:

@@ -40,7 +40,7 @@ def test_a_kubeconfig_uses_its_current_context_or_the_one_named(tmp_path: Path) 
 
 def test_an_unknown_context_or_a_missing_file_says_what_is_wrong(tmp_path: Path) -> None:
     path = _kubeconfig(tmp_path / "config")
-    with pytest.raises(ConfigError, match="Context 'three' not found"):
+    with pytest.raises(ConfigError, match=r"has no context 'three' \(contexts: one, two\)"):
         load_config(kubeconfig=path, context="three", environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_config(kubeconfig=tmp_path / "missing", environ={})
@@ -71,3 +71,61 @@ def test_outside_a_pod_kubeconfig_from_the_environment_is_used(tmp_path: Path) -
     with pytest.raises(ConfigError):
         load_config(service_account=tmp_path / "no-sa",
                     environ={"KUBECONFIG": str(tmp_path / "absent")})
+
+
+def _broken(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a: [b\n", r"is not valid YAML \(line 2, column 1\): expected ',' or '\]'"),
+    ("", "is not a kubeconfig: expected a YAML mapping with clusters, contexts and users"),
+    ("- one\n- two\n", "is not a kubeconfig: expected a YAML mapping"),
+    ("just words\n", "is not a kubeconfig: expected a YAML mapping"),
+    ("contexts: []\n", "is not a kubeconfig: no list of clusters"),
+    ("clusters: [x]\ncontexts: []\n", "every entry of clusters needs a name and a cluster"),
+    ("clusters: []\ncontexts: []\nusers: {}\n", "no list of users"),
+])
+def test_a_file_that_is_not_a_kubeconfig_says_so_in_one_line(tmp_path: Path, text: str,
+                                                              problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem) as raised:
+        load_config(kubeconfig=_broken(tmp_path / "config", text), environ={})
+    assert "\n" not in str(raised.value)
+
+
+def test_a_binary_file_or_a_directory_is_not_a_kubeconfig(tmp_path: Path) -> None:
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(ConfigError, match="is not a text file"):
+        load_config(kubeconfig=binary, environ={})
+    with pytest.raises(ConfigError, match="is a directory: name the kubeconfig file in it"):
+        load_config(environ={"KUBECONFIG": str(tmp_path)}, service_account=tmp_path / "no-sa")
+
+
+def test_contexts_that_name_what_is_not_there(tmp_path: Path) -> None:
+    config = yaml.safe_load(_kubeconfig(tmp_path / "config").read_text())
+    del config["current-context"]
+    config["contexts"].append({"name": "lost", "context": {"cluster": "gone", "user": "one"}})
+    config["contexts"].append({"name": "anon", "context": {"cluster": "one", "user": "nobody"}})
+    path = _broken(tmp_path / "config", yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="has no current-context: name one with --context "
+                                          r"\(contexts: anon, lost, one, two\)"):
+        load_config(kubeconfig=path, environ={})
+    with pytest.raises(ConfigError, match="context 'lost' names cluster 'gone', which is not in "
+                                          "the file"):
+        load_config(kubeconfig=path, context="lost", environ={})
+    with pytest.raises(ConfigError, match="context 'anon' names user 'nobody', which is not in "
+                                          "the file"):
+        load_config(kubeconfig=path, context="anon", environ={})
+
+
+def test_several_files_in_kubeconfig_are_refused_not_mistaken_for_one(tmp_path: Path) -> None:
+    one, two = _kubeconfig(tmp_path / "one"), _kubeconfig(tmp_path / "two")
+    with pytest.raises(ConfigError, match=r"names several files .* set it to one file, or pass "
+                                          "--kubeconfig"):
+        load_config(service_account=tmp_path / "no-sa", environ={"KUBECONFIG": f"{one}:{two}"})
+    chosen = load_config(kubeconfig=one, environ={"KUBECONFIG": f"{one}:{two}"})
+    assert chosen.cluster.server == "https://one:6443"
+    trailing = load_config(service_account=tmp_path / "no-sa", environ={"KUBECONFIG": f"{one}:"})
+    assert trailing.cluster.server == "https://one:6443"

@@ -7,6 +7,7 @@ from typing import Any
 import httpx2
 import pytest
 from lightkube.core.exceptions import ApiError
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
 from kubevirt_usb.kube.errors import (
     AlreadyExists,
@@ -122,3 +123,10 @@ def test_an_answer_that_is_not_json_is_unavailable() -> None:
         error = translate(exc)
     assert isinstance(error, Unavailable)
     assert error.reason == "DecodeError"
+
+
+def test_credentials_that_cannot_be_read_are_unavailable() -> None:
+    error = translate(LightkubeConfigError("Token file /var/run/token not found"))
+    assert isinstance(error, Unavailable)
+    assert (error.code, error.reason) == (0, "ConfigError")
+    assert error.message == "the credentials cannot be read: Token file /var/run/token not found"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubevirt_usb.kube.errors import (
     AlreadyExists,
@@ -117,6 +118,21 @@ def test_no_configuration_is_unreachable(tmp_path: Path) -> None:
         Session.open(Settings(kubeconfig=tmp_path / "none"), environ={})
     assert caught.value.code is ExitCode.UNREACHABLE
     assert caught.value.message.startswith(f"no cluster to talk to: kubeconfig {tmp_path}/none")
+
+
+def test_a_certificate_that_cannot_be_loaded_is_unreachable(cluster: Cluster,
+                                                            tmp_path: Path) -> None:
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    entry = config["clusters"][0]["cluster"]
+    del entry["certificate-authority-data"]
+    entry["certificate-authority"] = str(tmp_path / "ca.crt")
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(CLIError) as caught:
+        Session.open(Settings(kubeconfig=path), environ={})
+    assert caught.value.code is ExitCode.UNREACHABLE
+    assert caught.value.message == ("no cluster to talk to: the kubeconfig's "
+                                    f"certificate-authority {tmp_path}/ca.crt does not exist")
 
 
 # ---- API failures as one-line errors (no I/O) ----------------------------------------

@@ -27,6 +27,7 @@ from lightkube.config.kubeconfig import SingleConfig
 from lightkube.config.models import User
 from lightkube.types import PatchType
 
+from kubevirt_usb.kube.config import tls_problem
 from kubevirt_usb.kube.errors import API_EXCEPTIONS, KubeError, translate
 
 Obj = dict[str, Any]
@@ -215,18 +216,23 @@ class KubeClient:
             await self.lightkube.close()
 
 
-def connect(config: SingleConfig, *, field_manager: str, timeout: float = 10.0,
+def connect(config: SingleConfig, *, field_manager: str, timeout: float | None = 10.0,
             wrap: TransportWrapper | None = None) -> KubeClient:
-    """A client for `config` whose writes are recorded under `field_manager`.
+    """A client for `config` whose writes are recorded under `field_manager`; each request may
+    take `timeout` seconds (None: no limit). A CA or client certificate that cannot be loaded is
+    a `kubevirt_usb.kube.config.ConfigError`.
 
     `wrap` receives the HTTP transport and returns the one to use (e.g. an `ObservedTransport`
     around it, to count requests).
     """
     transport: httpx2.AsyncBaseTransport | None = None
-    if wrap is not None:
-        # A custom transport replaces httpx2's own, TLS settings included: rebuild them.
-        verify = verify_cluster(config.cluster, config.user or User(), config.abs_file)
-        transport = wrap(httpx2.AsyncHTTPTransport(verify=verify))
-    client = lightkube.AsyncClient(config, field_manager=field_manager,
-                                   timeout=httpx2.Timeout(timeout), transport=transport)
+    try:
+        if wrap is not None:
+            # A custom transport replaces httpx2's own, TLS settings included: rebuild them.
+            verify = verify_cluster(config.cluster, config.user or User(), config.abs_file)
+            transport = wrap(httpx2.AsyncHTTPTransport(verify=verify))
+        client = lightkube.AsyncClient(config, field_manager=field_manager,
+                                       timeout=httpx2.Timeout(timeout), transport=transport)
+    except (OSError, ValueError) as exc:  # a CA or client certificate that cannot be loaded
+        raise tls_problem(config, exc) from exc
     return KubeClient(client)

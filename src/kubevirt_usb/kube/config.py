@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.config.models import Cluster, User
-from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
@@ -54,13 +54,90 @@ def load_config(*, kubeconfig: Path | None = None, context: str | None = None,
         found = in_cluster_config(service_account=service_account, environ=env)
         if found is not None:
             return found
-    path = kubeconfig or Path(env.get("KUBECONFIG") or DEFAULT_KUBECONFIG).expanduser()
+    named = [p for p in (env.get("KUBECONFIG") or "").split(os.pathsep) if p]
+    if kubeconfig is None and len(named) > 1:
+        raise ConfigError(f"$KUBECONFIG names several files ({env['KUBECONFIG']}), which are not "
+                          "merged: set it to one file, or pass --kubeconfig")
+    path = kubeconfig or Path(named[0] if named else DEFAULT_KUBECONFIG).expanduser()
+    return select_context(read_kubeconfig(path), context=context, path=path)
+
+
+def read_kubeconfig(path: Path) -> KubeConfig:
+    """The kubeconfig file at `path`; ConfigError saying what is wrong with it otherwise."""
+    if path.is_dir():
+        raise ConfigError(f"kubeconfig {path} is a directory: name the kubeconfig file in it")
     try:
-        config = KubeConfig.from_file(path).get(context_name=context)
-    except LightkubeConfigError as exc:
-        raise ConfigError(f"kubeconfig {path}: {exc}") from exc
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"kubeconfig {path} not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"kubeconfig {path} is not a text file") from exc
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"kubeconfig {path} is not valid YAML{where}: "
+                          f"{' '.join(str(problem).split())}") from exc
+    problem = _shape_problem(document)
+    if problem is not None:
+        raise ConfigError(f"kubeconfig {path} is not a kubeconfig: {problem}")
+    try:
+        return KubeConfig.from_dict(document, fname=path)
+    except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"kubeconfig {path} is not usable: {exc}") from exc
-    if config is None:
-        raise ConfigError(f"kubeconfig {path} has no current context: name one with --context")
-    return config
+
+
+def _shape_problem(document: object) -> str | None:
+    """What keeps `document` from being a kubeconfig, or None."""
+    if not isinstance(document, dict):
+        return "expected a YAML mapping with clusters, contexts and users"
+    for section, required in (("clusters", True), ("contexts", True), ("users", False)):
+        entries = document.get(section)
+        if entries is None and not required:
+            continue
+        if not isinstance(entries, list):
+            return f"no list of {section}"
+        key = section[:-1]
+        for entry in entries:
+            if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                    and isinstance(entry.get(key), dict)):
+                return f"every entry of {section} needs a name and a {key}"
+    return None
+
+
+def select_context(config: KubeConfig, *, context: str | None, path: Path) -> SingleConfig:
+    """The context `context` (else the current one) of `config`, read from `path`."""
+    name = context if context is not None else config.current_context
+    known = ", ".join(sorted(config.contexts)) or "none"
+    if not name:
+        raise ConfigError(f"kubeconfig {path} has no current-context: name one with --context "
+                          f"(contexts: {known})")
+    chosen = config.contexts.get(name)
+    if chosen is None:
+        raise ConfigError(f"kubeconfig {path} has no context {name!r} (contexts: {known})")
+    if chosen.cluster not in config.clusters:
+        raise ConfigError(f"kubeconfig {path}: context {name!r} names cluster "
+                          f"{chosen.cluster!r}, which is not in the file")
+    if chosen.user and chosen.user not in config.users:
+        raise ConfigError(f"kubeconfig {path}: context {name!r} names user {chosen.user!r}, "
+                          "which is not in the file")
+    found = config.get(context_name=name)
+    assert found is not None  # a name was given, so lightkube never returns its default
+    # a context without a user is anonymous, as for kubectl (lightkube insists on a user)
+    return found if found.user is not None else found._replace(user=User())
+
+
+def tls_problem(config: SingleConfig, exc: BaseException) -> ConfigError:
+    """Why the certificates `config` names cannot be used (naming a file that is missing)."""
+    user = config.user or User()
+    named = [("certificate-authority", config.cluster.certificate_auth),
+             ("client-certificate", user.client_cert), ("client-key", user.client_key)]
+    for key, name in named:
+        if name and not Path(config.abs_file(name)).is_file():
+            return ConfigError(f"the kubeconfig's {key} {config.abs_file(name)} does not exist")
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return ConfigError(f"the kubeconfig's certificates cannot be used: {detail}")

@@ -8,7 +8,7 @@ connection that could not be made or broke) is mapped once, by `translate`, into
   resourceVersion that is too old);
 - `Unauthorized` (401), `Forbidden` (403), `Invalid` (400, 415, 422: the request itself is wrong);
 - `Unavailable`: no answer worth reading (connection refused or reset, timeouts, 5xx, a body
-  that is not JSON), with
+  that is not JSON, credentials such as a token file that cannot be read), with
   `TooManyRequests` (429) and `ServerError` (500) below it. These are the ones worth retrying;
   `retry_after` carries the server's own hint (the Retry-After header or
   `details.retryAfterSeconds`).
@@ -24,6 +24,7 @@ from typing import Any
 import httpx2
 import msgspec
 from lightkube.core.exceptions import ApiError
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
 
 class KubeError(Exception):
@@ -140,6 +141,8 @@ def translate(exc: BaseException) -> KubeError:
                                 message=f"{response.status_code} {response.reason_phrase}: "
                                 f"{response.text[:200]}",
                                 retry_after=_retry_after_header(response))
+    if isinstance(exc, LightkubeConfigError):  # e.g. the token file is gone (while rotating)
+        return Unavailable(f"the credentials cannot be read: {exc}", reason="ConfigError")
     if isinstance(exc, httpx2.HTTPError | OSError):
         detail = str(exc) or type(exc).__name__
         return Unavailable(f"cannot reach the API server: {detail}", reason=type(exc).__name__)
@@ -150,6 +153,6 @@ def translate(exc: BaseException) -> KubeError:
 
 
 API_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    ApiError, httpx2.HTTPError, OSError, msgspec.DecodeError)
-"""What lightkube and httpx2 raise for a failed request (or an answer that is not JSON);
-`translate` maps each to a KubeError."""
+    ApiError, httpx2.HTTPError, OSError, msgspec.DecodeError, LightkubeConfigError)
+"""What lightkube and httpx2 raise for a failed request (or an answer that is not JSON, or
+credentials that cannot be read); `translate` maps each to a KubeError."""

@@ -109,9 +109,10 @@ class Session:
         try:
             config = load_config(kubeconfig=settings.kubeconfig, context=settings.context,
                                  environ=environ)
+            client = connect(config, field_manager=FIELD_MANAGER,
+                             timeout=settings.request_timeout)
         except ConfigError as exc:
             raise CLIError(f"no cluster to talk to: {exc}", code=ExitCode.UNREACHABLE) from exc
-        client = connect(config, field_manager=FIELD_MANAGER, timeout=settings.request_timeout)
         return cls(client, server=str(config.cluster.server),
                    namespace=settings.namespace or client.namespace,
                    all_namespaces=settings.all_namespaces)
