@@ -56,6 +56,13 @@ def test_an_unknown_command_is_a_one_line_usage_error(empty_cluster: Cluster) ->
                                         "list --help)")
 
 
+def test_a_missing_choice_is_one_line_too(empty_cluster: Cluster) -> None:
+    result = empty_cluster.run("completion")
+    assert result.code == ExitCode.USAGE
+    assert one_line_error(result) == ("error: Missing argument '{bash|zsh|fish}'. Choose from: "
+                                      "bash, zsh, fish (see: kubectl usb completion --help)")
+
+
 def test_no_reachable_cluster_is_one_line_and_exit_7(empty_cluster: Cluster,
                                                      tmp_path: Path) -> None:
     config = yaml.safe_load(empty_cluster.kubeconfig.read_text())

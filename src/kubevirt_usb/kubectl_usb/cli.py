@@ -14,7 +14,7 @@ import click
 
 from kubevirt_usb import __version__
 from kubevirt_usb.kubectl_usb.common import kube_options
-from kubevirt_usb.kubectl_usb.exitcodes import CLIError, ExitCode, exit_codes_epilog
+from kubevirt_usb.kubectl_usb.exitcodes import CLIError, ExitCode, exit_codes_epilog, one_line
 from kubevirt_usb.lazycli import LazyGroup
 
 COMPLETE_VAR = "_KUBECTL_USB_COMPLETE"
@@ -64,7 +64,7 @@ def cli(**_settings: object) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
