@@ -52,6 +52,17 @@ def test_the_namespace_must_be_said(cluster: Cluster) -> None:
     assert one_line_error(result).startswith("error: say which namespace may use the devices")
 
 
+def test_a_namespace_that_cannot_exist_is_a_usage_error(cluster: Cluster) -> None:
+    for bad in ("Bad NS", ""):
+        result = cluster.run("allow", "-n", "lab", "--namespace", bad, "--serial", "AAA1")
+        assert result.code == ExitCode.USAGE
+        assert one_line_error(result) == (
+            f"error: Invalid value for '-n' / '--namespace': '{bad}' is not a valid namespace: "
+            "lowercase letters, digits and '-', at most 63 characters (see: kubectl usb allow "
+            "--help)")
+    assert cluster.policies() == []
+
+
 def test_a_namespace_that_does_not_exist_is_a_warning(cluster: Cluster) -> None:
     result = cluster.run("allow", "--namespace", "later", "--serial", "AAA1")
     assert result.code == 0

@@ -68,6 +68,21 @@ def test_unknown_device_and_vm(cluster: Cluster) -> None:
     assert cluster.attachments() == []
 
 
+def test_names_that_are_not_kubernetes_names_are_usage_errors(cluster: Cluster) -> None:
+    sub = cluster.run("attach", "--serial", "AAA1", "vm1/status")
+    assert sub.code == ExitCode.USAGE
+    assert one_line_error(sub) == (
+        "error: 'vm1/status' is not a valid VM name: lowercase letters, digits, '-' and '.', at "
+        "most 253 characters (see: kubectl usb attach --help)")
+    assert cluster.run("attach", "--serial", "AAA1", "../vm1").code == ExitCode.USAGE
+    for name in ("Bad_Name", ""):
+        named = cluster.run("attach", "--serial", "AAA1", "vm1", "--name", name)
+        assert named.code == ExitCode.USAGE
+        assert f"Invalid value for '--name': '{name}' is not a valid attachment name" in \
+            one_line_error(named)
+    assert cluster.attachments() == []
+
+
 def test_a_vm_without_usb_redirection_is_refused_with_the_fix(cluster: Cluster) -> None:
     result = cluster.run("attach", "--serial", "AAA1", "vm2")
     assert result.code == ExitCode.REFUSED

@@ -78,6 +78,18 @@ def test_unknown_names(cluster: Cluster) -> None:
     assert serial.code == ExitCode.NOT_FOUND
 
 
+def test_values_that_cannot_name_anything_are_usage_errors(cluster: Cluster) -> None:
+    assert cluster.run("attach", "--serial", "AAA1", "vm1").code == 0
+    for args, error in (
+            (("vm1/status",), "'vm1/status' is not a valid VM or attachment name"),
+            (("--serial", ""), "an empty selector value matches nothing"),
+            (("--device", "Bad_Name"), "'Bad_Name' is not a USBDevice name")):
+        result = cluster.run("detach", *args)
+        assert result.code == ExitCode.USAGE, args
+        assert error in one_line_error(result)
+    assert len(cluster.attachments()) == 1
+
+
 def test_say_exactly_one_thing_to_detach(cluster: Cluster) -> None:
     for args in ((), ("vm1", "--serial", "AAA1")):
         result = cluster.run("detach", *args)

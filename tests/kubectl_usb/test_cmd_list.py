@@ -58,6 +58,14 @@ def test_filters(cluster: Cluster) -> None:
     assert names("--used-by", "vm2") == []
 
 
+def test_used_by_takes_a_vm_name(cluster: Cluster) -> None:
+    for value, error in (("", "'' is not a valid VM name"),
+                         ("a/b/c", "'a/b' is not a valid namespace")):
+        result = cluster.run("list", "--used-by", value)
+        assert result.code == ExitCode.USAGE
+        assert f"Invalid value for '--used-by': {error}" in one_line_error(result)
+
+
 def test_nothing_matching_is_said_on_stderr(cluster: Cluster) -> None:
     result = cluster.run("list", "--node", "node2")
     assert (result.code, result.out, result.err) == (0, "", "No USB devices match.\n")

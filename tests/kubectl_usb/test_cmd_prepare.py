@@ -70,6 +70,17 @@ def test_an_unknown_vm(cluster: Cluster) -> None:
                                       '"default"')
 
 
+def test_a_name_that_is_not_a_vm_name_patches_nothing(cluster: Cluster) -> None:
+    result = cluster.run("prepare-vm", "vm2/status", "--restart")
+    assert result.code == ExitCode.USAGE
+    assert one_line_error(result).startswith(
+        "error: Invalid value for 'VM': 'vm2/status' is not a valid VM name")
+    vm = cluster.get(VM2)
+    assert vm is not None
+    assert "clientPassthrough" not in vm["spec"]["template"]["spec"]["domain"]["devices"]
+    assert cluster.get(VMI2) is not None
+
+
 def test_on_a_terminal_it_asks(cluster: Cluster) -> None:
     leader, follower = os.openpty()
     try:

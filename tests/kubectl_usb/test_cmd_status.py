@@ -49,6 +49,12 @@ def test_status_of_one_vm_or_attachment(cluster: Cluster) -> None:
                                        '"default"')
 
 
+def test_a_name_that_cannot_name_anything_is_a_usage_error(cluster: Cluster) -> None:
+    result = cluster.run("status", "vm1/status")
+    assert result.code == ExitCode.USAGE
+    assert "'vm1/status' is not a valid VM or attachment name" in one_line_error(result)
+
+
 def test_status_as_json(cluster: Cluster) -> None:
     attached(cluster)
     items = json.loads(cluster.run("status", "-o", "json").out)["items"]

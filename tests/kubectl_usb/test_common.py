@@ -54,3 +54,13 @@ def test_bad_selector_values_are_usage_errors(cluster: Cluster) -> None:
     assert result.code == ExitCode.USAGE
     assert one_line_error(result) == ("error: --vendor 'xyz': expected 4 hex digits, e.g. 046d "
                                       "(see: kubectl usb list --help)")
+
+
+def test_a_namespace_that_cannot_exist_is_a_usage_error(cluster: Cluster) -> None:
+    for args in (("-n", "Bad NS", "status"), ("status", "--namespace", "default/virtualmachines"),
+                 ("attach", "--serial", "AAA1", "vm1", "-n", "..")):
+        result = cluster.run(*args)
+        assert result.code == ExitCode.USAGE, args
+        assert "is not a valid namespace: lowercase letters, digits and '-', at most 63 " \
+            "characters" in one_line_error(result)
+    assert cluster.attachments() == []

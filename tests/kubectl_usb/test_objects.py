@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import re
 
-from kubevirt_usb.kubectl_usb.objects import dig, meta, name, namespace, readable, slug, spec, text
+from kubevirt_usb.kubectl_usb.objects import (
+    dig,
+    meta,
+    name,
+    name_problem,
+    namespace,
+    readable,
+    slug,
+    spec,
+    text,
+)
 
 DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -40,3 +50,16 @@ def test_slugs_tell_different_values_apart() -> None:
     assert len(long) <= 63
     assert DNS.match(long)
     assert slug("x" * 300, limit=63) != slug("x" * 301, limit=63)
+
+
+def test_names_that_cannot_name_an_object_say_why() -> None:
+    assert name_problem("vm1") is None
+    assert name_problem("web.example-1", what="VM name") is None
+    assert name_problem("vm1/status", what="VM name") == (
+        "'vm1/status' is not a valid VM name: lowercase letters, digits, '-' and '.', at most 253 "
+        "characters")
+    for bad in ("", "..", "Vm1", "vm_1", "-vm", "vm1?x=1", "x" * 254, "v\u00e9"):
+        assert name_problem(bad) is not None, bad
+    assert name_problem("lab", what="namespace") is None
+    for bad in ("a.b", "Bad NS", "x" * 64, "default/virtualmachines"):
+        assert name_problem(bad, what="namespace") is not None, bad

@@ -10,6 +10,7 @@ import click
 from kubevirt_usb.kube.errors import Conflict, KubeError
 from kubevirt_usb.kube.resources import USBPolicy
 from kubevirt_usb.kubectl_usb.common import (
+    checked_name,
     command_settings,
     complete_devices,
     complete_namespaces,
@@ -58,6 +59,7 @@ async def allow_namespaces(session: Session, *, namespaces: list[str],
 @click.command(short_help="Let namespaces attach devices (a USBPolicy).")
 @click.argument("device", required=False, shell_complete=complete_devices)
 @click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NAMESPACE",
+              callback=checked_name("namespace"),
               shell_complete=complete_namespaces,
               help="A namespace to allow (repeat for several).")
 @selector_options

@@ -12,6 +12,7 @@ import click
 from kubevirt_usb.kube.resources import USBAttachment, USBDevice
 from kubevirt_usb.kubectl_usb.attachplan import Already, describe_attach, plan_attach
 from kubevirt_usb.kubectl_usb.common import (
+    checked_name,
     command_settings,
     complete_devices,
     complete_vms,
@@ -24,7 +25,7 @@ from kubevirt_usb.kubectl_usb.common import (
     wait_options,
 )
 from kubevirt_usb.kubectl_usb.exitcodes import CLIError, ExitCode
-from kubevirt_usb.kubectl_usb.objects import KIND_ATTACHMENT, Obj, name, status
+from kubevirt_usb.kubectl_usb.objects import KIND_ATTACHMENT, Obj, name, name_problem, status
 from kubevirt_usb.kubectl_usb.selection import (
     describe_device,
     resolve,
@@ -79,7 +80,8 @@ async def wait_attached(session: Session, attachment: Obj, *, device: str | None
 @click.argument("first", metavar="[DEVICE] VM", shell_complete=complete_devices)
 @click.argument("second", required=False, metavar="", shell_complete=complete_vms)
 @selector_options
-@click.option("--name", "attachment", default=None, help="Name of the USBAttachment "
+@click.option("--name", "attachment", default=None, callback=checked_name("attachment name"),
+              help="Name of the USBAttachment "
               "(default: VM and device names joined).")
 @click.option("--on-plug", is_flag=True, help="If no device matches yet, attach the first "
               "one that is plugged in later (the attachment waits for it).")
@@ -102,6 +104,9 @@ def attach(first: str, second: str | None, attachment: str | None, on_plug: bool
       kubectl usb attach --id 067b:2303 --node node1 vm1
     """
     device_name, vm = (first, second) if second is not None else (None, first)
+    problem = name_problem(vm, what="VM name")
+    if problem is not None:
+        raise click.UsageError(problem)
     selector = pop_selector(flags, device=device_name)
     if selector.is_empty():
         raise click.UsageError("say which device: a NAME from `kubectl usb list`, or --serial, "

@@ -11,6 +11,7 @@ import click
 
 from kubevirt_usb.kube.resources import USBAttachment
 from kubevirt_usb.kubectl_usb.common import (
+    checked_name,
     command_settings,
     complete_attachments_and_vms,
     complete_device_field,
@@ -29,7 +30,13 @@ from kubevirt_usb.kubectl_usb.detachplan import (
     plan_detach_name,
 )
 from kubevirt_usb.kubectl_usb.objects import KIND_ATTACHMENT, Obj, name, namespace
-from kubevirt_usb.kubectl_usb.selection import Selector, resolve, selected_device_name
+from kubevirt_usb.kubectl_usb.selection import (
+    Selector,
+    SelectorError,
+    resolve,
+    selected_device_name,
+    selector_from_flags,
+)
 from kubevirt_usb.kubectl_usb.session import Session, Settings
 from kubevirt_usb.kubectl_usb.waiting import Progress, detach_progress, wait_for
 
@@ -63,6 +70,7 @@ def _device_of(attachment: Obj | None) -> str | None:
 
 @click.command(short_help="Detach devices from a VM.")
 @click.argument("target", required=False, metavar="[VM|ATTACHMENT]",
+                callback=checked_name("VM or attachment name"),
                 shell_complete=complete_attachments_and_vms)
 @click.option("--serial", default=None, help="Detach the device with this serial, wherever it "
               "is attached.", shell_complete=lambda c, p, i: complete_device_field(c, "serial", i))
@@ -87,7 +95,11 @@ def detach(target: str | None, serial: str | None, device: str | None, wait: boo
     if len(given) != 1:
         raise click.UsageError("say what to detach: a VM or attachment name, or --serial, or "
                                "--device (exactly one)")
-    selector = None if target is not None else Selector(serial=serial, name=device)
+    try:
+        selector = None if target is not None else selector_from_flags(serial=serial,
+                                                                       device=device)
+    except SelectorError as exc:
+        raise click.UsageError(str(exc)) from exc
 
     async def body(session: Session) -> None:
         plan, attachments = await _plan(session, target=target, selector=selector)

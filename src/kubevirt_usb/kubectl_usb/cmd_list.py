@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from kubevirt_usb.kubectl_usb.common import (
+    checked_name,
     command_settings,
     complete_devices,
     kube_options,
@@ -31,12 +32,21 @@ def _in_use_by(device: Obj, vm: str) -> bool:
     return claim.vm == name and (not namespace or claim.namespace == namespace)
 
 
+def _used_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        namespace, _, vm = value.rpartition("/")
+        if namespace:
+            checked_name("namespace")(ctx, param, namespace)
+        checked_name("VM name")(ctx, param, vm)
+    return value
+
+
 @click.command(name="list", short_help="List the USB devices of every node.")
 @click.argument("device", required=False, shell_complete=complete_devices)
 @selector_options
 @click.option("--available", is_flag=True, help="Only devices plugged in and not in use.")
 @click.option("--in-use", is_flag=True, help="Only devices attached to a VM.")
-@click.option("--used-by", metavar="[NAMESPACE/]VM", default=None,
+@click.option("--used-by", metavar="[NAMESPACE/]VM", default=None, callback=_used_by,
               help="Only devices attached to this VM.")
 @output_option(OUTPUTS, default="table")
 @click.option("--no-headers", is_flag=True, help="Table without its header line.")
@@ -62,7 +72,7 @@ def list_devices(device: str | None, available: bool, in_use: bool, used_by: str
         devices = [d for d in devices if device_state(d) == "Available"]
     if in_use:
         devices = [d for d in devices if claim_of(d)]
-    if used_by:
+    if used_by is not None:
         devices = [d for d in devices if _in_use_by(d, used_by)]
     if not devices and output in ("table", "wide"):
         filtered = not selector.is_empty() or available or in_use or used_by

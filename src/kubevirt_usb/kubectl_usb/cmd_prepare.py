@@ -7,6 +7,7 @@ import click
 
 from kubevirt_usb.kube.resources import VirtualMachine, VirtualMachineInstance
 from kubevirt_usb.kubectl_usb.common import (
+    checked_name,
     command_settings,
     complete_vms,
     kube_options,
@@ -44,7 +45,7 @@ async def _restart(session: Session, plan: PreparePlan, *, vm: str) -> None:
 
 
 @click.command(name="prepare-vm", short_help="Let a VM take USB devices (clientPassthrough).")
-@click.argument("vm", shell_complete=complete_vms)
+@click.argument("vm", callback=checked_name("VM name"), shell_complete=complete_vms)
 @click.option("--restart/--no-restart", "restart", default=None,
               help="Restart the VM if its running VMI needs it, or do not (default: ask on a "
               "terminal, else do not).")

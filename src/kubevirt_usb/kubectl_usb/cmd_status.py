@@ -12,6 +12,7 @@ import click
 from kubevirt_usb.kube.errors import Gone
 from kubevirt_usb.kube.resources import USBAttachment, USBDevice
 from kubevirt_usb.kubectl_usb.common import (
+    checked_name,
     command_settings,
     complete_attachments_and_vms,
     kube_options,
@@ -45,6 +46,7 @@ def _where(session: Session) -> str:
 
 @click.command(short_help="Show the attachments: phase, traffic, errors.")
 @click.argument("target", required=False, metavar="[VM|ATTACHMENT]",
+                callback=checked_name("VM or attachment name"),
                 shell_complete=complete_attachments_and_vms)
 @output_option(OUTPUTS, default="table")
 @click.option("--no-headers", is_flag=True, help="Table without its header line.")

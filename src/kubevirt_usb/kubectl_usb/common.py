@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from kubevirt_usb.kubectl_usb.objects import name_problem
 from kubevirt_usb.kubectl_usb.selection import Selector, SelectorError, selector_from_flags
 from kubevirt_usb.kubectl_usb.session import Session, Settings
 from kubevirt_usb.kubectl_usb.tables import parse_duration
@@ -34,6 +35,20 @@ def _duration(ctx: click.Context | None, param: click.Parameter | None,
         raise click.BadParameter(str(exc)) from exc
 
 
+def checked_name(what: str) -> Callable[[click.Context | None, click.Parameter | None, Any], Any]:
+    """A click callback that refuses a value (or each of several) that cannot name a `what`
+    ("VM name", "namespace", ...): a usage error before any request."""
+
+    def check(ctx: click.Context | None, param: click.Parameter | None, value: Any) -> Any:
+        for one in value if isinstance(value, tuple) else [value]:
+            problem = None if one is None else name_problem(one, what=what)
+            if problem is not None:
+                raise click.BadParameter(problem)
+        return value
+
+    return check
+
+
 def kube_options(*, namespace: bool = True) -> Callable[[F], F]:
     """kubectl's connection flags. With `namespace=False` the command has its own -n."""
 
@@ -50,6 +65,7 @@ def kube_options(*, namespace: bool = True) -> Callable[[F], F]:
         if namespace:
             options += [
                 click.option("-n", "--namespace", default=None, metavar="NAMESPACE",
+                             callback=checked_name("namespace"),
                              shell_complete=complete_namespaces,
                              help="The namespace (default: the context's)."),
                 click.option("-A", "--all-namespaces", is_flag=True, default=None,

@@ -16,6 +16,8 @@ KIND_ATTACHMENT = "usbattachment.usb.kubevirt-usb.io"
 KIND_POLICY = "usbpolicy.usb.kubevirt-usb.io"
 
 _NOT_DNS = re.compile(r"[^a-z0-9]+")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def part(obj: Obj | None, key: str) -> dict[str, Any]:
@@ -59,6 +61,21 @@ def dig(obj: Obj | None, *path: str) -> Any:
             return None
         node = node.get(key)
     return node
+
+
+def name_problem(value: str, *, what: str = "name") -> str | None:
+    """Why `value` cannot name a Kubernetes object (a namespace when `what` is "namespace"), or
+    None. Checked before a request, so that a name never becomes another URL path (`vm1/status`
+    would read the VM's status subresource)."""
+    if what == "namespace":
+        if len(value) <= 63 and _LABEL.fullmatch(value):
+            return None
+        return (f"{value!r} is not a valid namespace: lowercase letters, digits and '-', at most "
+                "63 characters")
+    if len(value) <= 253 and _SUBDOMAIN.fullmatch(value):
+        return None
+    return (f"{value!r} is not a valid {what}: lowercase letters, digits, '-' and '.', at most 253 "
+            "characters")
 
 
 def readable(*parts: str, limit: int = 63) -> str:
