@@ -100,3 +100,16 @@ def test_watch_devices(cluster: Cluster) -> None:
         assert "InUse" in line
     finally:
         assert reader.interrupt() == 0
+
+
+def test_watch_ends_without_a_traceback_when_its_reader_goes_away(cluster: Cluster) -> None:
+    process = cluster.start("watch", "--devices")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.readline().startswith("NAME")
+    process.stdout.close()  # as `kubectl usb watch --devices | head -1` does
+    cluster.claim("46f4-0001-aaa2", attachment="x", vm="vm1")
+    code = process.wait(timeout=60)
+    err = process.stderr.read()
+    process.stderr.close()
+    assert (code, err) == (1, "")  # click's exit for a closed pipe, and nothing else

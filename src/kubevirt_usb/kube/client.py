@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,7 +130,7 @@ class KubeClient:
 
     async def watch(self, res: ResourceType, *, resource_version: str,
                     namespace: str | None = None,
-                    labels: Mapping[str, str] | None = None) -> AsyncIterator[WatchEvent]:
+                    labels: Mapping[str, str] | None = None) -> AsyncGenerator[WatchEvent, None]:
         """Events after `resource_version`, forever (reconnecting when the server ends a watch
         normally). A too old version raises `Gone`; list again and watch from the new one."""
         stream = self.lightkube.watch(res, namespace=namespace, resource_version=resource_version,

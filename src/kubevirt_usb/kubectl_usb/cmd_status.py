@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -115,16 +116,19 @@ async def _watch(session: Session, *, devices: bool, wide: bool, tty: bool) -> N
         else:
             click.echo(lines.start(sorted_objects(state)), nl=False)
         try:
-            async for event in session.watch(res, resource_version=listed.resource_version,
-                                             namespace=scope):
-                if event.type == "BOOKMARK":
-                    continue
-                state = apply_event(state, event.type, event.object)
-                if tty:
-                    click.echo(frame(build(sorted_objects(state)),
-                                     title=f"{what} (Ctrl-C to stop)"), nl=False)
-                else:
-                    click.echo(lines.change(event.type, event.object), nl=False)
+            # closed in order when printing fails (the reader of a pipe went away): left to
+            # the event loop's shutdown, the nested streams were closed twice, with a traceback
+            async with contextlib.aclosing(session.watch(
+                    res, resource_version=listed.resource_version, namespace=scope)) as events:
+                async for event in events:
+                    if event.type == "BOOKMARK":
+                        continue
+                    state = apply_event(state, event.type, event.object)
+                    if tty:
+                        click.echo(frame(build(sorted_objects(state)),
+                                         title=f"{what} (Ctrl-C to stop)"), nl=False)
+                    else:
+                        click.echo(lines.change(event.type, event.object), nl=False)
         except Gone:
             continue
 

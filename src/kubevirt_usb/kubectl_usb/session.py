@@ -4,7 +4,8 @@ the reads and writes the commands need, each failing as a one-line `CLIError`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -174,12 +175,14 @@ class Session:
         return True
 
     async def watch(self, res: Any, *, resource_version: str,
-                    namespace: str | None = None) -> AsyncIterator[WatchEvent]:
-        """Events after `resource_version`; `Gone` (too old) is raised as it is."""
+                    namespace: str | None = None) -> AsyncGenerator[WatchEvent, None]:
+        """Events after `resource_version`; `Gone` (too old) is raised as it is. Use it inside
+        `contextlib.aclosing`, so that the stream is closed, in order, however the loop ends."""
         try:
-            async for event in self.client.watch(res, resource_version=resource_version,
-                                                 namespace=namespace):
-                yield event
+            async with contextlib.aclosing(self.client.watch(
+                    res, resource_version=resource_version, namespace=namespace)) as events:
+                async for event in events:
+                    yield event
         except Gone:
             raise  # the caller lists again
         except KubeError as exc:
