@@ -49,6 +49,12 @@ def test_a_bad_request_timeout_is_a_usage_error(cluster: Cluster) -> None:
     assert cluster.run("list", "--request-timeout", "5s", "-o", "name").code == 0
 
 
+def test_a_request_timeout_of_zero_is_no_limit_as_for_kubectl(cluster: Cluster) -> None:
+    for zero in ("0", "0s"):
+        result = cluster.run("list", "--request-timeout", zero, "-o", "name")
+        assert (result.code, len(result.out.splitlines())) == (0, 3), result.err
+
+
 def test_bad_selector_values_are_usage_errors(cluster: Cluster) -> None:
     result = cluster.run("list", "--vendor", "xyz")
     assert result.code == ExitCode.USAGE

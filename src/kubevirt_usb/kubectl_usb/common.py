@@ -60,7 +60,7 @@ def kube_options(*, namespace: bool = True) -> Callable[[F], F]:
             click.option("--context", default=None, help="The kubeconfig context to use."),
             click.option("--request-timeout", default=None, callback=_duration,
                          metavar="DURATION", help="How long to wait for each API request "
-                         "(e.g. 10s) [default: 10s]."),
+                         "(e.g. 10s; 0: no limit, as for kubectl) [default: 10s]."),
         ]
         if namespace:
             options += [
@@ -89,7 +89,7 @@ def settings_from(ctx: click.Context, given: dict[str, Any]) -> Settings:
     timeout = pick("request_timeout")
     return Settings(kubeconfig=pick("kubeconfig"), context=pick("context"),
                     namespace=pick("namespace"), all_namespaces=bool(pick("all_namespaces")),
-                    request_timeout=10.0 if timeout is None else float(timeout))
+                    request_timeout=10.0 if timeout is None else float(timeout) or None)
 
 
 def pop_settings(ctx: click.Context, kwargs: dict[str, Any]) -> Settings:

@@ -86,13 +86,14 @@ def _detail(message: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """kubectl's connection flags: --kubeconfig, --context, -n, -A, --request-timeout."""
+    """kubectl's connection flags: --kubeconfig, --context, -n, -A, --request-timeout (None: no
+    limit, what kubectl's 0 means)."""
 
     kubeconfig: Path | None = None
     context: str | None = None
     namespace: str | None = None
     all_namespaces: bool = False
-    request_timeout: float = 10.0
+    request_timeout: float | None = 10.0
 
 
 class Session:
