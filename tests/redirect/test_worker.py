@@ -1,14 +1,18 @@
 """The worker's pieces that need no device: usbfs numbering, the usbredir callbacks' buffers,
-how usbredirhost's read results end a session, and the identity checks of an opened node."""
+how usbredirhost's read results end a session, the identity checks of an opened node, and who
+stops a worker."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubevirt_usb.redirect.protocol import Ended, Open
+from kubevirt_usb.redirect.engine import Engine
+from kubevirt_usb.redirect.lock import DeviceLock
+from kubevirt_usb.redirect.protocol import Ended, Open, OpenFailed
 from kubevirt_usb.redirect.usbredirhost import (
     READ_DEVICE_LOST,
     READ_DEVICE_REJECTED,
@@ -87,3 +91,20 @@ def test_an_opened_node_that_is_not_usbfs_is_refused(tmp_path: Path) -> None:
         os.close(fd)
     assert failure is not None
     assert failure.kind == "changed"
+
+
+async def test_ctrl_c_at_the_terminal_leaves_stopping_to_the_agent(tmp_path: Path) -> None:
+    engine = await Engine.spawn(ready_timeout=60)
+    try:
+        os.kill(engine.pid, signal.SIGINT)  # what Ctrl-C on `kubevirt-usb agent` sends it too
+        lock = DeviceLock(directory=tmp_path / "locks", port_path="2-1")
+        lock.acquire(owner="test")
+        result = await engine.open(Open(port_path="2-1", bus=2, devnum=3, vendor_id=0x46F4,
+                                        product_id=1, sysfs_root=str(tmp_path / "sys"),
+                                        devfs_root=str(tmp_path / "dev")),
+                                   lock_fd=lock.fileno())
+        assert isinstance(result, OpenFailed)  # it still answers
+        assert engine.alive
+    finally:
+        await engine.stop()
+    assert engine.process.returncode == 0

@@ -466,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid:
         _die_with_parent(args.parent_pid)
     signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C at a terminal reaches the whole process group: the agent decides when its workers
+    # stop (it closes their control sockets), so that a stream ends by releasing the device
+    # rather than by a KeyboardInterrupt traceback in the middle of libusb.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = Channel(socket.socket(fileno=args.control_fd))
     try:
         usb = LibUsb()
