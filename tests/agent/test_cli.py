@@ -34,6 +34,14 @@ def test_a_bad_node_name_is_a_usage_error() -> None:
     assert "'Bad_Name' is not a DNS subdomain" in result.output
 
 
+def test_a_bad_health_address_is_a_usage_error_before_connecting(tmp_path: Path) -> None:
+    result = CliRunner().invoke(agent, ["--node-name", "node1", "--kubeconfig",
+                                        str(tmp_path / "absent"), "--health-listen", "nonsense"])
+    assert result.exit_code == 2
+    assert "health listen address 'nonsense': expected HOST:PORT" in result.output
+    assert "absent" not in result.output  # refused before the kubeconfig was read
+
+
 def test_settings_come_from_the_downward_api_and_prefixed_variables() -> None:
     runner = CliRunner(env={"NODE_NAME": "From_Env", "KUBEVIRT_USB_NODE_NAME": None})
     assert "'From_Env' is not a DNS subdomain" in runner.invoke(agent, []).output

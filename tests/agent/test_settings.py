@@ -32,6 +32,9 @@ def test_every_setting_has_a_prefixed_variable_and_the_downward_api_names() -> N
     ({"node_name": "n", "lease_duration": 10, "renew_interval": 10}, "shorter than the lease"),
     ({"node_name": "n", "uevents": "dbus"}, "uevents must be one of kernel, udev, none"),
     ({"node_name": "n", "grace_period": -1}, "must not be negative"),
+    ({"node_name": "n", "health_listen": "nonsense"},
+     "health listen address 'nonsense': expected HOST:PORT, e.g. 127.0.0.1:8080"),
+    ({"node_name": "n", "health_listen": "0.0.0.0:99999"}, "expected HOST:PORT"),
 ])
 def test_wrong_values_are_refused_with_the_reason(values: dict[str, object],
                                                   problem: str) -> None:

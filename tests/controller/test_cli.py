@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -25,6 +26,16 @@ def test_bad_settings_are_refused_before_starting() -> None:
                                       "--renew-deadline", "5"])
     assert result.exit_code == 2
     assert "renew_deadline" in result.output
+
+
+def test_values_that_fail_later_are_refused_before_starting(tmp_path: Path) -> None:
+    for option, value, problem in (("--health-listen", "nonsense", "expected HOST:PORT"),
+                                   ("--namespace", "Bad NS", "is not a DNS label")):
+        result = CliRunner().invoke(cli, ["controller", "--kubeconfig", str(tmp_path / "absent"),
+                                          option, value])
+        assert result.exit_code == 2, result.output
+        assert problem in result.output
+        assert "absent" not in result.output  # refused before the kubeconfig was read
 
 
 async def test_the_command_binds_and_stops_cleanly_on_sigterm(kit: Kit) -> None:

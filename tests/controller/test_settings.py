@@ -28,3 +28,13 @@ def test_defaults_and_explicit_values() -> None:
 def test_election_timings_must_nest() -> None:
     with pytest.raises(ValidationError, match="renew_deadline"):
         ControllerSettings(identity="x", lease_duration=5, renew_deadline=10)
+
+
+@pytest.mark.parametrize(("values", "problem"), [
+    ({"namespace": "Bad NS"}, "namespace\n.*'Bad NS' is not a DNS label"),
+    ({"health_listen": "nonsense"}, "'nonsense': expected HOST:PORT, e.g. 127.0.0.1:8080"),
+])
+def test_values_that_would_fail_later_are_refused_at_once(values: dict[str, str],
+                                                          problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        ControllerSettings.model_validate({"identity": "x", **values})

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from kubevirt_usb.listen import ListenError, parse_listen
 from kubevirt_usb.usb.usbids import DEFAULT_USB_IDS
 
 ENV_PREFIX = "KUBEVIRT_USB_"
@@ -75,6 +76,10 @@ class AgentSettings:
             out.append(f"uevents must be one of {', '.join(UEVENT_SOURCES)}")
         if self.log_level not in LOG_LEVELS:
             out.append(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        try:
+            parse_listen(self.health_listen, default_host="0.0.0.0")
+        except ListenError as exc:
+            out.append(f"health listen address {exc}")
         return out
 
 

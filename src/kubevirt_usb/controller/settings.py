@@ -8,14 +8,18 @@ Deployment passes them with the downward API.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubevirt_usb.controller.manager import ControllerOptions
+from kubevirt_usb.listen import parse_listen
+
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def default_identity() -> str:
@@ -46,6 +50,19 @@ class ControllerSettings(BaseSettings):
     retry_period: float = Field(default=2.0, gt=0)
     health_listen: str = "0.0.0.0:8081"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_a_label(cls, value: str) -> str:
+        if not _LABEL.fullmatch(value):
+            raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-')")
+        return value
+
+    @field_validator("health_listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        parse_listen(value, default_host="0.0.0.0")  # its ListenError is a ValueError
+        return value
 
     @model_validator(mode="after")
     def _election_timing(self) -> ControllerSettings:
