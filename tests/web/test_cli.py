@@ -46,6 +46,42 @@ def test_the_api_server_and_ca_come_from_a_kubeconfig_never_its_token(tmp_path: 
         api_from_kubeconfig(tmp_path / "missing", None)
 
 
+def test_an_unusable_api_server_or_ca_is_one_line_before_anything_starts(
+        tmp_path: Path) -> None:
+    runner = CliRunner()
+    for url in ("not a url", "ftp://api.example", "https://api.example:port", "https://"):
+        answer = runner.invoke(cli, ["web", "--api-server", url])
+        assert answer.exit_code == 2, url
+        assert "Invalid value for '--api-server'" in answer.output
+    (tmp_path / "words.crt").write_text("not a certificate\n")
+    answer = runner.invoke(cli, ["web", "--api-server", "https://x", "--ca-file",
+                                 str(tmp_path / "words.crt")])
+    assert answer.exit_code == 1
+    assert answer.output.startswith(f"Error: the API server's CA file {tmp_path}/words.crt is not "
+                                    "a PEM certificate bundle (")
+    config: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "k", "cluster": {"server": "https://x",
+                                                     "certificate-authority": "gone.crt"}}],
+              "contexts": [{"name": "c", "context": {"cluster": "k"}}]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    answer = runner.invoke(cli, ["web", "--kubeconfig", str(path)])
+    assert answer.exit_code == 1
+    assert answer.output == f"Error: the API server's CA file {tmp_path}/gone.crt does not exist\n"
+    config["clusters"][0]["cluster"] = {"server": "https://x",
+                                        "certificate-authority-data": "!!!notbase64"}
+    path.write_text(yaml.safe_dump(config))
+    answer = runner.invoke(cli, ["web", "--kubeconfig", str(path)])
+    assert answer.exit_code == 1
+    assert answer.output.startswith(f"Error: kubeconfig {path}: its certificate-authority-data is "
+                                    "not a base64-encoded PEM certificate (")
+    path.write_text("clusters: [\n")
+    answer = runner.invoke(cli, ["web", "--kubeconfig", str(path)])
+    assert answer.exit_code == 1
+    assert answer.output.startswith(f"Error: kubeconfig {path} is not valid YAML (line 2")
+    assert answer.exception is None or isinstance(answer.exception, SystemExit)
+
+
 def test_bad_options_are_refused_before_anything_starts(tmp_path: Path) -> None:
     runner = CliRunner()
     cert = tmp_path / "cert.pem"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -35,3 +37,12 @@ def test_a_taken_port_is_reported() -> None:
             listen("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+async def test_a_certificate_and_key_that_cannot_serve_https_are_reported(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate\n")
+    with pytest.raises(WebStartError, match=f"cannot serve HTTPS with --tls-cert {cert} and "
+                                            f"--tls-key {cert}: they must be a PEM certificate "
+                                            "and its private key"):
+        await start(Starlette(routes=[Route("/", _hello)]), tls_cert=cert, tls_key=cert)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
+import ssl
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,37 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise click.BadParameter(str(exc), param_hint="--listen") from exc
 
 
+def api_server_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--api-server: an http(s) URL with a host, e.g. https://api.example:6443."""
+    if value is None:
+        return None
+    try:
+        url = urllib.parse.urlsplit(value)
+        host, _port = url.hostname, url.port  # a port that is not a number raises
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from exc
+    if url.scheme not in ("https", "http") or not host:
+        raise click.BadParameter(f"{value!r}: expected the API server's URL, e.g. "
+                                 "https://api.example:6443")
+    return value
+
+
+def ca_trust(*, ca_file: Path | None, ca_data: str | None, insecure: bool,
+             ) -> ssl.SSLContext | bool:
+    """How to check the API server's certificate; a one-line error when the CA is unusable."""
+    from kubevirt_usb.web.kubeapi import trust
+
+    try:
+        return trust(ca_file=ca_file, ca_data=ca_data, insecure=insecure)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        where = f"CA file {ca_file}" if ca_file is not None else "the kubeconfig's CA"
+        if ca_file is not None and not ca_file.is_file():
+            raise click.ClickException(f"the API server's {where} does not exist") from exc
+        detail = " ".join(str(exc).split())
+        raise click.ClickException(f"the API server's {where} is not a PEM certificate bundle "
+                                   f"({detail})") from exc
+
+
 def api_from_kubeconfig(path: Path | None, context: str | None) -> tuple[str, str | None,
                                                                          Path | None, bool]:
     """The API server and CA of a kubeconfig (its credentials are not used)."""
@@ -36,8 +69,12 @@ def api_from_kubeconfig(path: Path | None, context: str | None) -> tuple[str, st
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     cluster = config.cluster
-    data = base64.b64decode(cluster.certificate_auth_data).decode() \
-        if cluster.certificate_auth_data else None
+    try:
+        data = base64.b64decode(cluster.certificate_auth_data).decode() \
+            if cluster.certificate_auth_data else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"kubeconfig {config.fname}: its certificate-authority-data "
+                                   f"is not a base64-encoded PEM certificate ({exc})") from exc
     ca_file = Path(config.abs_file(cluster.certificate_auth)) if cluster.certificate_auth \
         else None
     return cluster.server, data, ca_file, cluster.insecure
@@ -49,7 +86,8 @@ def api_from_kubeconfig(path: Path | None, context: str | None) -> tuple[str, st
 @click.option("--auth", type=click.Choice(["login", "proxy"]), default="login",
               show_default=True, help="login: users paste their token into a sign-in form; "
               "proxy: behind oauth-proxy, which sets X-Forwarded-Access-Token.")
-@click.option("--api-server", help="The Kubernetes API server's URL (default: the kubeconfig's).")
+@click.option("--api-server", callback=api_server_url,
+              help="The Kubernetes API server's URL (default: the kubeconfig's).")
 @click.option("--ca-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="The API server's CA bundle (default: the kubeconfig's, else the system's).")
 @click.option("--kubeconfig", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -71,7 +109,7 @@ def web(listen: str, auth: str, api_server: str | None, ca_file: Path | None,
         insecure_cookies: bool, access_log: bool) -> None:
     """Serve the web UI: devices by node, VMs and their USB attachments, policies, the audit
     trail; attach, detach and grant with the signed-in user's own rights."""
-    from kubevirt_usb.web.kubeapi import UserAPI, trust
+    from kubevirt_usb.web.kubeapi import UserAPI
 
     host, port = parse_listen(listen)
     if (tls_cert is None) != (tls_key is None):
@@ -83,8 +121,8 @@ def web(listen: str, auth: str, api_server: str | None, ca_file: Path | None,
     mode: AuthMode = "proxy" if auth == "proxy" else "login"
     config = WebConfig(auth=mode, secure_cookies=not insecure_cookies, https=tls_cert is not None,
                        sign_in_url=sign_in_url, default_namespace=default_namespace)
-    api = UserAPI(server=api_server, verify=trust(ca_file=ca_file, ca_data=ca_data,
-                                                  insecure=insecure))
+    api = UserAPI(server=api_server, verify=ca_trust(ca_file=ca_file, ca_data=ca_data,
+                                                     insecure=insecure))
     asyncio.run(_serve(config, api=api, host=host, port=port, tls_cert=tls_cert,
                        tls_key=tls_key, access_log=access_log))
 

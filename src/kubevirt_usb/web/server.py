@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,17 @@ def listen(host: str, port: int) -> socket.socket:
         return listening.bind(host, port)
     except listening.ListenError as exc:
         raise WebStartError(str(exc)) from exc
+
+
+def check_tls(cert: Path, key: Path | None) -> None:
+    """WebStartError unless `cert` and `key` are a PEM certificate and its private key."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        detail = " ".join(str(exc).split())
+        raise WebStartError(f"cannot serve HTTPS with --tls-cert {cert} and --tls-key {key}: "
+                            f"they must be a PEM certificate and its private key ({detail})"
+                            ) from exc
 
 
 class _Server(uvicorn.Server):
@@ -67,6 +79,8 @@ async def start(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
                 tls_cert: Path | None = None, tls_key: Path | None = None,
                 access_log: bool = False) -> RunningWeb:
     """Start serving `app` on this event loop; returns once it accepts connections."""
+    if tls_cert is not None:
+        check_tls(tls_cert, tls_key)
     sock = listen(host, port)
     bound = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=access_log,
