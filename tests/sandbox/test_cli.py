@@ -82,6 +82,22 @@ def test_down_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "no sandbox is running" in nothing.stdout
 
 
+def test_a_state_dir_that_is_not_the_sandboxs_is_never_removed(tmp_path: Path) -> None:
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    down = _run(mine, "down")
+    assert down.returncode == 0
+    assert down.stdout == f"no sandbox is running in {mine}\n"
+    up = _run(mine, "up", "--detach")
+    assert up.returncode == 1
+    assert up.stderr == (f"Error: --state-dir {mine} holds files that are not the sandbox's: "
+                         "choose a new or empty directory (the sandbox removes it when it "
+                         "stops)\n")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
 def test_a_broken_scenario_file_says_what_to_fix(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text("nodes:\n  - name: node1\n    devices:\n      - {id: s1, kind: floppy}\n")

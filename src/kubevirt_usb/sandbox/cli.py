@@ -25,6 +25,8 @@ from kubevirt_usb.lazycli import LazyGroup
 
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) \
     / "kubevirt-usb" / "sandbox"
+STATE_MARK = ".kubevirt-usb-sandbox"
+"""The file that makes a directory the sandbox's own, so that stopping may remove it."""
 
 
 def _paths(ctx: click.Context) -> Any:
@@ -48,7 +50,8 @@ def _call(ctx: click.Context, request: dict[str, Any], *, timeout: float = 120.0
              lazy={"apiserver": "kubevirt_usb.sandbox.apiserver_cli:apiserver"})
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar="KUBEVIRT_USB_SANDBOX_DIR",
               default=DEFAULT_STATE_DIR, show_default=True,
-              help="Where the running sandbox keeps its kubeconfig, logs and control socket.")
+              help="Where the running sandbox keeps its kubeconfig, logs and control socket "
+              "(a new or empty directory: it is removed when the sandbox stops).")
 @click.pass_context
 def sandbox(ctx: click.Context, state_dir: Path) -> None:
     """The whole system on one machine: API emulator, virt-api emulator, QEMU node and VM guests.
@@ -204,8 +207,31 @@ def _load_scenario(config: Path | None) -> Any:
         raise click.ClickException(str(exc)) from exc
 
 
+def _is_state_dir(directory: Path) -> bool:
+    """Whether `directory` is the sandbox's own: marked by it, or empty."""
+    return directory.is_dir() and ((directory / STATE_MARK).exists()
+                                   or not any(directory.iterdir()))
+
+
+def _check_state_dir(directory: Path) -> None:
+    """Refuse a state directory that holds anything but the sandbox's own files."""
+    if directory.exists() and not _is_state_dir(directory):
+        what = "holds files that are not the sandbox's" if directory.is_dir() else \
+            "is not a directory"
+        raise click.ClickException(f"--state-dir {directory} {what}: choose a new or empty "
+                                   "directory (the sandbox removes it when it stops)")
+
+
+def _claim_state_dir(directory: Path) -> None:
+    """Make `directory` the sandbox's (see `_check_state_dir`)."""
+    _check_state_dir(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / STATE_MARK).touch()
+
+
 def _remove_state(directory: Path) -> None:
-    if directory.exists():
+    """Remove the sandbox's state directory; never a directory that is not the sandbox's."""
+    if _is_state_dir(directory):
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -214,6 +240,7 @@ def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool) -> N
 
     scenario = _load_scenario(config)
     paths = _paths(ctx)
+    _claim_state_dir(paths.directory)
     try:
         code = asyncio.run(run_sandbox(scenario, paths, demo=demo, echo=click.echo))
     except KeyboardInterrupt:
@@ -228,6 +255,7 @@ def _start_detached(ctx: click.Context, config: Path | None) -> None:
 
     paths = _paths(ctx)
     _load_scenario(config)  # a broken scenario fails here, before anything starts
+    _check_state_dir(paths.directory)  # before anything starts
     try:
         asyncio.run(call(paths, {"op": "status"}, timeout=5))
     except NotRunning:
@@ -236,7 +264,7 @@ def _start_detached(ctx: click.Context, config: Path | None) -> None:
         raise click.ClickException(f"a sandbox is already running in {paths.directory}; "
                                    "stop it with `kubevirt-usb sandbox down`")
     _remove_state(paths.directory)
-    paths.directory.mkdir(parents=True, exist_ok=True)
+    _claim_state_dir(paths.directory)
     argv = [sys.executable, "-m", "kubevirt_usb", "sandbox", "--state-dir",
             str(paths.directory), "up"]
     if config is not None:
