@@ -142,3 +142,11 @@ def test_load_manifests(tmp_path: Path) -> None:
     with pytest.raises(ServerStartError) as missing:
         load_manifests(tmp_path / "absent.yaml")
     assert str(missing.value).startswith(f"cannot read {tmp_path / 'absent.yaml'}")
+    path.write_text("a: [b\n")
+    with pytest.raises(ServerStartError, match=r"cannot read .*: while parsing a flow sequence "
+                                               "in .* line 1, column 4: .*expected ','") as yml:
+        load_manifests(path)
+    assert "\n" not in str(yml.value)
+    path.write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(ServerStartError, match="it is not a text file"):
+        load_manifests(path)

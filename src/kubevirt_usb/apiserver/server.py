@@ -61,8 +61,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 def load_manifests(path: Path) -> list[dict[str, Any]]:
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    except UnicodeDecodeError as exc:
+        raise ServerStartError(f"cannot read {path}: it is not a text file") from exc
     except (OSError, yaml.YAMLError) as exc:
-        raise ServerStartError(f"cannot read {path}: {exc}") from exc
+        raise ServerStartError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
     out: list[dict[str, Any]] = []
     for doc in docs:
         if not isinstance(doc, dict) or "kind" not in doc:

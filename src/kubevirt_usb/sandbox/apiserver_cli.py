@@ -21,7 +21,7 @@ from kubevirt_usb.apiserver.server import (
 @click.command("apiserver")
 @click.option("--listen", default="127.0.0.1:6443", show_default=True, metavar="HOST:PORT",
               help="Address to serve HTTPS on (port 0 picks a free one).")
-@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(path_type=Path),
+@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(path_type=Path, dir_okay=False),
               required=True, help="Where to write a kubeconfig with a cluster-admin token.")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None,
               help="Where the generated CA and certificates go (default: beside the kubeconfig).")
@@ -35,7 +35,7 @@ def apiserver(listen: str, kubeconfig_path: Path, state_dir: Path | None,
     """Serve a loopback Kubernetes API (HTTPS) until SIGINT or SIGTERM."""
     try:
         host, port = parse_listen(listen)
-        tokens = parse_token_file(token_file.read_text(), source=str(token_file)) \
+        tokens = parse_token_file(_text(token_file), source=str(token_file)) \
             if token_file else {}
         manifests = [doc for path in rbac_files for doc in load_manifests(path)]
         options = ServerOptions(host=host, port=port, tokens=tokens, manifests=manifests,
@@ -43,6 +43,13 @@ def apiserver(listen: str, kubeconfig_path: Path, state_dir: Path | None,
         asyncio.run(_serve(options, kubeconfig_path))
     except (ServerStartError, TokenFileError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path} is not a text file") from exc
 
 
 async def _serve(options: ServerOptions, kubeconfig_path: Path) -> None:
