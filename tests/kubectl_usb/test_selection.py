@@ -41,10 +41,13 @@ def test_flags_are_normalized() -> None:
 
 @pytest.mark.parametrize(("flags", "says"), [
     ({"vendor": "46f"}, "--vendor '46f': expected 4 hex digits"),
-    ({"usb_id": "067b"}, "--id '067b': expected VENDOR:PRODUCT"),
+    ({"usb_id": "067b"}, "--id '067b': expected VENDOR:PRODUCT, 4 hex digits each"),
+    ({"usb_id": ":"}, "--id ':': expected VENDOR:PRODUCT, 4 hex digits each"),
+    ({"usb_id": "067b:2303:1"}, "--id '067b:2303:1': expected VENDOR:PRODUCT"),
     ({"usb_id": "067b:2303", "vendor": "067b"}, "--id already names vendor and product"),
     ({"port": "3.1"}, "--port '3.1': expected a port path such as 3-1.4"),
-    ({"device": "Not_A_Name"}, "'Not_A_Name' is not a USBDevice name"),
+    ({"device": "Not_A_Name"}, "'Not_A_Name' is not a USBDevice name: give a NAME from "
+                               "`kubectl usb list`"),
     ({"serial": ""}, "an empty selector value matches nothing"),
 ])
 def test_bad_flags_say_what_is_expected(flags: dict[str, str], says: str) -> None:

@@ -94,15 +94,17 @@ def selector_from_flags(*, device: str | None = None, vendor: str | None = None,
     """The selector for the given flags, checked and normalized (ids in lower-case hex)."""
     if usb_id is not None:
         vid, sep, pid = usb_id.partition(":")
-        if not sep:
-            raise SelectorError(f"--id {usb_id!r}: expected VENDOR:PRODUCT, e.g. 067b:2303")
+        if not sep or not _HEX_ID.match(vid.strip()) or not _HEX_ID.match(pid.strip()):
+            raise SelectorError(f"--id {usb_id!r}: expected VENDOR:PRODUCT, 4 hex digits each, "
+                                "e.g. 067b:2303")
         if vendor is not None or product is not None:
             raise SelectorError("--id already names vendor and product: drop --vendor/--product")
         vendor, product = vid, pid
     if port is not None and not _PORT.match(port):
         raise SelectorError(f"--port {port!r}: expected a port path such as 3-1.4")
     if device is not None and not _DNS.match(device):
-        raise SelectorError(f"{device!r} is not a USBDevice name (see kubectl usb list)")
+        raise SelectorError(f"{device!r} is not a USBDevice name: give a NAME from "
+                            "`kubectl usb list`")
     if serial == "" or product_name == "" or node == "":
         raise SelectorError("an empty selector value matches nothing")
     return Selector(name=device, vendor_id=_hex_id("--vendor", vendor),
