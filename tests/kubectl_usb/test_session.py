@@ -164,6 +164,16 @@ def test_a_connection_failure_names_the_server_and_what_to_check() -> None:
                              ": check --context/--kubeconfig and that the cluster is up")
 
 
+def test_a_server_certificate_the_kubeconfig_does_not_trust_says_so() -> None:
+    detail = ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local "
+              "issuer certificate (_ssl.c:1006)")
+    error = from_kube_error(Unavailable(f"cannot reach the API server: {detail}",
+                                        reason="ConnectError"), server=SERVER)
+    assert error.code is ExitCode.UNREACHABLE
+    assert error.message == (f"the API server at {SERVER} is not the one the kubeconfig trusts "
+                             f"({detail}): check the context's certificate-authority and server")
+
+
 def test_a_failing_server_is_unreachable_too() -> None:
     error = from_kube_error(ServerError("etcd is down", code=500, reason="InternalError"),
                             server=SERVER)

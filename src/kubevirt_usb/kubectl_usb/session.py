@@ -66,6 +66,10 @@ def from_kube_error(error: KubeError, *, server: str) -> CLIError:
                         code=ExitCode.FORBIDDEN)
     if isinstance(error, NotFound):
         return CLIError(message, code=ExitCode.NOT_FOUND)
+    if isinstance(error, Unavailable) and not error.code and "CERTIFICATE_VERIFY_FAILED" in message:
+        return CLIError(f"the API server at {server} is not the one the kubeconfig trusts "
+                        f"({_detail(message)}): check the context's certificate-authority and "
+                        "server", code=ExitCode.UNREACHABLE)
     if isinstance(error, Unavailable) and not error.code:
         return CLIError(f"cannot reach the Kubernetes API at {server} ({_detail(message)}): "
                         "check --context/--kubeconfig and that the cluster is up",
