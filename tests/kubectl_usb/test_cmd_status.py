@@ -47,6 +47,10 @@ def test_status_of_one_vm_or_attachment(cluster: Cluster) -> None:
     assert unknown.code == ExitCode.NOT_FOUND
     assert one_line_error(unknown) == ('error: no USB attachment or VM named "vm9" in namespace '
                                        '"default"')
+    everywhere = cluster.run("status", "-A", "vm9")
+    assert everywhere.code == ExitCode.NOT_FOUND
+    assert one_line_error(everywhere) == ('error: no USB attachment named "vm9" in any namespace, '
+                                          'nor a VM named so in namespace "default"')
 
 
 def test_a_name_that_cannot_name_anything_is_a_usage_error(cluster: Cluster) -> None:

@@ -69,6 +69,10 @@ def status(target: str | None, output: str, no_headers: bool, settings: Settings
             found = [a for a in found if target in (name(a), spec(a).get("vm"))]
             if not found:
                 vm = await session.vm(target, namespace=session.namespace)
+                if vm is None and session.all_namespaces:
+                    raise CLIError(f'no USB attachment named "{target}" in any namespace, nor a '
+                                   f'VM named so in namespace "{session.namespace}"',
+                                   code=ExitCode.NOT_FOUND)
                 if vm is None:
                     raise CLIError(f'no USB attachment or VM named "{target}" in namespace '
                                    f'"{session.namespace}"', code=ExitCode.NOT_FOUND)
