@@ -74,6 +74,13 @@ def test_bad_requests_get_one_line_errors(running: Path) -> None:
     twice = _run(running, "up", "--detach")
     assert twice.returncode == 1
     assert "already running" in twice.stderr
+    in_front = _run(running, "up", timeout=60)  # in the foreground, in the same directory
+    assert in_front.returncode == 1
+    assert in_front.stderr == (f"Error: a sandbox is already running or starting in {running}; "
+                               "stop it with `kubevirt-usb sandbox down`, or give this one "
+                               "another --state-dir\n")
+    assert (running / "sandbox.json").exists()  # the first one's state is untouched
+    assert _run(running, "exec", "--node", "node1", "--", "echo still").stdout == "still\n"
 
 
 def test_down_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -26,7 +27,8 @@ from kubevirt_usb.lazycli import LazyGroup
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) \
     / "kubevirt-usb" / "sandbox"
 STATE_MARK = ".kubevirt-usb-sandbox"
-"""The file that makes a directory the sandbox's own, so that stopping may remove it."""
+"""The file that makes a directory the sandbox's own, so that stopping may remove it. The sandbox
+holds a `flock` on it from before it starts until its state is removed: one sandbox a directory."""
 
 
 def _paths(ctx: click.Context) -> Any:
@@ -229,6 +231,26 @@ def _claim_state_dir(directory: Path) -> None:
     (directory / STATE_MARK).touch()
 
 
+def _hold_state_dir(directory: Path) -> int:
+    """Lock the sandbox's directory for this process (a descriptor to close when done); a
+    ClickException when another sandbox holds it, running or still starting."""
+    fd = os.open(directory / STATE_MARK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise click.ClickException(
+            f"a sandbox is already running or starting in {directory}; stop it with "
+            "`kubevirt-usb sandbox down`, or give this one another --state-dir") from None
+    return fd
+
+
+def _refuse_if_held(directory: Path) -> None:
+    """ClickException when a sandbox holds `directory` (see `_hold_state_dir`)."""
+    if (directory / STATE_MARK).exists():
+        os.close(_hold_state_dir(directory))
+
+
 def _remove_state(directory: Path) -> None:
     """Remove the sandbox's state directory; never a directory that is not the sandbox's."""
     if _is_state_dir(directory):
@@ -241,28 +263,24 @@ def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool) -> N
     scenario = _load_scenario(config)
     paths = _paths(ctx)
     _claim_state_dir(paths.directory)
+    held = _hold_state_dir(paths.directory)
     try:
         code = asyncio.run(run_sandbox(scenario, paths, demo=demo, echo=click.echo))
     except KeyboardInterrupt:
         code = 130
     finally:
         _remove_state(paths.directory)
+        os.close(held)
     ctx.exit(code)
 
 
 def _start_detached(ctx: click.Context, config: Path | None) -> None:
-    from kubevirt_usb.sandbox.control import NotRunning, call, pid_alive, read_state
+    from kubevirt_usb.sandbox.control import pid_alive, read_state
 
     paths = _paths(ctx)
     _load_scenario(config)  # a broken scenario fails here, before anything starts
     _check_state_dir(paths.directory)  # before anything starts
-    try:
-        asyncio.run(call(paths, {"op": "status"}, timeout=5))
-    except NotRunning:
-        pass
-    else:
-        raise click.ClickException(f"a sandbox is already running in {paths.directory}; "
-                                   "stop it with `kubevirt-usb sandbox down`")
+    _refuse_if_held(paths.directory)
     _remove_state(paths.directory)
     _claim_state_dir(paths.directory)
     argv = [sys.executable, "-m", "kubevirt_usb", "sandbox", "--state-dir",
