@@ -16,6 +16,8 @@ def test_parse_form_reads_urlencoded_bodies() -> None:
         forms.parse_form(b"x=" + b"a" * forms.MAX_FORM_BYTES)
     with pytest.raises(FormError, match="UTF-8"):
         forms.parse_form(b"x=\xff")
+    with pytest.raises(FormError, match="more than 64 fields"):
+        forms.parse_form(b"&".join(b"f%d=1" % i for i in range(65)))
 
 
 def test_typed_selectors() -> None:
@@ -33,6 +35,8 @@ def test_typed_selectors() -> None:
     ("vendor=xyz", "vendorId"),
     ("port=front", "port"),
     ("node=Node_1", "node"),
+    ("serial=A\x00B", r"control character '\\x00'.*pick the device from the list"),
+    ("serial=AAA1\x1b[31m", r"control character '\\x1b'"),
 ])
 def test_bad_selectors_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(FormError, match=message):

@@ -8,6 +8,7 @@ mistyped selector before anything reaches the API.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from kubevirt_usb.models import API_VERSION, DeviceSelector
 
 MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 64
 Obj = dict[str, Any]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -41,7 +43,10 @@ def parse_form(body: bytes) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise FormError("the form is not UTF-8") from None
-    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=64))
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:  # more fields than max_num_fields
+        raise FormError(f"the form has more than {MAX_FORM_FIELDS} fields") from None
 
 
 def _check_name(value: str, *, what: str, pattern: re.Pattern[str] = _DNS_SUBDOMAIN,
@@ -66,6 +71,10 @@ def check_object_name(value: str, *, what: str) -> str:
 def parse_selector(text: str) -> Obj:
     """A typed device selector (`serial=AAA1, node=node1` or `0781:5567`) as the API's
     `spec.device`; FormError naming what is wrong."""
+    hidden = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if hidden is not None:
+        raise FormError(f"the selector holds the control character {hidden!r}: type only "
+                        "visible characters, or pick the device from the list")
     selector: dict[str, str] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:
