@@ -7,8 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from kubevirt_usb.web.app import STATIC, routes
+from kubevirt_usb.web.app import STATIC, build_app, routes
 from kubevirt_usb.web.security import CONTENT_SECURITY_POLICY
 from tests.web.support import ALICE, WebThread
 
@@ -65,7 +69,37 @@ def test_home_health_and_unknown_paths(web: WebThread) -> None:
     with httpx.Client(base_url=web.url) as client:
         assert client.get("/").headers["location"] == "/devices"
         assert client.get("/healthz").text == "ok"
-        assert client.get("/no/such/page").status_code == 404
+        missing = client.get("/no/such/page")
+        assert missing.status_code == 404
+        assert "<!doctype html>" in missing.text
+        assert "There is no page at /no/such/page." in missing.text
+        assert missing.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        fragment = client.get("/no/such/page", headers={"HX-Request": "true"})
+        assert 'id="action-alert"' in fragment.text
+        assert "<!doctype html>" not in fragment.text
+        wrong = client.get("/policies/grant")
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "POST"
+        assert "/policies/grant does not answer GET requests" in wrong.text
+        assert wrong.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_bug_is_a_page_with_the_headers_not_a_stack(web: WebThread) -> None:
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug with a secret-token-1234 in its text")
+
+    assert web.context is not None
+    app = build_app(web.context)
+    app.router.routes.append(Route("/broken", broken))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert "Something went wrong" in answer.text
+    assert "secret-token-1234" not in answer.text
+    assert "Traceback" not in answer.text
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["cache-control"] == "no-store"
 
 
 def test_refusals_are_pages_for_browsers_and_fragments_for_htmx(

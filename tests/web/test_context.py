@@ -68,3 +68,52 @@ def test_the_namespace_comes_from_the_url(
     assert 'value="team-a"' in client.get("/devices?namespace=team-a").text
     fallback = client.get("/devices?namespace=Not_Valid").text
     assert 'id="attach-namespace" value="default"' in fallback
+
+
+def test_a_name_no_object_can_have_is_not_found_and_never_asked_of_the_api(
+        signed_in: Callable[[str], httpx.Client], web: WebThread) -> None:
+    client = signed_in(ALICE)
+    csrf = csrf_of(client.get("/devices").text)
+    changes = {"X-CSRF-Token": csrf, "Origin": web.url, "HX-Request": "true"}
+    for method, path, what in [
+            ("GET", "/namespaces/Not_Valid/vms", "namespace"),
+            ("GET", f"/namespaces/default/vms/{'a' * 300}", "VM"),
+            ("GET", "/namespaces/default/attachments/VM2-HELD/progress", "attachment"),
+            ("GET", "/namespaces/default/attachments/x..y/detach-status", "attachment"),
+            ("POST", "/namespaces/default/attachments/VM2-HELD/detach", "attachment"),
+            ("POST", "/policies/Default-Sticks/revoke", "policy"),
+            ("POST", "/policies/Default-Sticks/delete", "policy")]:
+        answer = client.request(method, path, data={"namespace": "default"},
+                                headers=changes if method == "POST" else {})
+        assert answer.status_code == 404, (path, answer.text)
+        assert "Not found" in answer.text
+        assert f"so there is no such {what}" in answer.text
+    assert web.cluster.get(f"/apis/{API_VERSION}/namespaces/default/usbattachments/vm2-held")
+    policy = web.cluster.get(f"/apis/{API_VERSION}/usbpolicies/default-sticks")
+    assert policy is not None
+    assert policy["spec"]["namespaces"] == ["default"]
+
+
+def test_a_form_that_cannot_be_read_says_why_and_changes_nothing(
+        signed_in: Callable[[str], httpx.Client], web: WebThread) -> None:
+    client = signed_in(ALICE)
+    csrf = csrf_of(client.get("/devices").text)
+    attachments = f"/apis/{API_VERSION}/namespaces/default/usbattachments"
+    before = web.cluster.list(attachments)
+    headers = {"X-CSRF-Token": csrf, "Origin": web.url, "HX-Request": "true",
+               "Content-Type": "application/x-www-form-urlencoded"}
+    for body, said in [(b"vm=vm1&device=" + b"a" * 1_000_000, "the form is too large"),
+                       (b"vm=vm1&device=\xff\xfe", "the form is not UTF-8")]:
+        answer = client.post("/namespaces/default/attachments", content=body, headers=headers)
+        assert answer.status_code == 400
+        assert "This form cannot be sent" in answer.text
+        assert said in answer.text
+        logout = client.post("/logout", content=body, headers=headers)
+        assert logout.status_code == 400
+        assert said in logout.text
+    unchecked = client.post("/namespaces/default/attachments",
+                            content=b"vm=vm1&device=" + b"a" * 1_000_000,
+                            headers={**headers, "X-CSRF-Token": ""})
+    assert unchecked.status_code == 403  # the CSRF check comes first
+    assert web.cluster.list(attachments) == before
+    assert client.get("/session").status_code == 204

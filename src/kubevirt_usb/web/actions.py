@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kubevirt_usb.web import forms, progress
-from kubevirt_usb.web.context import Visitor, namespace_of, require_csrf, visitor, web
+from kubevirt_usb.web.context import Visitor, namespace_of, path_name, posted, visitor, web
 from kubevirt_usb.web.forms import FormError
 from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_POLICIES, APIFailure, Obj, Unauthenticated
 from kubevirt_usb.web.views import printable, selector_summary
@@ -28,18 +28,12 @@ def refusal(request: Request, exc: APIFailure, *, title: str) -> Response:
                  status=exc.code if 400 <= exc.code < 600 else 502)
 
 
-async def _posted(request: Request) -> tuple[Visitor, dict[str, str]]:
-    who = visitor(request)
-    try:
-        form = forms.parse_form(await request.body())
-    except FormError:
-        form = {}
-    require_csrf(request, who, form)
-    return who, form
+def _attachment(request: Request) -> str:
+    return path_name(request, "name", what="attachment")
 
 
-def _name(request: Request) -> str:
-    return forms.check_object_name(str(request.path_params["name"]), what="name")
+def _policy(request: Request) -> str:
+    return path_name(request, "name", what="policy")
 
 
 async def _get_or_none(who: Visitor, name: str, *, namespace: str) -> Obj | None:
@@ -78,7 +72,7 @@ def _attach_view(request: Request, attachment: Obj | None, *, namespace: str,
 
 
 async def attach(request: Request) -> Response:
-    who, form = await _posted(request)
+    who, form = await posted(request)
     namespace = namespace_of(request)
     try:
         body = forms.attach_request(form, namespace=namespace)
@@ -98,7 +92,7 @@ async def attach(request: Request) -> Response:
 
 async def attach_status(request: Request) -> Response:
     who = visitor(request)
-    namespace, name = namespace_of(request), _name(request)
+    namespace, name = namespace_of(request), _attachment(request)
     try:
         found = await _get_or_none(who, name, namespace=namespace)
     except APIFailure as exc:
@@ -110,8 +104,8 @@ async def attach_status(request: Request) -> Response:
 
 
 async def detach(request: Request) -> Response:
-    who, _form = await _posted(request)
-    namespace, name = namespace_of(request), _name(request)
+    who, _form = await posted(request)
+    namespace, name = namespace_of(request), _attachment(request)
     try:
         before = await _get_or_none(who, name, namespace=namespace)
         if before is not None:
@@ -129,7 +123,7 @@ async def detach(request: Request) -> Response:
 
 async def detach_status(request: Request) -> Response:
     who = visitor(request)
-    namespace, name = namespace_of(request), _name(request)
+    namespace, name = namespace_of(request), _attachment(request)
     try:
         found = await _get_or_none(who, name, namespace=namespace)
     except APIFailure as exc:
@@ -141,7 +135,7 @@ async def detach_status(request: Request) -> Response:
 
 
 async def grant(request: Request) -> Response:
-    who, form = await _posted(request)
+    who, form = await posted(request)
     existing = form.get("policy", "").strip()
     try:
         namespace = forms.check_namespace(form.get("namespace", ""))
@@ -169,9 +163,9 @@ async def grant(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    who, form = await _posted(request)
+    who, form = await posted(request)
+    name = _policy(request)
     try:
-        name = _name(request)
         namespace = forms.check_namespace(form.get("namespace", ""))
         policy = await who.client.get(USB_POLICIES, name)
         patch = forms.revoked_patch(policy, namespace)
@@ -189,12 +183,10 @@ async def revoke(request: Request) -> Response:
 
 
 async def delete_policy(request: Request) -> Response:
-    who, _form = await _posted(request)
+    who, _form = await posted(request)
+    name = _policy(request)
     try:
-        name = _name(request)
         await who.client.delete(USB_POLICIES, name)
-    except FormError as exc:
-        return alert(request, tone="danger", title="Cannot delete", text=str(exc), status=400)
     except Unauthenticated:
         raise
     except APIFailure as exc:

@@ -8,9 +8,11 @@ refused.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -26,17 +28,19 @@ from kubevirt_usb.web.context import (
     sign_in_redirect,
     web,
 )
+from kubevirt_usb.web.forms import FormError
 from kubevirt_usb.web.kubeapi import APIFailure, Unauthenticated
-from kubevirt_usb.web.security import SecurityHeaders
+from kubevirt_usb.web.security import SecurityHeaders, security_headers
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 
-def _problem(request: Request, *, tone: str, title: str, text: str, status: int) -> Response:
+def _problem(request: Request, *, tone: str, title: str, text: str, status: int,
+             headers: dict[str, str] | None = None) -> Response:
     template = "_alert.html" if is_htmx(request) else "error.html"
-    return web(request).templates.response(template, status=status, tone=tone, title=title,
-                                           text=text)
+    return web(request).templates.response(template, status=status, headers=headers, tone=tone,
+                                           title=title, text=text)
 
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
@@ -58,6 +62,44 @@ async def _api_failure(request: Request, exc: Exception) -> Response:
     status = exc.code if 400 <= exc.code < 600 else 502
     return _problem(request, tone="danger", title="The API server refused", text=exc.message,
                     status=status)
+
+
+_HTTP_TITLES = {404: "Not found", 405: "Not allowed here"}
+
+
+def _http_text(request: Request, code: int) -> str:
+    if code == 404:
+        return f"There is no page at {request.url.path}. Start again from the devices."
+    if code == 405:
+        return (f"{request.url.path} does not answer {request.method} requests. Use the "
+                "buttons and links of the UI's pages.")
+    return HTTPStatus(code).phrase
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Not found, wrong method (and any other HTTP error) as a page, never a bare text."""
+    assert isinstance(exc, HTTPException)
+    default = exc.detail == HTTPStatus(exc.status_code).phrase
+    return _problem(request, tone="danger",
+                    title=_HTTP_TITLES.get(exc.status_code, HTTPStatus(exc.status_code).phrase),
+                    text=_http_text(request, exc.status_code) if default else exc.detail,
+                    status=exc.status_code, headers=dict(exc.headers or {}))
+
+
+async def _form_error(request: Request, exc: Exception) -> Response:
+    return _problem(request, tone="danger", title="This form cannot be sent", text=str(exc),
+                    status=400)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug: a page saying so (the traceback goes to the log, not to the user), with the
+    security headers, which the middleware inside the error handler cannot add."""
+    response = _problem(request, tone="danger", title="Something went wrong",
+                        text="The UI failed to answer this request; its log says why. Reload "
+                             "the page to try again.", status=500)
+    response.headers.update(security_headers(https=web(request).config.https))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def _home(request: Request) -> Response:
@@ -103,6 +145,9 @@ def build_app(context: WebContext) -> Starlette:
         exception_handlers={SignInRequired: _sign_in_required,
                             Unauthenticated: _sign_in_required,
                             CSRFRejected: _csrf_rejected,
-                            APIFailure: _api_failure})
+                            APIFailure: _api_failure,
+                            FormError: _form_error,
+                            HTTPException: _http_error,
+                            Exception: _unexpected})
     app.state.web = context
     return app

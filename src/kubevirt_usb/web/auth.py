@@ -15,12 +15,13 @@ from starlette.responses import RedirectResponse, Response
 
 from kubevirt_usb.web.context import (
     end_session,
-    require_csrf,
+    posted,
+    read_form,
     sign_in_redirect,
     visitor,
     web,
 )
-from kubevirt_usb.web.forms import FormError, parse_form
+from kubevirt_usb.web.forms import FormError
 from kubevirt_usb.web.kubeapi import APIFailure, Unauthenticated
 from kubevirt_usb.web.security import same_origin
 from kubevirt_usb.web.session import csrf_matches, csrf_token
@@ -51,7 +52,7 @@ async def login(request: Request) -> Response:
     if ctx.config.auth != "login":
         return RedirectResponse(ctx.config.sign_in_url, status_code=303)
     try:
-        form = parse_form(await request.body())
+        form = await read_form(request)
     except FormError as exc:
         return _login_page(request, message=str(exc), status=400)
     pre = request.cookies.get(ctx.config.login_cookie, "")
@@ -81,8 +82,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    who = visitor(request)
-    require_csrf(request, who, parse_form(await request.body()))
+    await posted(request)
     return sign_in_redirect(request, expired=False)
 
 

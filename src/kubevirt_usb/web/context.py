@@ -11,12 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from kubevirt_usb.web.config import WebConfig
-from kubevirt_usb.web.forms import FormError, check_namespace
-from kubevirt_usb.web.kubeapi import APIFailure, UserAPI, UserClient
+from kubevirt_usb.web.forms import (
+    MAX_FORM_BYTES,
+    FormError,
+    check_namespace,
+    check_object_name,
+    parse_form,
+)
+from kubevirt_usb.web.kubeapi import UserAPI, UserClient
 from kubevirt_usb.web.render import Templates
 from kubevirt_usb.web.security import same_origin
 from kubevirt_usb.web.session import (
@@ -105,6 +112,34 @@ def visitor(request: Request) -> Visitor:
     return Visitor(identity=identity, client=ctx.api.as_user(identity.token))
 
 
+async def read_form(request: Request) -> dict[str, str]:
+    """The posted form, read no further than `MAX_FORM_BYTES` (FormError when it is larger, or
+    not a form)."""
+    if int(request.headers.get("content-length", "0") or "0") > MAX_FORM_BYTES:
+        raise FormError("the form is too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormError("the form is too large")
+    return parse_form(bytes(body))
+
+
+async def posted(request: Request) -> tuple[Visitor, dict[str, str]]:
+    """The user behind a state change and its form, once the CSRF check passed (a form that
+    cannot be read is a FormError, raised only after the check)."""
+    who = visitor(request)
+    problem: FormError | None = None
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        form, problem = {}, exc
+    require_csrf(request, who, form)
+    if problem is not None:
+        raise problem
+    return who, form
+
+
 def require_csrf(request: Request, who: Visitor, form: dict[str, str]) -> None:
     """Refuse a state change unless it comes from our own page with the user's CSRF token."""
     presented = request.headers.get("x-csrf-token") or form.get("csrf_token")
@@ -150,6 +185,15 @@ def page_context(request: Request, who: Visitor, *, active: str, namespace: str,
             "login_mode": ctx.config.auth == "login", **extra}
 
 
+def path_name(request: Request, key: str, *, what: str) -> str:
+    """The object name in the URL's `key` part; a 404 (never an API request) when no object
+    can have it."""
+    try:
+        return check_object_name(str(request.path_params[key]), what=what)
+    except FormError as exc:
+        raise HTTPException(404, detail=f"{exc}, so there is no such {what}") from None
+
+
 def namespace_of(request: Request) -> str:
     """The namespace the user is working in: the path's (404 when it cannot be one), else the
     query's, else the configured default."""
@@ -157,7 +201,7 @@ def namespace_of(request: Request) -> str:
         try:
             return check_namespace(str(request.path_params["namespace"]))
         except FormError as exc:
-            raise APIFailure(code=404, reason="NotFound", message=str(exc)) from None
+            raise HTTPException(404, detail=f"{exc}, so there is no such namespace") from None
     try:
         return check_namespace(request.query_params.get("namespace", ""))
     except FormError:

@@ -22,10 +22,10 @@ from kubevirt_usb.web.context import (
     is_htmx,
     namespace_of,
     page_context,
+    path_name,
     visitor,
     web,
 )
-from kubevirt_usb.web.forms import FormError, check_object_name
 from kubevirt_usb.web.kubeapi import (
     EVENTS,
     USB_ATTACHMENTS,
@@ -214,10 +214,7 @@ async def vms_plan(request: Request, who: Visitor) -> Plan:
 
 async def vm_plan(request: Request, who: Visitor) -> Plan:
     namespace = namespace_of(request)
-    try:
-        vm = check_object_name(str(request.path_params["vm"]), what="VM")
-    except FormError as exc:
-        raise APIFailure(code=404, reason="NotFound", message=str(exc)) from None
+    vm = path_name(request, "vm", what="VM")
     by_name = f"metadata.name={vm}"
     sources = [Source("vm", VMS, namespace=namespace, field_selector=by_name),
                Source("vmi", VMIS, namespace=namespace, field_selector=by_name),
