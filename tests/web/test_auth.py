@@ -68,6 +68,22 @@ def test_a_wrong_token_is_refused(web: WebThread) -> None:
         assert client.get("/devices").status_code == 303
 
 
+def test_what_cannot_be_a_token_is_said_so(web: WebThread) -> None:
+    with httpx.Client(base_url=web.url) as client:
+        for token in ("tokén-with-accent", "two words", "line\r\nX-Injected: 1", "nul\x00",
+                      "a" * 9000):
+            answer = client.post("/login", data={"csrf_token": _login_form(client),
+                                                 "token": token}, headers={"Origin": web.url})
+            assert answer.status_code == 400, token
+            assert "This is not an API token: a token is one word of at most 8192 visible " \
+                   "ASCII characters" in answer.text
+            assert token not in answer.text
+        empty = client.post("/login", data={"csrf_token": _login_form(client), "token": " "},
+                            headers={"Origin": web.url})
+        assert "Paste an API token." in empty.text
+        assert client.get("/devices").status_code == 303
+
+
 def test_the_sign_in_form_has_its_own_csrf_check(web: WebThread) -> None:
     with httpx.Client(base_url=web.url) as client:
         _login_form(client)

@@ -42,6 +42,10 @@ def test_behind_the_proxy_without_a_token_or_with_an_expired_one(proxied: WebThr
         assert client.get("/devices").headers["location"] == "/oauth/start"
         assert client.get("/devices", headers=_as("expired")).headers["location"] == \
             "/oauth/start"
+        mangled = client.get("/devices", headers={b"X-Forwarded-Access-Token": b"tok\xe9n"})
+        assert (mangled.status_code, mangled.headers["location"]) == (303, "/oauth/start")
+        live = client.get("/live/devices", headers={b"X-Forwarded-Access-Token": b"tok\xe9n"})
+        assert live.text.startswith("event: expired\n")
         assert client.get("/login").headers["location"] == "/oauth/start"
 
 

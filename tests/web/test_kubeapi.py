@@ -106,6 +106,13 @@ async def test_a_token_the_api_does_not_know(api: UserAPI) -> None:
             pass
 
 
+@pytest.mark.parametrize("token", ["", "tokén", "two words", "a\nb", "a" * 8193])
+def test_what_cannot_travel_in_a_header_is_no_token(api: UserAPI, token: str) -> None:
+    with pytest.raises(Unauthenticated, match="not an API token") as refused:
+        api.as_user(token)
+    assert refused.value.code == 401
+
+
 async def test_an_unreachable_api_is_a_failure_without_the_token() -> None:
     pool = UserAPI(server="https://127.0.0.1:9", verify=False, timeout=2)
     with pytest.raises(APIFailure) as failed:

@@ -22,11 +22,9 @@ from kubevirt_usb.web.context import (
     web,
 )
 from kubevirt_usb.web.forms import FormError
-from kubevirt_usb.web.kubeapi import APIFailure, Unauthenticated
+from kubevirt_usb.web.kubeapi import MAX_TOKEN, APIFailure, Unauthenticated, is_bearer_token
 from kubevirt_usb.web.security import same_origin
 from kubevirt_usb.web.session import csrf_matches, csrf_token
-
-MAX_TOKEN = 8192
 
 
 def _login_page(request: Request, *, message: str = "", status: int = 200) -> Response:
@@ -61,8 +59,12 @@ async def login(request: Request) -> Response:
         return _login_page(request, message="The sign-in form expired; please try again.",
                            status=403)
     token = form.get("token", "").strip()
-    if not token or len(token) > MAX_TOKEN or not token.isprintable():
+    if not token:
         return _login_page(request, message="Paste an API token.", status=400)
+    if not is_bearer_token(token):
+        return _login_page(request, message="This is not an API token: a token is one word of "
+                           f"at most {MAX_TOKEN} visible ASCII characters, as oc whoami -t "
+                           "prints it. Paste it again.", status=400)
     try:
         user = await ctx.api.as_user(token).whoami()
     except Unauthenticated:

@@ -100,6 +100,15 @@ def failure_from(response: httpx.Response, body: bytes) -> APIFailure:
                message=message)
 
 
+MAX_TOKEN = 8192
+
+
+def is_bearer_token(text: str) -> bool:
+    """Whether `text` can be a bearer token: one word of visible ASCII (anything else cannot
+    travel in an HTTP header)."""
+    return 0 < len(text) <= MAX_TOKEN and all("!" <= c <= "~" for c in text)
+
+
 def trust(*, ca_file: Path | None = None, ca_data: str | None = None,
           insecure: bool = False) -> ssl.SSLContext | bool:
     """How to check the API server's certificate: its CA (a file or PEM text), the system's
@@ -124,6 +133,11 @@ class UserAPI:
                                        timeout=timeout, follow_redirects=False)
 
     def as_user(self, token: str) -> UserClient:
+        """That user's client; `Unauthenticated` when `token` cannot be one."""
+        if not is_bearer_token(token):
+            raise Unauthenticated(code=401, reason="Unauthorized",
+                                  message="this is not an API token: a token is one word of "
+                                          "visible ASCII characters")
         return UserClient(self._http, token=token)
 
     async def close(self) -> None:
