@@ -115,3 +115,61 @@ def test_broken_files_give_one_clear_error(tmp_path: Path, text: str, expected: 
         load_scenario(path)
     assert str(info.value).startswith(str(path))
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"nodes": [{"name": "n1", "devices": [
+                {"id": "a", "kind": "usb-storage", "serial": "S1"},
+                {"id": "b", "kind": "usb-storage", "serial": "S1"}]}]},
+            "nodes[0].devices[1].serial: 'S1' already names devices[0]",
+        ),
+        (
+            {"nodes": [{"name": "n1", "devices": [
+                {"id": "a", "kind": "usb-storage", "size": "2TiB"}]}]},
+            "nodes[0].devices[0].size: must be at most 1TiB",
+        ),
+        ({"nodes": [{"name": "n" * 64}]}, "nodes[0].name: String should have at most 63"),
+        (
+            {"nodes": [{"name": "n1"}], "vms": [{"name": "VM_1", "node": "n1"}]},
+            "vms[0].name: String should match pattern",
+        ),
+        (
+            {"nodes": [{"name": "n1"}],
+             "vms": [{"namespace": "team/a", "name": "vm1", "node": "n1"}]},
+            "vms[0].namespace: String should match pattern",
+        ),
+    ],
+)
+def test_what_the_cluster_would_refuse_is_reported_by_field(
+        data: dict[str, object], expected: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data)
+    assert expected in str(info.value)
+
+
+def test_devices_of_different_nodes_may_share_a_serial() -> None:
+    stick = {"id": "a", "kind": "usb-storage", "serial": "S1"}
+    scenario = parse_scenario({"nodes": [{"name": "n1", "devices": [stick]},
+                                         {"name": "n2", "devices": [stick]}]})
+    assert [n.devices[0].serial for n in scenario.nodes] == ["S1", "S1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\xff\xfe", "not a text file"),
+        (b"nodes:\n  - name: n1\nnodes:\n  - name: n2\n", "found duplicate key 'nodes'"),
+        (b"nodes:\n  - {name: n1, name: n2}\n", "found duplicate key 'name'"),
+    ],
+)
+def test_binary_files_and_duplicate_keys_give_one_clear_error(
+        tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(str(path))
+    assert expected in str(info.value)

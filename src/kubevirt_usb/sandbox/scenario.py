@@ -19,7 +19,8 @@ vms:
 `port` is a port of the node's xHCI controller (1..8) or, with `hub`, a port of that hub (1..8); a
 dotted path like "4.2" names the same thing directly. Devices without a port get the lowest free
 one, so every device has a fixed QEMU port path and returns to it after an unplug. A device with
-`plugged: false` is not in its port at boot (plug it in later).
+`plugged: false` is not in its port at boot (plug it in later). A device's serial (else its id)
+names it for `plug`, `unplug` and `status`, so serials are unique on a node.
 """
 
 from __future__ import annotations
@@ -46,10 +47,15 @@ ROOT_PORTS = 8
 HUB_PORTS = 8
 """Ports of QEMU's `usb-hub`."""
 DEFAULT_STICK_SIZE = ByteSize(64 * 1024 * 1024)
+MAX_STICK_SIZE = ByteSize(1024**4)
+"""The largest usb-storage device (a sparse file in the state directory)."""
 RESERVED_IDS = frozenset({"xhci", "vser"})
 """QEMU ids the guests use themselves (as are all ids starting with "kvu")."""
 
 QemuId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,30}$")]
+DNSLabel = Annotated[str, Field(min_length=1, max_length=63,
+                                pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+"""A namespace or VM name (the VM's name is also the value of its VMI's `kubevirt.io/vm` label)."""
 _PORT_PATH = re.compile(r"^[1-9][0-9]*(\.[1-9][0-9]*)*$")
 _FIELD_PATH = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*$")
 
@@ -96,6 +102,8 @@ class DeviceSpec(BaseModel):
             raise ValueError("size: only usb-storage devices have a size")
         if self.size is not None and self.size < 1024 * 1024:
             raise ValueError("size: must be at least 1MiB")
+        if self.size is not None and self.size > MAX_STICK_SIZE:
+            raise ValueError("size: must be at most 1TiB")
         if self.hub is not None and self.port is not None and "." in self.port:
             raise ValueError("port: with hub, port is the hub's port number, not a path")
         return self
@@ -111,7 +119,8 @@ class NodeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    # a DNS subdomain that is also the value of the node's `kubernetes.io/hostname` label
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     devices: list[DeviceSpec] = Field(default_factory=list)
     memory_mib: int = Field(default=512, ge=256)
 
@@ -124,6 +133,14 @@ class NodeSpec(BaseModel):
             if device.id in seen:
                 raise ValueError(f"devices[{index}].id: duplicate device id {device.id!r}")
             seen.add(device.id)
+        refs: dict[str, int] = {}  # plug, unplug and status name a device by its serial, else id
+        for index, device in enumerate(self.devices):
+            ref = device.serial or device.id
+            if ref in refs:
+                field = "serial" if device.serial else "id"
+                raise ValueError(f"devices[{index}].{field}: {ref!r} already names "
+                                 f"devices[{refs[ref]}] (serials name devices: make them unique)")
+            refs[ref] = index
         assign_ports(self.devices)
         return self
 
@@ -144,8 +161,8 @@ class VMSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    namespace: str = Field(default="default", min_length=1)
-    name: str = Field(min_length=1)
+    namespace: DNSLabel = "default"
+    name: DNSLabel
     client_passthrough: bool = Field(
         default=True,
         validation_alias=AliasChoices("clientPassthrough", "client_passthrough"),
@@ -287,13 +304,33 @@ def load_scenario(path: Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not a text file (byte {exc.start} is not UTF-8); a "
+                            "scenario is a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         raise ScenarioError(f"{path}: the file is empty; a scenario needs at least `nodes:`")
     return parse_scenario(data, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (as in YAML 1.2 and
+    kubectl), not silently the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _describe(exc: ValidationError, source: str) -> str:
