@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import pytest
 
+from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_DEVICES, UserAPI, WatchEvent
 from kubevirt_usb.web.live import (
     Snapshot,
@@ -108,3 +109,31 @@ async def test_heartbeats_keep_a_quiet_page_connected(api: UserAPI) -> None:
         assert await asyncio.wait_for(events.__anext__(), timeout=10) == ": keep-alive\n\n"
     finally:
         await events.aclose()
+
+
+async def test_a_token_revoked_while_connected_ends_the_page(api: UserAPI,
+                                                             cluster: Cluster) -> None:
+    token = cluster.server.add_user(UserInfo(name="alice", groups=("system:authenticated",)))
+    events = stream(api.as_user(token), [Source("devices", USB_DEVICES)], _serials,
+                    expired_html="<p>bye</p>", recheck=0.2)
+    first = await asyncio.wait_for(events.__anext__(), timeout=10)
+    assert first.startswith("event: serials\n")
+    cluster.background.call(lambda: cluster.server.authenticator.tokens.pop(token))
+    message = await asyncio.wait_for(events.__anext__(), timeout=10)
+    while message.startswith(":"):
+        message = await asyncio.wait_for(events.__anext__(), timeout=10)
+    assert message == "event: expired\ndata: <p>bye</p>\n\n"
+
+
+async def test_a_session_ended_elsewhere_ends_the_page(api: UserAPI) -> None:
+    sessions = {"live": True}
+    events = stream(api.as_user(ALICE), [Source("devices", USB_DEVICES)], _serials,
+                    expired_html="<p>bye</p>", signed_in=lambda: sessions["live"],
+                    recheck=0.2)
+    first = await asyncio.wait_for(events.__anext__(), timeout=10)
+    assert first.startswith("event: serials\n")
+    sessions["live"] = False  # signed out in another tab
+    message = await asyncio.wait_for(events.__anext__(), timeout=10)
+    while message.startswith(":"):
+        message = await asyncio.wait_for(events.__anext__(), timeout=10)
+    assert message == "event: expired\ndata: <p>bye</p>\n\n"

@@ -134,11 +134,30 @@ async def _follow(client: UserClient, source: Source, version: str,
             await asyncio.sleep(retry)
 
 
+async def _recheck(client: UserClient, signed_in: Callable[[], bool],
+                   queue: asyncio.Queue[_Message], *, every: float) -> None:
+    """Every `every` seconds, whether the user is still signed in and the API still takes
+    their token: a watch already open goes on after its token is revoked or expires."""
+    while True:
+        await asyncio.sleep(every)
+        if not signed_in():
+            break
+        try:
+            await client.whoami()
+        except Unauthenticated:
+            break
+        except APIFailure:
+            pass  # unreachable or refused: the watches say so
+    await queue.put((EXPIRED, None))
+
+
 async def stream(client: UserClient, sources: Iterable[Source], render: Render, *,
                  expired_html: str = "", heartbeat: float = 15.0, settle: float = 0.1,
-                 retry: float = 2.0) -> AsyncGenerator[str, None]:
+                 retry: float = 2.0, signed_in: Callable[[], bool] = lambda: True,
+                 recheck: float = 30.0) -> AsyncGenerator[str, None]:
     """Server-sent events for a page: its parts now, then again whenever they change; when
-    the user's token stops working, an `expired` event carrying `expired_html`."""
+    the user's token stops working or `signed_in()` says the session ended (asked, and the
+    token checked, every `recheck` seconds), an `expired` event carrying `expired_html`."""
     chosen = list(sources)
     try:
         states = await load(client, chosen)
@@ -152,6 +171,7 @@ async def stream(client: UserClient, sources: Iterable[Source], render: Render, 
     tasks = [asyncio.create_task(_follow(client, s, states[s.key].resource_version, queue,
                                          retry=retry))
              for s in chosen if states[s.key].error is None]
+    tasks.append(asyncio.create_task(_recheck(client, signed_in, queue, every=recheck)))
     try:
         while True:
             try:

@@ -103,10 +103,20 @@ def live(make: PlanMaker) -> Callable[[Request], Awaitable[Response]]:
         except (SignInRequired, Unauthenticated):
             return Response(sse_message(EXPIRED, EXPIRED_HTML), media_type="text/event-stream",
                             headers=headers)
-        events = stream(who.client, plan.sources, plan.render, expired_html=EXPIRED_HTML)
+        events = stream(who.client, plan.sources, plan.render, expired_html=EXPIRED_HTML,
+                        signed_in=lambda: _still_signed_in(request))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
     return endpoint
+
+
+def _still_signed_in(request: Request) -> bool:
+    """Whether the user of a live page is still signed in (their session did not end)."""
+    try:
+        visitor(request)
+    except (SignInRequired, Unauthenticated):
+        return False
+    return True
 
 
 async def _can(client: UserClient, verb: str, res: Resource, *,
