@@ -7,8 +7,14 @@ import re
 from collections.abc import Callable
 
 import httpx
+from starlette.testclient import TestClient
 
 from kubevirt_usb.models import API_VERSION
+from kubevirt_usb.web.app import build_app
+from kubevirt_usb.web.config import WebConfig
+from kubevirt_usb.web.context import WebContext
+from kubevirt_usb.web.kubeapi import UserAPI
+from kubevirt_usb.web.session import identity_for_session
 from tests.web.conftest import csrf_of
 from tests.web.support import ALICE, MALLORY, WebThread
 
@@ -176,3 +182,26 @@ def test_only_admins_grant(signed_in: Client, web: WebThread) -> None:
     policy = web.cluster.get(f"{POLICIES}/default-sticks")
     assert policy is not None
     assert policy["spec"]["namespaces"] == ["default"]
+
+
+def test_an_api_server_that_is_gone_is_said_so() -> None:
+    context = WebContext.create(WebConfig(secure_cookies=False),
+                                api=UserAPI(server="https://127.0.0.1:9", verify=False,
+                                            timeout=2))
+    session = context.sessions.create(token=ALICE, user="alice")
+    csrf = identity_for_session(session, secret=context.secret).csrf
+    with TestClient(build_app(context), raise_server_exceptions=False,
+                    cookies={context.config.session_cookie: session.id}) as client:
+        headers = {"X-CSRF-Token": csrf, "HX-Request": "true", "Origin": "http://testserver"}
+        for path, form in [("/namespaces/default/attachments", {"vm": "vm1", "device": "a"}),
+                           ("/namespaces/default/attachments/vm2-held/detach", {}),
+                           ("/policies/grant", {"namespace": "default"}),
+                           ("/policies/default-sticks/delete", {})]:
+            answer = client.post(path, data=form, headers=headers)
+            assert answer.status_code == 502, path
+            assert "Cannot reach the API server" in answer.text
+            assert "the API server cannot be reached (ConnectError); try again when it " \
+                   "answers" in answer.text
+            assert ALICE not in answer.text
+        progress = client.get("/namespaces/default/attachments/vm2-held/progress")
+        assert "Cannot reach the API server" in progress.text

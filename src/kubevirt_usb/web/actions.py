@@ -24,6 +24,8 @@ def alert(request: Request, *, tone: str, title: str, text: str = "",
 
 def refusal(request: Request, exc: APIFailure, *, title: str) -> Response:
     """The API's own reason for refusing, shown to the user (with the API's status code)."""
+    if exc.unreachable:
+        title = "Cannot reach the API server"
     return alert(request, tone="danger", title=title, text=exc.message,
                  status=exc.code if 400 <= exc.code < 600 else 502)
 

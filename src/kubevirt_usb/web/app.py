@@ -60,8 +60,8 @@ async def _csrf_rejected(request: Request, exc: Exception) -> Response:
 async def _api_failure(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIFailure)
     status = exc.code if 400 <= exc.code < 600 else 502
-    return _problem(request, tone="danger", title="The API server refused", text=exc.message,
-                    status=status)
+    title = "Cannot reach the API server" if exc.unreachable else "The API server refused"
+    return _problem(request, tone="danger", title=title, text=exc.message, status=status)
 
 
 _HTTP_TITLES = {404: "Not found", 405: "Not allowed here"}

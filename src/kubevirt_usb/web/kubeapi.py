@@ -64,6 +64,11 @@ class APIFailure(Exception):
         self.reason = reason
         self.message = message
 
+    @property
+    def unreachable(self) -> bool:
+        """The API server did not answer at all (no status code)."""
+        return self.code == 0
+
 
 class Unauthenticated(APIFailure):
     """The token is not (or no longer) accepted: the user must sign in again."""
@@ -163,11 +168,17 @@ class UserClient:
                                                 headers=headers)
         except httpx.HTTPError as exc:
             raise APIFailure(code=0, reason="Unavailable",
-                             message=f"the API server cannot be reached: {type(exc).__name__}"
+                             message=f"the API server cannot be reached ({type(exc).__name__}); "
+                                     "try again when it answers"
                              ) from None
         if response.status_code >= 400:
             raise failure_from(response, response.content)
-        out = response.json() if response.content else {}
+        try:
+            out = response.json() if response.content else {}
+        except ValueError:
+            raise APIFailure(code=502, reason="BadGateway",
+                             message=f"the API server's answer to {method} is not JSON: is "
+                                     "the server URL the API server's?") from None
         return out if isinstance(out, dict) else {}
 
     async def list(self, res: Resource, *, namespace: str | None = None,
