@@ -14,9 +14,10 @@ import pytest
 KUBEVIRT_USB = str(Path(sys.executable).with_name("kubevirt-usb"))
 
 
-def _run(state: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _run(state: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KUBEVIRT_USB, "sandbox", "--state-dir", str(state), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,24 @@ def test_a_broken_scenario_file_says_what_to_fix(tmp_path: Path) -> None:
     assert "nodes[0].devices[0].kind" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state" / "control.sock").exists()
+
+
+def test_a_detached_sandbox_that_fails_to_start_shows_why_and_leaves_nothing(
+        tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    qemu = bin_dir / "qemu-system-x86_64"  # found first on PATH: a QEMU that cannot start
+    qemu.write_text("#!/bin/sh\necho 'qemu-system-x86_64: no such machine, for this test' >&2\n"
+                    "exit 1\n")
+    qemu.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    state = tmp_path / "state"
+    result = _run(state, "up", "--detach", env=env)
+    assert result.returncode == 1
+    assert "QEMU exited with status 1 during boot" in result.stdout
+    assert "no such machine, for this test" in result.stdout
+    assert result.stderr == "Error: the sandbox failed to start (the reason is above)\n"
+    assert not state.exists()
 
 
 def test_exec_needs_exactly_one_guest(tmp_path: Path) -> None:

@@ -290,16 +290,21 @@ def _start_detached(ctx: click.Context, config: Path | None) -> None:
     with paths.log.open("ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                                  stderr=subprocess.STDOUT, start_new_session=True)
-    shown = 0
-    while True:
-        text = paths.log.read_text(errors="replace") if paths.log.exists() else ""
-        lines = text.splitlines()
-        for line in lines[shown:]:
-            click.echo(line)
-        shown = len(lines)
-        state = read_state(paths)
-        if state is not None and state.get("ready"):
-            break
-        if child.poll() is not None or not pid_alive(child.pid):
-            raise click.ClickException(f"the sandbox failed to start (log: {paths.log})")
-        time.sleep(0.2)
+    # Read through our own descriptor: a sandbox that fails removes its state directory, log
+    # included, and its last lines (the error) must still be shown.
+    with paths.log.open("rb") as log:
+        pending = b""
+        while True:
+            pending += log.read()
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                click.echo(line.decode(errors="replace"))
+            state = read_state(paths)
+            if state is not None and state.get("ready"):
+                break
+            if child.poll() is not None or not pid_alive(child.pid):
+                for line in (pending + log.read()).decode(errors="replace").splitlines():
+                    click.echo(line)
+                _remove_state(paths.directory)
+                raise click.ClickException("the sandbox failed to start (the reason is above)")
+            time.sleep(0.2)
