@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.contract.conftest import Cluster
-from tests.contract.support import ContractCRD, status_of
+from tests.contract.support import MERGE, ContractCRD, status_of
 
 
 def test_malformed_json_is_400(cluster: Cluster, namespace: str) -> None:
@@ -210,3 +210,63 @@ def test_owner_reference_without_uid_is_422(cluster: Cluster, namespace: str) ->
     assert status_of(response)["details"]["causes"] == [{
         "reason": "FieldValueInvalid", "message": 'Invalid value: "": uid must not be empty',
         "field": "metadata.ownerReferences.uid"}]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"name": 5}, "cannot unmarshal number into Go struct field ObjectMeta.metadata.name of "
+                      "type string"),
+        ({"name": "m", "labels": ["a"]}, "cannot unmarshal array into Go struct field "
+                                         "ObjectMeta.metadata.labels of type map[string]string"),
+        ({"name": "m", "finalizers": "a/b"}, "cannot unmarshal string into Go struct field "
+                                             "ObjectMeta.metadata.finalizers of type []string"),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_400_and_never_stored(
+        cluster: Cluster, namespace: str, metadata: dict[str, object], expected: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    with cluster.http() as http:
+        response = http.post(path, json={"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": metadata})
+        assert response.status_code == 400
+        status = status_of(response)
+        assert status["reason"] == "BadRequest"
+        assert expected in status["message"]
+        assert http.post(path, json={"metadata": {"name": "other"}}).status_code == 201
+        patched = http.patch(f"{path}/other", content=b'{"metadata": {"labels": ["a"]}}',
+                             headers=MERGE)
+        assert patched.status_code == 422  # the patch handler's "patch: Invalid value"
+        assert status_of(patched)["reason"] == "Invalid"
+        listed = http.get(path)
+        assert listed.status_code == 200
+        names = [o["metadata"]["name"] for o in listed.json()["items"]]
+        assert "other" in names
+        assert all(isinstance(name, str) for name in names)
+
+
+def test_yaml_scalar_keys_become_strings_as_in_json(cluster: Cluster, namespace: str) -> None:
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keys}\n"
+                                     b"data: {1: one, 2.5: two}\n",
+                             headers={"Content-Type": "application/yaml"})
+        assert response.status_code == 201, response.text
+        assert response.json()["data"] == {"1": "one", "2.5": "two"}
+        assert http.get(f"/api/v1/namespaces/{namespace}/configmaps/keys").status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["application/yaml", "application/apply-patch+yaml"])
+def test_yaml_nested_beyond_any_limit_is_400(cluster: Cluster, namespace: str,
+                                             content_type: str) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    with cluster.http() as http:
+        if content_type == "application/yaml":
+            response = http.post(path, content=body, headers={"Content-Type": content_type})
+        else:
+            response = http.patch(f"{path}/deep", params={"fieldManager": "test"}, content=body,
+                                  headers={"Content-Type": content_type})
+        assert response.status_code == 400
+        assert status_of(response)["reason"] == "BadRequest"
+        assert http.get(path).status_code == 200

@@ -20,9 +20,9 @@ import orjson
 from kubevirt_usb.apiserver import apply as ssa
 from kubevirt_usb.apiserver import errors, patching, schema
 from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.apiserver.names import metadata_causes, name_errors
+from kubevirt_usb.apiserver.names import metadata_causes, metadata_type_error, name_errors
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
-from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector, object_fields
+from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector, go_quote, object_fields
 from kubevirt_usb.apiserver.store import Obj, Store, TooOldResourceVersion, Watcher
 from kubevirt_usb.clock import WallClock, rfc3339, utc_now
 
@@ -389,6 +389,12 @@ class API:
             raise errors.unsupported_media_type(patch_types(info))
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched object is not a JSON object")
+        meta = patched.get("metadata")
+        problem = metadata_type_error(meta) if isinstance(meta, dict) else None
+        if problem is not None:  # as the patch handler reports an undecodable result: 422
+            raise errors.invalid(kind="", group="", name="", causes=[errors.Cause(
+                type="FieldValueInvalid", field="patch",
+                message=f"Invalid value: {go_quote(orjson.dumps(patched).decode())}: {problem}")])
         patched = self._check_type(info, patched)
         return self._update(info, existing, patched, ctx, subresource=subresource, record=True,
                             precondition=False)
@@ -556,6 +562,7 @@ class API:
                 if not isinstance(obj.get("metadata", {}), dict):
                     raise errors.bad_request("metadata must be an object")
                 obj.setdefault("metadata", {})
+                self._check_metadata_types(info, obj["metadata"])
                 return obj
             raise errors.bad_request(
                 f"{kind} in version \"{info.version}\" cannot be handled as a {info.kind}: "
@@ -565,7 +572,15 @@ class API:
         if not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("metadata must be an object")
         obj.setdefault("metadata", {})
+        self._check_metadata_types(info, obj["metadata"])
         return obj
+
+    @staticmethod
+    def _check_metadata_types(info: ResourceInfo, meta: dict[str, Any]) -> None:
+        problem = metadata_type_error(meta)
+        if problem is not None:
+            raise errors.bad_request(f'{info.kind} in version "{info.version}" cannot be handled '
+                                     f"as a {info.kind}: {problem}")
 
     @staticmethod
     def _check_namespace_of_body(info: ResourceInfo, namespace: str, meta: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -38,6 +37,7 @@ from kubevirt_usb.apiserver.resources import Registry, ResourceInfo, builtin_res
 from kubevirt_usb.apiserver.selectors import parse_field_selector, parse_label_selector
 from kubevirt_usb.apiserver.store import Obj, Store
 from kubevirt_usb.apiserver.watching import WatchOptions, WatchStream
+from kubevirt_usb.apiserver.yamljson import YAMLBodyError, load_yaml_as_json
 from kubevirt_usb.clock import rfc3339
 
 log = logging.getLogger(__name__)
@@ -419,8 +419,8 @@ class APIServerApp:
         _check_patch_options(content_type, force=force, field_manager=ctx.field_manager)
         raw = await request.body()
         try:
-            patch = yaml.safe_load(raw) if content_type == PATCH_APPLY else orjson.loads(raw)
-        except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+            patch = load_yaml_as_json(raw) if content_type == PATCH_APPLY else orjson.loads(raw)
+        except (orjson.JSONDecodeError, YAMLBodyError) as exc:
             raise errors.bad_request(f"error decoding patch: {_first_line(exc)}") from exc
         existed = self.api.store.get(resource.group_resource, namespace, info.name) is not None
         obj = self.api.patch(resource, namespace=namespace, name=info.name, patch=patch,
@@ -598,8 +598,8 @@ def decode_body(raw: bytes, content_type: str, resource: ResourceInfo) -> Obj:
     if media not in (JSON, *YAML_TYPES):
         raise errors.unsupported_media_type(body_media_types(resource))
     try:
-        body = orjson.loads(raw) if media == JSON else yaml.safe_load(raw)
-    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        body = orjson.loads(raw) if media == JSON else load_yaml_as_json(raw)
+    except (orjson.JSONDecodeError, YAMLBodyError, UnicodeDecodeError) as exc:
         raise errors.bad_request(
             f"the body of the request could not be decoded: {_first_line(exc)}") from exc
     if not isinstance(body, dict):

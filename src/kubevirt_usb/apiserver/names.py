@@ -128,3 +128,59 @@ def _owner_reference_causes(references: list[Any]) -> list[Cause]:
         causes.append(_invalid(path, "", f"Only one reference can have Controller set to true. "
                                f"Found \"true\" in references for {names}"))
     return causes
+
+
+_META_STRINGS = ("name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+                 "creationTimestamp", "deletionTimestamp")
+_META_INTEGERS = ("generation", "deletionGracePeriodSeconds")
+_META_STRING_MAPS = ("labels", "annotations")
+_META_OBJECT_LISTS = ("ownerReferences", "managedFields")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def metadata_type_error(meta: Mapping[str, Any]) -> str | None:
+    """Why ObjectMeta cannot be decoded, in encoding/json's words (the 400 a real server gives
+    for `"name": 5`, `"labels": ["a"]`...), or None. null is every field's zero value."""
+    def mismatch(value: Any, field: str, go_type: str) -> str:
+        return (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                f"ObjectMeta.metadata.{field} of type {go_type}")
+
+    for field in _META_STRINGS:
+        value = meta.get(field)
+        if value is not None and not isinstance(value, str):
+            return mismatch(value, field, "string")
+    for field in _META_INTEGERS:
+        value = meta.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return mismatch(value, field, "int64")
+    for field in _META_STRING_MAPS:
+        value = meta.get(field)
+        if value is not None and not isinstance(value, dict):
+            return mismatch(value, field, "map[string]string")
+        for item in (value or {}).values():
+            if item is not None and not isinstance(item, str):
+                return mismatch(item, field, "string")
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and not isinstance(finalizers, list):
+        return mismatch(finalizers, "finalizers", "[]string")
+    for item in finalizers or []:
+        if item is not None and not isinstance(item, str):
+            return mismatch(item, "finalizers", "string")
+    for field in _META_OBJECT_LISTS:
+        value = meta.get(field)
+        go_type = "v1.OwnerReference" if field == "ownerReferences" else "v1.ManagedFieldsEntry"
+        if value is not None and not isinstance(value, list):
+            return mismatch(value, field, f"[]{go_type}")
+        for item in value or []:
+            if item is not None and not isinstance(item, dict):
+                return mismatch(item, field, go_type)
+    return None
