@@ -270,3 +270,29 @@ def test_yaml_nested_beyond_any_limit_is_400(cluster: Cluster, namespace: str,
         assert response.status_code == 400
         assert status_of(response)["reason"] == "BadRequest"
         assert http.get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+         {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+          "spec": {"resourceAttributes": "pods"}},
+         "cannot unmarshal string into Go struct field SelfSubjectAccessReviewSpec.spec."
+         "resourceAttributes of type v1.ResourceAttributes"),
+        ("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+         {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+          "metadata": {"name": "things.bad-input.example.com"}, "spec": "x"},
+         "cannot unmarshal string into Go struct field CustomResourceDefinition.spec of type "
+         "v1.CustomResourceDefinitionSpec"),
+    ],
+)
+def test_a_field_of_the_wrong_json_type_is_400(cluster: Cluster, path: str,
+                                               body: dict[str, object], expected: str) -> None:
+    with cluster.http() as http:
+        response = http.post(path, params={"dryRun": "All"}, json=body)
+        assert response.status_code == 400
+        status = status_of(response)
+        assert status["reason"] == "BadRequest"
+        assert expected in status["message"]
+        assert http.get("/api/v1/namespaces").status_code == 200

@@ -20,6 +20,7 @@ import orjson
 from kubevirt_usb.apiserver import apply as ssa
 from kubevirt_usb.apiserver import errors, patching, schema
 from kubevirt_usb.apiserver.auth import UserInfo
+from kubevirt_usb.apiserver.gotypes import body_type_error
 from kubevirt_usb.apiserver.names import metadata_causes, metadata_type_error, name_errors
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
 from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector, go_quote, object_fields
@@ -573,14 +574,16 @@ class API:
             raise errors.bad_request("metadata must be an object")
         obj.setdefault("metadata", {})
         self._check_metadata_types(info, obj["metadata"])
+        problem = body_type_error(info.group, info.kind, obj)
+        if problem is not None:
+            raise errors.undecodable(kind=info.kind, version=info.version, problem=problem)
         return obj
 
     @staticmethod
     def _check_metadata_types(info: ResourceInfo, meta: dict[str, Any]) -> None:
         problem = metadata_type_error(meta)
         if problem is not None:
-            raise errors.bad_request(f'{info.kind} in version "{info.version}" cannot be handled '
-                                     f"as a {info.kind}: {problem}")
+            raise errors.undecodable(kind=info.kind, version=info.version, problem=problem)
 
     @staticmethod
     def _check_namespace_of_body(info: ResourceInfo, namespace: str, meta: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from kubevirt_usb.apiserver.api import (
 from kubevirt_usb.apiserver.auth import ANONYMOUS, UserInfo
 from kubevirt_usb.apiserver.controllers import ControlPlane
 from kubevirt_usb.apiserver.extension import Extension
+from kubevirt_usb.apiserver.gotypes import body_type_error
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo, builtin_resources
 from kubevirt_usb.apiserver.selectors import parse_field_selector, parse_label_selector
 from kubevirt_usb.apiserver.store import Obj, Store
@@ -496,6 +497,9 @@ class APIServerApp:
     async def _review(self, request: Request, info: RequestInfo, resource: ResourceInfo,
                       user: UserInfo) -> Response:
         body = await _read_body(request, resource)
+        problem = body_type_error(resource.group, resource.kind, body)
+        if problem is not None:
+            raise errors.undecodable(kind=resource.kind, version=resource.version, problem=problem)
         spec = body.get("spec") or {}
         authorizer = self.control.authorizer
         kind = resource.kind
@@ -526,6 +530,9 @@ class APIServerApp:
             raise errors.not_found(resource="serviceaccounts", group="", name=info.name)
         token = self.authenticator.mint(UserInfo.service_account(namespace=info.namespace,
                                                                  name=info.name))
+        problem = body_type_error("authentication.k8s.io", "TokenRequest", body)
+        if problem is not None:
+            raise errors.undecodable(kind="TokenRequest", version="v1", problem=problem)
         spec = body.get("spec") or {}
         seconds = int(spec.get("expirationSeconds") or 3600)
         expiry = self.api.clock() + dt.timedelta(seconds=seconds)

@@ -144,6 +144,11 @@ def bad_request(message: str) -> APIError:
     return APIError(code=400, reason="BadRequest", message=message)
 
 
+def undecodable(*, kind: str, version: str, problem: str) -> APIError:
+    """400 for a body whose field has the wrong JSON type (`problem`: encoding/json's error)."""
+    return bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {problem}')
+
+
 BODY_MEDIA_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 
 

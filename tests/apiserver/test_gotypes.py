@@ -1,0 +1,38 @@
+"""encoding/json's words for a field of the wrong JSON type, at any depth."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubevirt_usb.apiserver.gotypes import BODIES, body_type_error
+
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"versions": [{"name": 1}]}, "cannot unmarshal number into Go struct field "
+                                      "CustomResourceDefinitionVersion.spec.versions.name of "
+                                      "type string"),
+        ({"versions": [{"schema": {"openAPIV3Schema": {"properties": {"a": {"properties": {
+            "b": {"type": True}}}}}}}]},
+         "cannot unmarshal bool into Go struct field JSONSchemaProps.spec.versions.schema."
+         "openAPIV3Schema.properties.properties.type of type string"),
+        ({"names": {"shortNames": "x"}}, "cannot unmarshal string into Go struct field "
+                                         "CustomResourceDefinitionNames.spec.names.shortNames "
+                                         "of type []string"),
+    ],
+)
+def test_the_first_mismatch_is_named_with_its_path(spec: dict[str, object], expected: str
+                                                   ) -> None:
+    assert body_type_error(*CRD, {"spec": spec}) == f"json: {expected}"
+
+
+def test_nulls_and_well_typed_bodies_and_other_kinds_pass() -> None:
+    assert body_type_error(*CRD, {"spec": {"names": None, "versions": [None]}}) is None
+    assert body_type_error(*CRD, {"spec": {"group": "a.io", "versions": [
+        {"name": "v1", "served": True, "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    ) is None
+    assert body_type_error("", "ConfigMap", {"spec": "anything"}) is None
+    assert ("authentication.k8s.io", "TokenRequest") in BODIES
