@@ -84,6 +84,14 @@ def test_validate_crd() -> None:
     no_schema = _crd(versions=[{"name": "v1", "served": True, "storage": True}])
     assert [c.field for c in validate_crd(no_schema)] == [
         "spec.versions[0].schema.openAPIV3Schema"]
+    no_scope = _crd()
+    del no_scope["spec"]["scope"]
+    assert [(c.field, c.message) for c in validate_crd(no_scope)] == [
+        ("spec.scope", "Required value")]
+    galaxy = _crd()
+    galaxy["spec"]["scope"] = "Galaxy"
+    assert [(c.type, c.field) for c in validate_crd(galaxy)] == [
+        ("FieldValueNotSupported", "spec.scope")]
 
 
 def test_creating_a_crd_serves_it_and_sets_its_status(cluster: tuple[API, ControlPlane]

@@ -185,6 +185,20 @@ def test_invalid_crd_is_422(cluster: Cluster) -> None:
             ) in causes
 
 
+def test_a_crd_with_an_unknown_scope_is_422(cluster: Cluster) -> None:
+    crd = new_test_crd(kind="Scoped", plural="scopeds", namespaced=True)
+    manifest = crd_manifest(crd)
+    manifest["spec"]["scope"] = "Galaxy"
+    with cluster.http() as http:
+        response = http.post(CRDS, json=manifest)
+        assert http.get(f"{CRDS}/{crd.name}").status_code == 404  # nothing was stored
+    assert response.status_code == 422
+    causes = {(c["reason"], c["field"], c["message"])
+              for c in status_of(response)["details"]["causes"]}
+    assert ("FieldValueNotSupported", "spec.scope",
+            'Unsupported value: "Galaxy": supported values: "Cluster", "Namespaced"') in causes
+
+
 def test_deleting_a_crd_removes_its_objects_and_endpoint(cluster: Cluster,
                                                          namespace: str) -> None:
     crd = new_test_crd(kind="Doomed", plural="dooms", namespaced=True)

@@ -140,7 +140,8 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         data = orjson.loads(raw)
         return int(data["rv"]), (str(data["ns"]), str(data["name"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise errors.bad_request(f"invalid continue token: {exc}") from exc
+        # kube-apiserver's words (storage.DecodeContinue wrapped by the etcd3 store)
+        raise errors.bad_request("invalid continue token: continue key is not valid") from exc
 
 
 def storage_key(info: ResourceInfo, namespace: str, name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -81,6 +82,15 @@ def validate_crd(crd: Obj) -> list[errors.Cause]:
             type="FieldValueInvalid", field="metadata.name",
             message=f'Invalid value: "{crd["metadata"]["name"]}": must be spec.names.plural+"."'
             '+spec.group'))
+    scope = spec.get("scope")
+    if not scope:
+        causes.append(errors.Cause(type="FieldValueRequired", field="spec.scope",
+                                   message="Required value"))
+    elif scope not in ("Cluster", "Namespaced"):
+        causes.append(errors.Cause(
+            type="FieldValueNotSupported", field="spec.scope",
+            message=f'Unsupported value: {json.dumps(scope)}: supported values: "Cluster", '
+            '"Namespaced"'))
     versions = spec.get("versions") or []
     if not versions:
         causes.append(errors.Cause(type="FieldValueRequired", field="spec.versions",
