@@ -45,6 +45,19 @@ def test_creating_a_session_forgets_expired_ones() -> None:
     assert len(store) == 1
 
 
+def test_checks_on_the_users_behalf_do_not_keep_a_session_alive() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock, idle_timeout=60, max_age=300)
+    idle = store.create(token="t", user="alice")
+    for _ in range(2):  # an open live page asking every 30 s whether alice is signed in
+        clock.now += 30
+        assert store.get(idle.id, touch=False) is idle
+        store.create(token="u", user="bob")  # others signing in do not touch it either
+    clock.now += 30
+    assert store.get(idle.id, touch=False) is None  # 90 s since alice's last request: ended
+    assert store.get(idle.id) is None
+
+
 def test_dropped_sessions_are_gone() -> None:
     store = SessionStore(clock=Clock())
     session = store.create(token="t", user="u")

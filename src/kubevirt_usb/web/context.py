@@ -93,8 +93,9 @@ def web(request: Request) -> WebContext:
     return ctx
 
 
-def visitor(request: Request) -> Visitor:
-    """The user behind the request, or SignInRequired."""
+def visitor(request: Request, *, touch: bool = True) -> Visitor:
+    """The user behind the request, or SignInRequired. `touch=False`: a check on the user's
+    behalf that does not count as their use of the session (see `SessionStore.get`)."""
     ctx = web(request)
     if ctx.config.auth == "proxy":
         token = request.headers.get("x-forwarded-access-token", "").strip()
@@ -105,7 +106,7 @@ def visitor(request: Request) -> Visitor:
         identity = identity_for_proxy_token(token, user=user)
     else:
         session_id = request.cookies.get(ctx.config.session_cookie, "")
-        session = ctx.sessions.get(session_id) if session_id else None
+        session = ctx.sessions.get(session_id, touch=touch) if session_id else None
         if session is None:
             raise SignInRequired(expired=bool(session_id))
         identity = identity_for_session(session, secret=ctx.secret)

@@ -111,9 +111,10 @@ def live(make: PlanMaker) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _still_signed_in(request: Request) -> bool:
-    """Whether the user of a live page is still signed in (their session did not end)."""
+    """Whether the user of a live page is still signed in (their session did not end); an open
+    page asking does not keep an idle session alive."""
     try:
-        visitor(request)
+        visitor(request, touch=False)
     except (SignInRequired, Unauthenticated):
         return False
     return True

@@ -54,8 +54,10 @@ class SessionStore:
         self._sessions[session.id] = session
         return session
 
-    def get(self, session_id: str) -> Session | None:
-        """The live session with this id (and mark it used), or None."""
+    def get(self, session_id: str, *, touch: bool = True) -> Session | None:
+        """The live session with this id, or None; a request marks it used (`touch`), a check
+        made on the user's behalf (an open live page asking whether they are still signed in)
+        does not, so that it cannot keep an idle session alive."""
         session = self._sessions.get(session_id)
         if session is None:
             return None
@@ -63,7 +65,8 @@ class SessionStore:
         if now - session.last_seen > self.idle_timeout or now - session.created > self.max_age:
             self._sessions.pop(session_id, None)
             return None
-        session.last_seen = now
+        if touch:
+            session.last_seen = now
         return session
 
     def drop(self, session_id: str) -> None:
@@ -71,7 +74,7 @@ class SessionStore:
 
     def _expire(self) -> None:
         for session_id in list(self._sessions):
-            self.get(session_id)
+            self.get(session_id, touch=False)
 
     def __len__(self) -> int:
         return len(self._sessions)
