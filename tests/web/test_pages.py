@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from starlette.testclient import TestClient
 
+from kubevirt_usb.web.app import build_app
+from kubevirt_usb.web.config import WebConfig
+from kubevirt_usb.web.context import WebContext
+from kubevirt_usb.web.kubeapi import UserAPI
 from tests.web.support import ALICE, MALLORY, VERA, WebThread
 
 Client = Callable[[str], httpx.Client]
@@ -165,3 +170,20 @@ def test_the_attach_card_for_a_picked_device(signed_in: Client) -> None:
     elsewhere = signed_in(ALICE).get("/attach-form", params={"namespace": "team-a"}).text
     assert 'id="read-only"' in elsewhere
     assert "namespace team-a" in elsewhere
+
+
+def test_an_api_server_that_cannot_be_asked_is_not_called_read_only() -> None:
+    """Read-only means the API said no; when it cannot be asked at all, the page says that."""
+    context = WebContext.create(WebConfig(secure_cookies=False),
+                                api=UserAPI(server="https://127.0.0.1:9", verify=False,
+                                            timeout=2))
+    session = context.sessions.create(token=ALICE, user="alice")
+    with TestClient(build_app(context), raise_server_exceptions=False,
+                    cookies={context.config.session_cookie: session.id}) as client:
+        for path in ("/devices", "/policies", "/attach-form?namespace=default"):
+            page = client.get(path).text
+            assert 'id="permissions-unknown"' in page, path
+            assert "Cannot check your permissions" in page
+            assert "the API server cannot be reached" in page
+            assert "Read-only" not in page
+            assert 'id="attach-form"' not in page and 'id="grant-form"' not in page

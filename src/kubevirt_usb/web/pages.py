@@ -120,14 +120,26 @@ def _still_signed_in(request: Request) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Permission:
+    """Whether the API allows the user something; false also when the API could not be asked,
+    and then `unknown` says why (so a page says "cannot check", not "read-only")."""
+
+    allowed: bool
+    unknown: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
 async def _can(client: UserClient, verb: str, res: Resource, *,
-               namespace: str | None = None) -> bool:
+               namespace: str | None = None) -> Permission:
     try:
-        return await client.can(verb, res, namespace=namespace)
+        return Permission(allowed=await client.can(verb, res, namespace=namespace))
     except Unauthenticated:
         raise
-    except APIFailure:
-        return False
+    except APIFailure as exc:
+        return Permission(allowed=False, unknown=exc.message)
 
 
 # ---- devices ----------------------------------------------------------------------------------
@@ -165,7 +177,7 @@ async def devices_plan(request: Request, who: Visitor) -> Plan:
                 context={"filter": keep, "states": [(s, s) for s in views.DEVICE_STATES]})
 
 
-async def attach_form(request: Request, who: Visitor, *, namespace: str, can_attach: bool,
+async def attach_form(request: Request, who: Visitor, *, namespace: str, can_attach: Permission,
                       vm: str = "", device: str = "", fixed_vm: bool = False,
                       devices: SourceState | None = None) -> Markup:
     """The attach card: pick a free device (and a VM, unless fixed) or type a selector.
