@@ -186,4 +186,5 @@ def test_an_api_server_that_cannot_be_asked_is_not_called_read_only() -> None:
             assert "Cannot check your permissions" in page
             assert "the API server cannot be reached" in page
             assert "Read-only" not in page
-            assert 'id="attach-form"' not in page and 'id="grant-form"' not in page
+            assert 'id="attach-form"' not in page
+            assert 'id="grant-form"' not in page
