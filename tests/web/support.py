@@ -34,6 +34,8 @@ EVIL_PRODUCT = '<script>alert("pwned")</script><img src=x onerror=alert(1)>\x1b[
 ALICE = "alice-token-0123456789"  # edits namespace default, sees the devices
 MALLORY = "mallory-token-0123456789"  # sees the devices, nothing in default
 VERA = "vera-token-0123456789"  # views namespace default, sees the devices
+EVE = "eve-token-0123456789"  # no rights; her name (from an IdP) holds a bidi override
+EVE_NAME = "eve\u202egnp.exe"
 NOW = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # when the seed was "published"
 
 
@@ -86,6 +88,8 @@ class Cluster:
                              token=MALLORY)
         self.server.add_user(UserInfo(name="vera", groups=("system:authenticated",)),
                              token=VERA)
+        self.server.add_user(UserInfo(name=EVE_NAME, groups=("system:authenticated",)),
+                             token=EVE)
         for obj in [*crds.all_crds(), *kubevirt.crds(), *kubevirt.cluster_roles(),
                     *rbac.shipped_user_roles(), rbac.namespace_role("alice", namespace="default"),
                     rbac.namespace_role("vera", namespace="default", role="view"),

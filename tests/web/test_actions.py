@@ -16,7 +16,7 @@ from kubevirt_usb.web.context import WebContext
 from kubevirt_usb.web.kubeapi import UserAPI
 from kubevirt_usb.web.session import identity_for_session
 from tests.web.conftest import csrf_of
-from tests.web.support import ALICE, MALLORY, WebThread
+from tests.web.support import ALICE, EVE, MALLORY, WebThread
 
 Client = Callable[[str], httpx.Client]
 ATTACHMENTS = f"/apis/{API_VERSION}/namespaces/default/usbattachments"
@@ -123,6 +123,16 @@ def test_a_user_without_rights_gets_the_apis_reason(signed_in: Client, web: WebT
     detach = _post(client, web, "/namespaces/default/attachments/vm2-held/detach", {})
     assert detach.status_code == 403
     assert web.cluster.get(f"{ATTACHMENTS}/vm2-held") is not None
+
+
+def test_the_apis_reason_shows_hidden_characters_visibly(signed_in: Client,
+                                                         web: WebThread) -> None:
+    """A refusal echoes the user's name, which an identity provider may fill with anything."""
+    answer = _post(signed_in(EVE), web, "/namespaces/default/attachments",
+                   {"vm": "vm1", "device": "46f4-0001-aaa1"})
+    assert answer.status_code == 403
+    assert "User &#34;eve\\u202egnp.exe&#34; cannot create resource" in answer.text
+    assert "\u202e" not in answer.text
 
 
 def test_state_changes_need_the_csrf_token_and_our_origin(signed_in: Client,

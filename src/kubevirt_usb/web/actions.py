@@ -26,7 +26,8 @@ def refusal(request: Request, exc: APIFailure, *, title: str) -> Response:
     """The API's own reason for refusing, shown to the user (with the API's status code)."""
     if exc.unreachable:
         title = "Cannot reach the API server"
-    return alert(request, tone="danger", title=title, text=exc.message,
+    # the API's message can echo what hardware or users wrote (names, serials): shown visibly
+    return alert(request, tone="danger", title=title, text=printable(exc.message, limit=2048),
                  status=exc.code if 400 <= exc.code < 600 else 502)
 
 
