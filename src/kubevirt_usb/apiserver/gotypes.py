@@ -46,7 +46,8 @@ def go_type(shape: Shape) -> str:
     return shape if isinstance(shape, str) else shape.go_type
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value as encoding/json names it in its errors."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -54,6 +55,12 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+def unmarshal_error(value: Any, *, field: str, of_type: str) -> str:
+    """encoding/json's error for `value` in the Go struct field `field` of type `of_type`."""
+    return (f"json: cannot unmarshal {json_type(value)} into Go struct field {field} "
+            f"of type {of_type}")
 
 
 def _fits(value: Any, shape: Shape) -> bool:
@@ -88,8 +95,7 @@ def _value_error(value: Any, shape: Shape, owner: str, where: str) -> str | None
     if value is None:
         return None
     if not _fits(value, shape):
-        return (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
-                f"{owner}.{where} of type {go_type(shape)}")
+        return unmarshal_error(value, field=f"{owner}.{where}", of_type=go_type(shape))
     if isinstance(shape, Struct):
         return _struct_error(value, shape, where)
     if isinstance(shape, ListOf):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubevirt_usb.apiserver.errors import Cause, bad_request
+from kubevirt_usb.apiserver.gotypes import unmarshal_error
 from kubevirt_usb.apiserver.selectors import (
     go_quote,
     go_string_slice,
@@ -137,22 +138,11 @@ _META_STRING_MAPS = ("labels", "annotations")
 _META_OBJECT_LISTS = ("ownerReferences", "managedFields")
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def metadata_type_error(meta: Mapping[str, Any]) -> str | None:
     """Why ObjectMeta cannot be decoded, in encoding/json's words (the 400 a real server gives
     for `"name": 5`, `"labels": ["a"]`...), or None. null is every field's zero value."""
     def mismatch(value: Any, field: str, go_type: str) -> str:
-        return (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
-                f"ObjectMeta.metadata.{field} of type {go_type}")
+        return unmarshal_error(value, field=f"ObjectMeta.metadata.{field}", of_type=go_type)
 
     for field in _META_STRINGS:
         value = meta.get(field)
