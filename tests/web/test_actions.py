@@ -98,6 +98,10 @@ def test_detach_shows_progress_until_the_attachment_is_gone(signed_in: Client,
     assert name[1] not in _attachments_of(web, "vm1")
     again = client.get(f"/namespaces/default/attachments/{name[1]}/detach-status?vm=vm1").text
     assert "Detached from vm1" in again
+    twice = _post(client, web, f"/namespaces/default/attachments/{name[1]}/detach", {})
+    assert twice.status_code == 404
+    assert "Nothing to detach" in twice.text
+    assert f"There is no attachment {name[1]} in namespace default" in twice.text
 
 
 def test_bad_input_is_explained_before_the_api_sees_it(signed_in: Client,

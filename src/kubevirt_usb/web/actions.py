@@ -111,14 +111,17 @@ async def detach(request: Request) -> Response:
     namespace, name = namespace_of(request), _attachment(request)
     try:
         before = await _get_or_none(who, name, namespace=namespace)
-        if before is not None:
-            await who.client.delete(USB_ATTACHMENTS, name, namespace=namespace)
+        if before is None:
+            return alert(request, tone="info", title="Nothing to detach",
+                         text=f"There is no attachment {name} in namespace {namespace}: it was "
+                         "detached already, or never existed.", status=404)
+        await who.client.delete(USB_ATTACHMENTS, name, namespace=namespace)
         found = await _get_or_none(who, name, namespace=namespace)
     except Unauthenticated:
         raise
     except APIFailure as exc:
         return refusal(request, exc, title="The API server refused the detach")
-    vm = printable(((before or {}).get("spec") or {}).get("vm") or "the VM")
+    vm = printable((before.get("spec") or {}).get("vm") or "the VM")
     return _progress_response(request, progress.detach_progress(found, vm=vm), name=name,
                               poll_url=_poll_url(namespace, name, "detach-status") +
                               f"?vm={quote(vm)}")
