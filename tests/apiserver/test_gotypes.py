@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubevirt_usb.apiserver.gotypes import BODIES, body_type_error
+from kubevirt_usb.apiserver.gotypes import BODIES, body_type_error, metadata_type_error
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 
@@ -36,3 +36,29 @@ def test_nulls_and_well_typed_bodies_and_other_kinds_pass() -> None:
     ) is None
     assert body_type_error("", "ConfigMap", {"spec": "anything"}) is None
     assert ("authentication.k8s.io", "TokenRequest") in BODIES
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ({"name": 5}, "number into Go struct field ObjectMeta.metadata.name of type string"),
+    ({"generation": True}, "bool into Go struct field ObjectMeta.metadata.generation of type "
+                           "int64"),
+    ({"generation": 1.5}, "number into Go struct field ObjectMeta.metadata.generation of type "
+                          "int64"),
+    ({"labels": ["a"]}, "array into Go struct field ObjectMeta.metadata.labels of type "
+                        "map[string]string"),
+    ({"annotations": {"a": 1}}, "number into Go struct field ObjectMeta.metadata.annotations "
+                                "of type string"),
+    ({"finalizers": [1]}, "number into Go struct field ObjectMeta.metadata.finalizers of type "
+                          "string"),
+    ({"ownerReferences": {}}, "object into Go struct field ObjectMeta.metadata.ownerReferences "
+                              "of type []v1.OwnerReference"),
+    ({"managedFields": ["x"]}, "string into Go struct field ObjectMeta.metadata.managedFields "
+                               "of type v1.ManagedFieldsEntry"),
+])
+def test_object_meta_of_the_wrong_type(meta: dict[str, object], expected: str) -> None:
+    assert metadata_type_error(meta) == f"json: cannot unmarshal {expected}"
+
+
+def test_object_meta_with_nulls_and_the_right_types_passes() -> None:
+    assert metadata_type_error({"name": "a", "generation": 2, "labels": {"a": "b", "c": None},
+                                "finalizers": None, "ownerReferences": [{"uid": "u"}]}) is None

@@ -20,8 +20,8 @@ import orjson
 from kubevirt_usb.apiserver import apply as ssa
 from kubevirt_usb.apiserver import errors, patching, schema
 from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.apiserver.gotypes import body_type_error
-from kubevirt_usb.apiserver.names import metadata_causes, metadata_type_error, name_errors
+from kubevirt_usb.apiserver.gotypes import body_type_error, metadata_type_error
+from kubevirt_usb.apiserver.names import metadata_causes, name_errors
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
 from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector, go_quote, object_fields
 from kubevirt_usb.apiserver.store import Obj, Store, TooOldResourceVersion, Watcher

@@ -112,6 +112,21 @@ def _value_error(value: Any, shape: Shape, owner: str, where: str) -> str | None
 
 
 _STRINGS = ListOf("string")
+
+OBJECT_META = Struct("v1.ObjectMeta", {
+    **{name: "string" for name in ("name", "generateName", "namespace", "selfLink", "uid",
+                                   "resourceVersion", "creationTimestamp", "deletionTimestamp")},
+    "generation": "int64", "deletionGracePeriodSeconds": "int64",
+    "labels": MapOf("string"), "annotations": MapOf("string"), "finalizers": _STRINGS,
+    "ownerReferences": ListOf(Struct("v1.OwnerReference")),
+    "managedFields": ListOf(Struct("v1.ManagedFieldsEntry"))})
+_WITH_METADATA = Struct("v1.Object", {"metadata": OBJECT_META})
+
+
+def metadata_type_error(meta: dict[str, Any]) -> str | None:
+    """Why ObjectMeta cannot be decoded (the 400 a real server gives for `"name": 5`,
+    `"labels": ["a"]`...), or None."""
+    return type_error({"metadata": meta}, _WITH_METADATA)
 _RESOURCE_ATTRIBUTES = Struct("v1.ResourceAttributes", {
     name: "string" for name in ("namespace", "verb", "group", "version", "resource",
                                 "subresource", "name")})

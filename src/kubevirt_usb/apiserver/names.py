@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubevirt_usb.apiserver.errors import Cause, bad_request
-from kubevirt_usb.apiserver.gotypes import unmarshal_error
 from kubevirt_usb.apiserver.selectors import (
     go_quote,
     go_string_slice,
@@ -130,47 +129,3 @@ def _owner_reference_causes(references: list[Any]) -> list[Cause]:
                                f"Found \"true\" in references for {names}"))
     return causes
 
-
-_META_STRINGS = ("name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
-                 "creationTimestamp", "deletionTimestamp")
-_META_INTEGERS = ("generation", "deletionGracePeriodSeconds")
-_META_STRING_MAPS = ("labels", "annotations")
-_META_OBJECT_LISTS = ("ownerReferences", "managedFields")
-
-
-def metadata_type_error(meta: Mapping[str, Any]) -> str | None:
-    """Why ObjectMeta cannot be decoded, in encoding/json's words (the 400 a real server gives
-    for `"name": 5`, `"labels": ["a"]`...), or None. null is every field's zero value."""
-    def mismatch(value: Any, field: str, go_type: str) -> str:
-        return unmarshal_error(value, field=f"ObjectMeta.metadata.{field}", of_type=go_type)
-
-    for field in _META_STRINGS:
-        value = meta.get(field)
-        if value is not None and not isinstance(value, str):
-            return mismatch(value, field, "string")
-    for field in _META_INTEGERS:
-        value = meta.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            return mismatch(value, field, "int64")
-    for field in _META_STRING_MAPS:
-        value = meta.get(field)
-        if value is not None and not isinstance(value, dict):
-            return mismatch(value, field, "map[string]string")
-        for item in (value or {}).values():
-            if item is not None and not isinstance(item, str):
-                return mismatch(item, field, "string")
-    finalizers = meta.get("finalizers")
-    if finalizers is not None and not isinstance(finalizers, list):
-        return mismatch(finalizers, "finalizers", "[]string")
-    for item in finalizers or []:
-        if item is not None and not isinstance(item, str):
-            return mismatch(item, "finalizers", "string")
-    for field in _META_OBJECT_LISTS:
-        value = meta.get(field)
-        go_type = "v1.OwnerReference" if field == "ownerReferences" else "v1.ManagedFieldsEntry"
-        if value is not None and not isinstance(value, list):
-            return mismatch(value, field, f"[]{go_type}")
-        for item in value or []:
-            if item is not None and not isinstance(item, dict):
-                return mismatch(item, field, go_type)
-    return None
