@@ -15,6 +15,7 @@ import yaml
 from kubevirt_usb.kube.client import KubeClient, ObservedTransport, WatchEvent, connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
+    CERTIFICATE_NOT_TRUSTED,
     AlreadyExists,
     Conflict,
     Gone,
@@ -160,6 +161,19 @@ async def test_nobody_listening_is_unavailable(tmp_path: Path, cluster: Emulator
     finally:
         await down.close()
     assert failure.value.reason == "ConnectError"
+
+
+async def test_a_server_certificate_that_is_not_trusted_is_said_so(tmp_path: Path,
+                                                                    cluster: Emulator) -> None:
+    config = load_config(kubeconfig=_with(cluster, tmp_path / "k"))  # the system CAs only
+    untrusting = connect(config, field_manager="t", timeout=5)
+    try:
+        with pytest.raises(Unavailable) as failure:
+            await untrusting.list(USBDevice)
+    finally:
+        await untrusting.close()
+    assert failure.value.reason == CERTIFICATE_NOT_TRUSTED
+    assert "CERTIFICATE_VERIFY_FAILED" in failure.value.message
 
 
 def _with(cluster: Emulator, path: Path, *, cluster_fields: dict[str, Any] | None = None,

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kubevirt_usb.kube.errors import (
+    CERTIFICATE_NOT_TRUSTED,
     AlreadyExists,
     Forbidden,
     Invalid,
@@ -168,7 +169,7 @@ def test_a_server_certificate_the_kubeconfig_does_not_trust_says_so() -> None:
     detail = ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local "
               "issuer certificate (_ssl.c:1006)")
     error = from_kube_error(Unavailable(f"cannot reach the API server: {detail}",
-                                        reason="ConnectError"), server=SERVER)
+                                        reason=CERTIFICATE_NOT_TRUSTED), server=SERVER)
     assert error.code is ExitCode.UNREACHABLE
     assert error.message == (f"the API server at {SERVER} is not the one the kubeconfig trusts "
                              f"({detail}): check the context's certificate-authority and server")

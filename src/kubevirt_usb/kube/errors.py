@@ -19,6 +19,7 @@ short name such as `ConnectError`, so metrics and logs can count errors by it.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx2
@@ -125,6 +126,20 @@ def _from_api_error(exc: ApiError) -> KubeError:
                             message=status.message or str(exc), retry_after=retry_after)
 
 
+CERTIFICATE_NOT_TRUSTED = "CertificateNotTrusted"
+"""`Unavailable.reason` when the server's certificate is not one the client trusts."""
+
+
+def _certificate_not_trusted(exc: BaseException) -> bool:
+    """Whether a TLS certificate verification failure is behind `exc` (httpx2 wraps it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def translate(exc: BaseException) -> KubeError:
     """The `KubeError` for an exception raised by lightkube or httpx2 (or an OSError below them).
 
@@ -145,7 +160,8 @@ def translate(exc: BaseException) -> KubeError:
         return Unavailable(f"the credentials cannot be read: {exc}", reason="ConfigError")
     if isinstance(exc, httpx2.HTTPError | OSError):
         detail = str(exc) or type(exc).__name__
-        return Unavailable(f"cannot reach the API server: {detail}", reason=type(exc).__name__)
+        reason = CERTIFICATE_NOT_TRUSTED if _certificate_not_trusted(exc) else type(exc).__name__
+        return Unavailable(f"cannot reach the API server: {detail}", reason=reason)
     if isinstance(exc, msgspec.DecodeError):
         return Unavailable(f"the API server's answer cannot be decoded: {exc}",
                            reason="DecodeError")

@@ -18,6 +18,7 @@ from lightkube.resources.core_v1 import Namespace, Node
 from kubevirt_usb.kube.client import KubeClient, ObjectList, WatchEvent, connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
+    CERTIFICATE_NOT_TRUSTED,
     Conflict,
     Forbidden,
     Gone,
@@ -66,7 +67,7 @@ def from_kube_error(error: KubeError, *, server: str) -> CLIError:
                         code=ExitCode.FORBIDDEN)
     if isinstance(error, NotFound):
         return CLIError(message, code=ExitCode.NOT_FOUND)
-    if isinstance(error, Unavailable) and not error.code and "CERTIFICATE_VERIFY_FAILED" in message:
+    if isinstance(error, Unavailable) and error.reason == CERTIFICATE_NOT_TRUSTED:
         return CLIError(f"the API server at {server} is not the one the kubeconfig trusts "
                         f"({_detail(message)}): check the context's certificate-authority and "
                         "server", code=ExitCode.UNREACHABLE)
