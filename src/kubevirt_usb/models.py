@@ -7,6 +7,7 @@ build objects with them.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,11 +21,22 @@ USBREDIR_VERSION_ANNOTATION = f"{GROUP}/usbredir-version"
 USBREDIR_MISSING_PREFIX = "not installed"
 
 HexId = Annotated[str, Field(pattern=r"^[0-9a-f]{4}$", description="4 lowercase hex digits")]
-DNSLabel = Annotated[str, Field(min_length=1, max_length=63,
-                                pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-DNSSubdomain = Annotated[str, Field(min_length=1, max_length=253,
-                                    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-                                    r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A DNS-1123 label (namespaces; at most 63 characters)."""
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A DNS-1123 subdomain (most object names; at most 253 characters)."""
+DNSLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+DNSSubdomain = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+
+
+def is_dns_label(value: str) -> bool:
+    """Whether `value` can name a namespace."""
+    return len(value) <= 63 and re.fullmatch(DNS_LABEL, value) is not None
+
+
+def is_dns_subdomain(value: str) -> bool:
+    """Whether `value` can name an object whose names are DNS subdomains (VMs, attachments...)."""
+    return len(value) <= 253 and re.fullmatch(DNS_SUBDOMAIN, value) is not None
 PortPath = Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+(\.[0-9]+)*$",
                                 description="the kernel's port path, e.g. 3-1.4")]
 

@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kubevirt_usb.models import is_dns_label, is_dns_subdomain
+
 Obj = Mapping[str, Any]
 
 KIND_DEVICE = "usbdevice.usb.kubevirt-usb.io"
@@ -16,8 +18,6 @@ KIND_ATTACHMENT = "usbattachment.usb.kubevirt-usb.io"
 KIND_POLICY = "usbpolicy.usb.kubevirt-usb.io"
 
 _NOT_DNS = re.compile(r"[^a-z0-9]+")
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def part(obj: Obj | None, key: str) -> dict[str, Any]:
@@ -68,11 +68,11 @@ def name_problem(value: str, *, what: str = "name") -> str | None:
     None. Checked before a request, so that a name never becomes another URL path (`vm1/status`
     would read the VM's status subresource)."""
     if what == "namespace":
-        if len(value) <= 63 and _LABEL.fullmatch(value):
+        if is_dns_label(value):
             return None
         return (f"{value!r} is not a valid namespace: lowercase letters, digits and '-', at most "
                 "63 characters")
-    if len(value) <= 253 and _SUBDOMAIN.fullmatch(value):
+    if is_dns_subdomain(value):
         return None
     return (f"{value!r} is not a valid {what}: lowercase letters, digits, '-' and '.', at most 253 "
             "characters")

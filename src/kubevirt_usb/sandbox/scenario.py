@@ -42,6 +42,8 @@ from pydantic import (
     model_validator,
 )
 
+from kubevirt_usb.models import DNSLabel
+
 ROOT_PORTS = 8
 """Ports per speed on the node's qemu-xhci controller (`p2` and `p3`)."""
 HUB_PORTS = 8
@@ -53,9 +55,6 @@ RESERVED_IDS = frozenset({"xhci", "vser"})
 """QEMU ids the guests use themselves (as are all ids starting with "kvu")."""
 
 QemuId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,30}$")]
-DNSLabel = Annotated[str, Field(min_length=1, max_length=63,
-                                pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-"""A namespace or VM name (the VM's name is also the value of its VMI's `kubevirt.io/vm` label)."""
 _PORT_PATH = re.compile(r"^[1-9][0-9]*(\.[1-9][0-9]*)*$")
 _FIELD_PATH = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*$")
 
@@ -162,7 +161,7 @@ class VMSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     namespace: DNSLabel = "default"
-    name: DNSLabel
+    name: DNSLabel  # a label, not a subdomain: it is also the value of the VMI's kubevirt.io/vm
     client_passthrough: bool = Field(
         default=True,
         validation_alias=AliasChoices("clientPassthrough", "client_passthrough"),

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 
-from kubevirt_usb.models import API_VERSION, DeviceSelector
+from kubevirt_usb.models import API_VERSION, DeviceSelector, is_dns_label, is_dns_subdomain
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_FORM_FIELDS = 64
 Obj = dict[str, Any]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _IDS = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 _KEYS = {"name": "name", "serial": "serial", "vendor": "vendorId", "vendorid": "vendorId",
          "product": "productId", "productid": "productId", "productname": "product",
@@ -49,19 +47,19 @@ def parse_form(body: bytes) -> dict[str, str]:
         raise FormError(f"the form has more than {MAX_FORM_FIELDS} fields") from None
 
 
-def _check_name(value: str, *, what: str, pattern: re.Pattern[str] = _DNS_SUBDOMAIN,
-                limit: int = 253) -> str:
+def _check_name(value: str, *, what: str,
+                valid: Callable[[str], bool] = is_dns_subdomain) -> str:
     value = value.strip()
     if not value:
         raise FormError(f"say which {what}")
-    if len(value) > limit or not pattern.match(value):
+    if not valid(value):
         raise FormError(f"{what} {value!r} is not a valid name: lower-case letters, digits "
                         "and '-'")
     return value
 
 
 def check_namespace(value: str) -> str:
-    return _check_name(value, what="namespace", pattern=_DNS_LABEL, limit=63)
+    return _check_name(value, what="namespace", valid=is_dns_label)
 
 
 def check_object_name(value: str, *, what: str) -> str:
