@@ -8,7 +8,6 @@ Deployment passes them with the downward API.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from pathlib import Path
 from typing import Literal
@@ -18,8 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubevirt_usb.controller.manager import ControllerOptions
 from kubevirt_usb.listen import parse_listen
-
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+from kubevirt_usb.models import is_dns_label
 
 
 def default_identity() -> str:
@@ -54,7 +52,7 @@ class ControllerSettings(BaseSettings):
     @field_validator("namespace")
     @classmethod
     def _namespace_is_a_label(cls, value: str) -> str:
-        if not _LABEL.fullmatch(value):
+        if not is_dns_label(value):
             raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-')")
         return value
 
