@@ -18,6 +18,7 @@ from kubevirt_usb.controller.decide import (
     Situation,
     decide,
 )
+from kubevirt_usb.controller.matching import matches
 from kubevirt_usb.controller.model import (
     FINALIZER,
     VM,
@@ -33,7 +34,6 @@ from kubevirt_usb.controller.model import (
     parse_device,
     parse_policy,
 )
-from kubevirt_usb.controller.matching import matches
 from kubevirt_usb.controller.policy import granting
 
 NS = "lab"
@@ -501,7 +501,8 @@ def test_fuzzed_objects_never_crash_the_decision_and_bind_only_what_is_allowed(
     for bind in plan.binds:
         assert a.problem is None
         (bound,) = [d for d in devices if d.name == bind.device]
-        assert bound.present and bound.claim is None
+        assert bound.present
+        assert bound.claim is None
         assert matches(a.selector, bound)
         assert granting(policies, bound, namespace=NS, labels=labels)
     for step in plan.steps:
