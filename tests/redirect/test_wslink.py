@@ -237,17 +237,25 @@ def test_any_bytes_from_the_vm_side_end_in_payloads_a_close_or_stream_broken(
     if hang_up:
         theirs.shutdown(socket.SHUT_WR)
     try:
+        broken = _drive(link)
+    finally:
+        link.close()
+        theirs.close()
+    assert broken is None or broken.detail
+
+
+def _drive(link: Link) -> StreamBroken | None:
+    """A few rounds of what the worker does with a link; how it broke, if it did."""
+    try:
         for _ in range(4):
             if link.receive() is None:
-                break
+                return None
             link.send(b"usbredir bytes")
             link.flush()
             link.tick()
     except StreamBroken as broken:
-        assert broken.detail
-    finally:
-        link.close()
-        theirs.close()
+        return broken
+    return None
 
 
 @pytest.mark.parametrize(("sent", "code", "detail"), [
