@@ -175,3 +175,10 @@ def test_event_rows_keep_ours_newest_first() -> None:
     assert [r.message for r in views.event_rows(events, now=NOW, keep=only)] == \
         ["msg new", "msg old"]
     assert len(views.event_rows(events, now=NOW, limit=1)) == 1
+
+
+def test_an_attachment_time_that_is_no_time_is_shown_as_text() -> None:
+    row = views.attachment_row(_attachment("a1", phase="Attached",
+                                           attachedSince="\x1b[31m\u202e" + "9" * 500), now=NOW)
+    assert row.since == "\\x1b[31m\\u202e" + "9" * 58 + "…"
+    assert row.since_age == ""

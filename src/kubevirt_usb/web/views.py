@@ -172,7 +172,7 @@ def device_row(device: Obj, *, attachments: Mapping[tuple[str, str], Obj],
         claim_namespace=printable(claim.get("namespace") or ""),
         claim_vm=printable(claim.get("vm") or ""),
         attachment=printable(claim.get("attachment") or ""),
-        since=str(since or ""),
+        since=printable(since, limit=64),
         since_age=age(since, now=now),
     )
 
@@ -294,7 +294,7 @@ def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
         bytes_from_vm=_count(status.get("bytesFromVM")),
         reconnects=_count(status.get("reconnects")),
         last_error=printable(status.get("lastError"), limit=512),
-        since=str(since or ""),
+        since=printable(since, limit=64),
         since_age=age(since, now=now),
         created=str(meta.get("creationTimestamp") or ""),
         detaching=bool(meta.get("deletionTimestamp")),
