@@ -5,8 +5,8 @@
 protocols, then other sections (`AT`, `HID`, `R`, `BIAS`, `PHY`, `HUT`, `L`, `HCC`, `VT`) this
 module ignores. Lines that fit nowhere are skipped; each line is decoded as UTF-8, or as Latin-1
 when it is not (older copies of the file were Latin-1); names are cleaned like descriptor strings
-(`model.clean_text`: no control characters), since they are published and shown as they are. A missing or unreadable file is an empty
-database: every lookup answers None.
+(`model.clean_text`: no control characters), since they are published and shown as they are. A
+missing or unreadable file is an empty database: every lookup answers None.
 """
 
 from __future__ import annotations
