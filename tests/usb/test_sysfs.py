@@ -24,6 +24,7 @@ from kubevirt_usb.usb.sysfs import (
     MAX_DESCRIPTOR_LENGTH,
     ScanResult,
     SkippedDevice,
+    SysfsUnreadable,
     read_device,
     resolve_port,
     scan,
@@ -532,3 +533,12 @@ def test_fuzzed_trees_scan_without_errors_and_publish_only_whole_valid_devices(
     _assert_publishable(result.devices)
     for entry in result.skipped:
         assert len(entry.reason) < 200
+
+
+def test_a_devices_directory_that_cannot_be_listed_is_an_error_not_no_devices(
+        tree: SysfsTree, usb_ids: UsbIds) -> None:
+    shutil.rmtree(tree.bus_dir)
+    tree.bus_dir.write_text("")
+    with pytest.raises(SysfsUnreadable, match=r"cannot list .*/bus/usb/devices: Not a directory"):
+        _scan(tree, usb_ids)
+    assert read_device(sysfs_root=tree.root, port_path="2-1", usb_ids=usb_ids) is None

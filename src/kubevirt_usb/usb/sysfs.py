@@ -57,11 +57,16 @@ class ScanResult:
     skipped: tuple[SkippedDevice, ...]
 
 
+class SysfsUnreadable(Exception):
+    """The devices directory exists but cannot be listed (not a directory, no permission): the
+    scan cannot tell which devices are there, so it reports nothing rather than none."""
+
+
 class _Skip(Exception):
     """The device being read cannot be reported; the message says why."""
 
 
-def _read_file(path: Path) -> bytes:
+def read_attribute(path: Path) -> bytes:
     """At most one byte more than an attribute can hold: enough to tell that a file is none."""
     with path.open("rb") as file:
         return file.read(MAX_ATTRIBUTE_BYTES + 1)
@@ -235,10 +240,15 @@ def _list(directory: Path) -> list[str]:
         return os.listdir(directory)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise SysfsUnreadable(f"cannot list {directory}: {exc.strerror or exc}") from exc
 
 
-def scan(*, sysfs_root: Path, usb_ids: UsbIds, read_file: FileReader = _read_file) -> ScanResult:
-    """Read every USB device under `<sysfs_root>/bus/usb/devices` (a missing directory: none).
+def scan(
+    *, sysfs_root: Path, usb_ids: UsbIds, read_file: FileReader = read_attribute
+) -> ScanResult:
+    """Read every USB device under `<sysfs_root>/bus/usb/devices` (a missing directory: none;
+    one that cannot be listed: SysfsUnreadable).
 
     `read_file` reads one attribute file; it exists so tests can change the tree mid-scan.
     """
@@ -257,7 +267,7 @@ def scan(*, sysfs_root: Path, usb_ids: UsbIds, read_file: FileReader = _read_fil
 
 
 def read_device(
-    *, sysfs_root: Path, port_path: str, usb_ids: UsbIds, read_file: FileReader = _read_file
+    *, sysfs_root: Path, port_path: str, usb_ids: UsbIds, read_file: FileReader = read_attribute
 ) -> UsbDevice | None:
     """The device now at `port_path`, fully read, or None if there is none (or it is unreadable).
 
@@ -266,14 +276,14 @@ def read_device(
     if not _DEVICE.fullmatch(port_path):
         return None
     base = sysfs_root / "bus" / "usb" / "devices"
-    interfaces = [
-        base / name
-        for name in _list(base)
-        if (m := _INTERFACE.fullmatch(name)) and m[1] == port_path
-    ]
     try:
+        interfaces = [
+            base / name
+            for name in _list(base)
+            if (m := _INTERFACE.fullmatch(name)) and m[1] == port_path
+        ]
         return _read_device(base / port_path, interfaces, read_file, usb_ids)
-    except _Skip:
+    except (_Skip, SysfsUnreadable):
         return None
 
 
@@ -281,7 +291,7 @@ def resolve_port(*, sysfs_root: Path, port_path: str) -> tuple[int, int] | None:
     """The current (busnum, devnum) of the device at `port_path`, or None if nothing is there."""
     if not _DEVICE.fullmatch(port_path):
         return None
-    attrs = _DeviceReader(sysfs_root / "bus" / "usb" / "devices" / port_path, _read_file)
+    attrs = _DeviceReader(sysfs_root / "bus" / "usb" / "devices" / port_path, read_attribute)
     try:
         return (
             attrs.number("busnum", base=10, limit=0xFFFF),
