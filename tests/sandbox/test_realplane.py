@@ -16,6 +16,7 @@ from kubevirt_usb.sandbox.realplane import (
     Created,
     is_ours,
     labelled,
+    leftover_event_namespaces,
     node_lease,
     read_credentials,
     resource_of,
@@ -104,3 +105,14 @@ def test_a_file_that_is_not_a_kubeconfig_is_said_so(tmp_path: Path) -> None:
     path.write_text("just: text\n")
     with pytest.raises(ControlPlaneError, match="not a kubeconfig with a current context"):
         read_credentials(path)
+
+
+def test_events_are_cleaned_where_namespaces_are_not_deleted() -> None:
+    vm = Created(resource=Resource(group="kubevirt.io", version="v1", plural="virtualmachines"),
+                 namespace="default", name="vm1", kind="VirtualMachine")
+    sa = Created(resource=Resource(group="", version="v1", plural="serviceaccounts"),
+                 namespace="kubevirt-usb", name="agent", kind="ServiceAccount")
+    team = Created(resource=Resource(group="kubevirt.io", version="v1", plural="virtualmachines"),
+                   namespace="team-a", name="vm3", kind="VirtualMachine")
+    assert leftover_event_namespaces([_created("Namespace", "kubevirt-usb"), sa, vm, team]) == \
+        ["default", "team-a"]

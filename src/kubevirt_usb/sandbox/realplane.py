@@ -120,6 +120,18 @@ def teardown_order(created: list[Created]) -> list[Created]:
     return sorted(unique, key=lambda c: rank.get(c.kind, 1))
 
 
+EVENT_API_VERSIONS = ("usb.kubevirt-usb.io/v1alpha1", "kubevirt.io/v1")
+"""The Events the product and the sandbox cause are about objects of these API versions."""
+
+
+def leftover_event_namespaces(created: list[Created]) -> list[str]:
+    """Namespaces whose Events outlive the teardown: those the sandbox wrote into without creating
+    them, and `default`, where Events about cluster-scoped objects go."""
+    made = {c.name for c in created if c.kind == "Namespace"}
+    used = {c.namespace for c in created if c.namespace} | {"default"}
+    return sorted(used - made)
+
+
 def node_lease(node: str, *, now: dt.datetime) -> dict[str, Any]:
     """The heartbeat a kubelet renews in kube-node-lease; without it kube-controller-manager's
     node lifecycle controller marks the node NotReady after its grace period."""
@@ -359,6 +371,7 @@ class RealPlane:
             if answer.status_code not in (200, 202, 404):
                 self._progress(f"warning: deleting {item.kind} {item.name}: "
                                f"{answer.status_code} {answer.text[:200]}")
+        await self._remove_events(order)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 120
         waiting = [i for i in order if i.kind in ("Namespace", "CustomResourceDefinition")]
@@ -375,6 +388,18 @@ class RealPlane:
             names = ", ".join(f"{i.kind} {i.name}" for i in waiting)
             self._progress(f"warning: still being deleted after 120 s: {names}")
         self._created.clear()
+
+    async def _remove_events(self, order: list[Created]) -> None:
+        """Events about the sandbox's objects in namespaces it did not create (`default`: the
+        VMs', and where cluster-scoped objects' Events go)."""
+        for namespace in leftover_event_namespaces(order):
+            for api_version in EVENT_API_VERSIONS:
+                answer = await self.http.delete(
+                    f"/api/v1/namespaces/{namespace}/events",
+                    params={"fieldSelector": f"involvedObject.apiVersion={api_version}"})
+                if answer.status_code not in (200, 404):
+                    self._progress(f"warning: deleting Events in {namespace}: "
+                                   f"{answer.status_code} {answer.text[:200]}")
 
     async def _renew_node_leases(self) -> None:
         while True:
