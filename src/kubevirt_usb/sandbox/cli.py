@@ -130,7 +130,8 @@ def status(ctx: click.Context, output: str) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"API: {state['api']}   kubeconfig: {state['kubeconfig']}")
+    plane = " (a real API server)" if state.get("controlPlane") == "real" else ""
+    console.print(f"API: {state['api']}{plane}   kubeconfig: {state['kubeconfig']}")
     devices = Table("NODE", "DEVICE", "KIND", "PORT", "PLUGGED", title="Nodes")
     for node, info in state["nodes"].items():
         for ref, dev in info["devices"].items():
