@@ -371,7 +371,6 @@ class RealPlane:
             if answer.status_code not in (200, 202, 404):
                 self._progress(f"warning: deleting {item.kind} {item.name}: "
                                f"{answer.status_code} {answer.text[:200]}")
-        await self._remove_events(order)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 120
         waiting = [i for i in order if i.kind in ("Namespace", "CustomResourceDefinition")]
@@ -387,16 +386,20 @@ class RealPlane:
         if waiting:
             names = ", ".join(f"{i.kind} {i.name}" for i in waiting)
             self._progress(f"warning: still being deleted after 120 s: {names}")
+        await self._remove_events(order)
         self._created.clear()
 
     async def _remove_events(self, order: list[Created]) -> None:
         """Events about the sandbox's objects in namespaces it did not create (`default`: the
-        VMs', and where cluster-scoped objects' Events go)."""
+        VMs', and where cluster-scoped objects' Events go), after the objects are gone.
+        kube-controller-manager may still record a Node's RemovingNode a moment later."""
+        selectors = [f"involvedObject.apiVersion={v}" for v in EVENT_API_VERSIONS]
+        selectors += [f"involvedObject.kind=Node,involvedObject.name={c.name}"
+                      for c in order if c.kind == "Node"]  # kube-controller-manager's
         for namespace in leftover_event_namespaces(order):
-            for api_version in EVENT_API_VERSIONS:
-                answer = await self.http.delete(
-                    f"/api/v1/namespaces/{namespace}/events",
-                    params={"fieldSelector": f"involvedObject.apiVersion={api_version}"})
+            for selector in selectors:
+                answer = await self.http.delete(f"/api/v1/namespaces/{namespace}/events",
+                                                params={"fieldSelector": selector})
                 if answer.status_code not in (200, 404):
                     self._progress(f"warning: deleting Events in {namespace}: "
                                    f"{answer.status_code} {answer.text[:200]}")
