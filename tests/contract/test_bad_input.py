@@ -30,10 +30,40 @@ def test_malformed_yaml_is_400(cluster: Cluster, namespace: str) -> None:
 def test_yaml_body_is_accepted(cluster: Cluster, namespace: str) -> None:
     with cluster.http() as http:
         response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
-                             content=b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n",
+                             content=b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yaml\n"
+                                     b"data: {a: 'yes', b: \"0755\", c: yEs, d: 1:20}\n",
                              headers={"Content-Type": "application/yaml"})
-    assert response.status_code == 201
-    assert response.json()["metadata"]["name"] == "y"
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["name"] == "yaml"
+    assert response.json()["data"] == {"a": "yes", "b": "0755", "c": "yEs", "d": "1:20"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"metadata:\n  name: y\n", "json: cannot unmarshal bool into Go struct field "
+                                     "ObjectMeta.metadata.name of type string"),
+        (b"metadata: {name: b}\ndata: {a: yes}\n", "json: cannot unmarshal bool into Go struct "
+                                                    "field ConfigMap.data of type string"),
+        (b"metadata: {name: b}\ndata: {a: Off}\n", "json: cannot unmarshal bool into Go struct "
+                                                    "field ConfigMap.data of type string"),
+        (b"metadata: {name: b}\ndata: {a: 0755}\n", "json: cannot unmarshal number into Go "
+                                                     "struct field ConfigMap.data of type string"),
+    ],
+)
+def test_yaml_bodies_are_yaml_1_1(cluster: Cluster, namespace: str, body: bytes,
+                                  expected: str) -> None:
+    """sigs.k8s.io/yaml reads YAML 1.1: `y`, `yes`, `on`, `off`... are booleans, `0755` a
+    number, so a manifest must quote them where it means a string."""
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b"apiVersion: v1\nkind: ConfigMap\n" + body,
+                             headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 400
+    status = status_of(response)
+    assert status["reason"] == "BadRequest"
+    assert status["message"] == f'ConfigMap in version "v1" cannot be handled as a ConfigMap: ' \
+                                f"{expected}"
 
 
 def test_a_json_array_body_is_400(cluster: Cluster, namespace: str) -> None:
