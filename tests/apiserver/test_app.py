@@ -144,10 +144,16 @@ def test_authenticated_users_may_discover(client: TestClient) -> None:
         '"" in the namespace "default"')
 
 
+def _page_not_found(response: Any) -> bool:
+    return (response.status_code, response.headers["content-type"], response.text) == (
+        404, "text/plain; charset=utf-8", "404 page not found\n")
+
+
 def test_paths_and_methods_not_served(client: TestClient) -> None:
-    unknown_group = client.get("/apis/nothing.example.com/v1/things")
-    assert unknown_group.status_code == 404
-    assert "details" not in unknown_group.json()
+    for path in ("/apis/nothing.example.com/v1/things", "/apis/nothing.example.com/v1",
+                 "/apis/nothing.example.com", "/apis/apps/v9/deployments", "/api/v2",
+                 "/nothing"):
+        assert _page_not_found(client.get(path)), path
     unknown_resource = client.get("/api/v1/things")
     assert unknown_resource.status_code == 404
     assert unknown_resource.json()["details"] == {}
@@ -158,7 +164,30 @@ def test_paths_and_methods_not_served(client: TestClient) -> None:
     review_list = client.get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
     assert review_list.status_code == 405
     assert client.post("/version").status_code == 405
-    assert client.get("/nothing").status_code == 404
+
+
+def test_what_the_crd_handler_does_not_serve(client: TestClient) -> None:
+    """Below a custom resource's group the CRD handler answers: what it does not serve goes to
+    the last handler (text 404), a subresource the CRD lacks is the object's NotFound."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "things.example.com"}, "spec": {
+               "group": "example.com", "scope": "Namespaced",
+               "names": {"plural": "things", "kind": "Thing"},
+               "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                   "openAPIV3Schema": {"type": "object",
+                                       "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                       json=crd).status_code == 201
+    path = "/apis/example.com/v1/namespaces/default/things"
+    assert client.post(path, json={"metadata": {"name": "t"}}).status_code == 201
+    assert _page_not_found(client.get("/apis/example.com/v1/namespaces/default/nosuch"))
+    assert _page_not_found(client.get("/apis/example.com/v1/things/t"))
+    assert _page_not_found(client.post("/apis/example.com/v1/things", json={}))
+    assert client.get("/apis/example.com/v1/things").status_code == 200
+    scale = client.get(f"{path}/t/scale")
+    assert scale.status_code == 404
+    assert scale.json()["message"] == 'things.example.com "t" not found'
+    assert scale.json()["details"] == {"name": "t", "group": "example.com", "kind": "things"}
 
 
 def test_create_get_list_and_delete_responses(client: TestClient) -> None:

@@ -95,11 +95,46 @@ def test_unknown_resource_is_404(cluster: Cluster, namespace: str) -> None:
     assert status["message"] == "the server could not find the requested resource"
 
 
-def test_unknown_group_version_is_404(cluster: Cluster) -> None:
+@pytest.mark.parametrize("path", ["/apis/apps/v1/nosuch", "/api/v1/namespaces/default/nosuch",
+                                  "/api/v1/namespaces/default/configmaps/x/nosuch"])
+def test_unknown_resource_of_a_built_in_group_version_is_a_404_status(cluster: Cluster,
+                                                                       path: str) -> None:
     with cluster.http() as http:
-        response = http.get("/apis/no.such.group.contract.kubevirt-usb.io/v1/things")
+        response = http.get(path)
     assert response.status_code == 404
-    assert status_of(response)["reason"] == "NotFound"
+    status = status_of(response)
+    assert status["reason"] == "NotFound"
+    assert status["message"] == "the server could not find the requested resource"
+    assert status["details"] == {}
+
+
+@pytest.mark.parametrize("path", ["/apis/no.such.group.contract.kubevirt-usb.io/v1/things",
+                                  "/apis/no.such.group.contract.kubevirt-usb.io/v1",
+                                  "/apis/apps/v9/deployments", "/api/v9"])
+def test_unknown_group_version_is_a_plain_404(cluster: Cluster, path: str) -> None:
+    """No handler serves the path: Go's `http.NotFound`, text, not a Status."""
+    with cluster.http() as http:
+        response = http.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == "404 page not found\n"
+
+
+def test_what_a_crd_does_not_serve_is_a_plain_404(cluster: Cluster, namespace: str,
+                                                   widget_crd: ContractCRD) -> None:
+    """The CRD handler passes a resource its group lacks, or a namespaced resource named without
+    a namespace, to the last handler."""
+    with cluster.http() as http:
+        http.post(widget_crd.path(namespace), json=widget_crd.obj("n", namespace=namespace))
+        for path in (f"/apis/{widget_crd.group}/{widget_crd.version}/namespaces/{namespace}/"
+                     "nosuch",
+                     f"/apis/{widget_crd.group}/{widget_crd.version}/{widget_crd.plural}/n"):
+            response = http.get(path)
+            assert response.status_code == 404, path
+            assert response.text == "404 page not found\n", path
+        scale = http.get(widget_crd.path(namespace, "n", "scale"))
+    assert scale.status_code == 404
+    assert status_of(scale)["message"] == f'{widget_crd.plural}.{widget_crd.group} "n" not found'
 
 
 def test_body_of_another_kind_is_400(cluster: Cluster, namespace: str) -> None:

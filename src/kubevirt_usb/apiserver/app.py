@@ -143,6 +143,10 @@ def json_response(body: Any, *, status: int = 200, warnings: Sequence[str] = ())
 
 
 def status_response(error: errors.APIError) -> Response:
+    if error.plain_text:
+        return Response(f"{error.message}\n", status_code=error.code,
+                        media_type="text/plain; charset=utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
     headers = None
     if error.retry_after_seconds is not None:
         headers = {"Retry-After": str(error.retry_after_seconds)}
@@ -251,7 +255,7 @@ class APIServerApp:
             return self._openapi_v2(request.headers.get("accept", ""))
         fixed = self._fixed_document(path)
         if fixed is None:
-            raise errors.path_not_found(known_group_version=False)
+            raise errors.page_not_found()
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed()
         if isinstance(fixed, str):
@@ -300,13 +304,19 @@ class APIServerApp:
         return None
 
     def _resource(self, info: RequestInfo) -> ResourceInfo:
+        """The resource a request names, or the 404/405 kube-apiserver answers: built-in group
+        versions are go-restful routes (a Status), custom resources the CRD handler, which hands
+        what it does not serve to the last handler (`404 page not found`)."""
         registry = self.api.registry
         if not registry.has_group_version(info.group, info.version):
-            raise errors.path_not_found(known_group_version=False)
+            raise errors.page_not_found()
+        custom_group = any(r.custom for r in registry.in_group_version(info.group, info.version))
         resource = registry.get(info.group, info.version, info.resource)
         if resource is None:
-            raise errors.path_not_found()
-        if info.subresource and info.subresource not in resource.subresources:
+            raise errors.page_not_found() if custom_group else errors.path_not_found()
+        if resource.custom:
+            _check_custom_resource_path(info, resource)
+        elif info.subresource and info.subresource not in resource.subresources:
             raise errors.path_not_found()
         if not resource.namespaced and info.namespace and info.resource != "namespaces":
             raise errors.path_not_found()
@@ -583,8 +593,19 @@ def _user_info(user: UserInfo) -> dict[str, Any]:
     return out
 
 
+def _check_custom_resource_path(info: RequestInfo, resource: ResourceInfo) -> None:
+    """What the CRD handler refuses: a scope the CRD does not have (a namespaced resource by
+    name without its namespace: only list and watch span namespaces) goes to the last handler;
+    a subresource it does not serve is the object's NotFound."""
+    if resource.namespaced != bool(info.namespace) and \
+            not (resource.namespaced and info.verb in ("list", "watch")):
+        raise errors.page_not_found()
+    if info.subresource and info.subresource not in resource.subresources:
+        raise errors.not_found(resource=resource.resource, group=resource.group, name=info.name)
+
+
 def _not_found_path() -> Any:
-    raise errors.path_not_found(known_group_version=False)
+    raise errors.page_not_found()
 
 
 def _first_line(exc: Exception) -> str:

@@ -39,6 +39,7 @@ class APIError(Exception):
     retry_after_seconds: int | None = None
     empty_details: bool = False  # `"details": {}` as errors built without a resource carry
     list_continue: str = ""  # metadata.continue of an expired list's Status
+    plain_text: bool = False  # answered as Go's http.Error does (text/plain), not as a Status
 
     def __str__(self) -> str:
         return self.message
@@ -173,10 +174,22 @@ def method_not_allowed() -> APIError:
 
 
 def path_not_found(*, known_group_version: bool = True) -> APIError:
-    """404 for a path that names no resource (`details: {}` below a served group version)."""
+    """404 for a path below a built-in group version that names no resource there (go-restful's
+    answer: a Status with `details: {}`; without details for an OpenAPI v3 document the server
+    does not have)."""
     return APIError(code=404, reason="NotFound",
                     message="the server could not find the requested resource",
                     empty_details=known_group_version)
+
+
+PAGE_NOT_FOUND = "404 page not found\n"
+
+
+def page_not_found() -> APIError:
+    """404 for a path no handler serves: an unknown group or version, a custom resource the
+    group does not have, anything outside the API. kube-apiserver's last handler answers it with
+    Go's `http.NotFound`: `404 page not found` as text/plain, not a Status."""
+    return APIError(code=404, reason="NotFound", message=PAGE_NOT_FOUND.strip(), plain_text=True)
 
 
 def gone(message: str) -> APIError:
