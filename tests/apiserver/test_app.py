@@ -361,3 +361,31 @@ def test_extensions_mount_routes_and_join_discovery() -> None:
         assert rejected.status_code == 401
         resources = test_client.get("/apis/subresources.example.com/v1", headers=admin).json()
         assert resources["resources"][0]["name"] == "widgets/connect"
+
+
+def test_patch_content_types_are_matched_by_go_restful_then_by_the_handler(
+        client: TestClient) -> None:
+    path = "/api/v1/namespaces/default/configmaps"
+    assert client.post(path, json={"metadata": {"name": "p"}}).status_code == 201
+    for header in ("application/json", "Application/Merge-Patch+json", ""):
+        refused = client.patch(f"{path}/p", content=b"{}", headers={"Content-Type": header})
+        assert (refused.status_code, refused.json()["message"], refused.json()["details"]) == (
+            415, "415: Unsupported Media Type", {}), header
+    for header in ("application/merge-patch+json; charset=utf-8",
+                   "text/plain, application/merge-patch+json"):
+        routed = client.patch(f"{path}/p", content=b"{}", headers={"Content-Type": header})
+        assert routed.status_code in (200, 415), header
+        if routed.status_code == 415:  # routed, then refused by the handler's exact match
+            assert routed.json()["message"].startswith("the body of the request was in an "
+                                                       "unknown format"), header
+
+
+def test_field_selectors_of_kinds_without_a_conversion_use_the_default_one(
+        client: TestClient) -> None:
+    answers = {resource: client.get(f"/api/v1/namespaces/default/{resource}",
+                                    params={"fieldSelector": "x=1"}).json()["message"]
+               for resource in ("configmaps", "secrets", "events")}
+    assert answers == {
+        "configmaps": '"x" is not a known field selector: only "metadata.name", '
+                      '"metadata.namespace"',
+        "secrets": "field label not supported: x", "events": "field label not supported: x"}

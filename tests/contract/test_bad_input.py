@@ -183,11 +183,15 @@ def test_invalid_names_are_422(cluster: Cluster, namespace: str, name: str) -> N
 
 def test_invalid_namespace_name_is_422(cluster: Cluster) -> None:
     with cluster.http() as http:
-        response = http.post("/api/v1/namespaces", json={"metadata": {"name": "has.dot"}})
-    assert response.status_code == 422
-    status = status_of(response)
-    assert status["message"].startswith('Namespace "has.dot" is invalid: metadata.name: '
-                                        'Invalid value: "has.dot": a lowercase RFC 1123 label')
+        dotted = http.post("/api/v1/namespaces", json={"metadata": {"name": "has.dot"}})
+        upper = http.post("/api/v1/namespaces", json={"metadata": {"name": "Upper"}})
+    assert dotted.status_code == 422
+    assert status_of(dotted)["message"] == ('Namespace "has.dot" is invalid: metadata.name: '
+                                            'Invalid value: "has.dot": must not contain dots')
+    assert upper.status_code == 422
+    assert status_of(upper)["message"].startswith(
+        'Namespace "Upper" is invalid: metadata.name: Invalid value: "Upper": a lowercase RFC 1123 '
+        "label must consist of lower case alphanumeric characters or '-'")
 
 
 def test_missing_name_is_422(cluster: Cluster, namespace: str) -> None:
@@ -273,7 +277,7 @@ def test_owner_reference_without_uid_is_422(cluster: Cluster, namespace: str) ->
                                               "name": "o"}]}})
     assert response.status_code == 422
     assert status_of(response)["details"]["causes"] == [{
-        "reason": "FieldValueInvalid", "message": 'Invalid value: "": uid must not be empty',
+        "reason": "FieldValueInvalid", "message": 'Invalid value: "": must not be empty',
         "field": "metadata.ownerReferences.uid"}]
 
 

@@ -54,6 +54,8 @@ class APIError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:  # StatusReasonUnknown is "" and omitted
+            del body["reason"]
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
@@ -161,6 +163,13 @@ def unsupported_media_type(accepted: Sequence[str] = BODY_MEDIA_TYPES) -> APIErr
         message="the body of the request was in an unknown format - accepted media types "
         f"include: {', '.join(accepted)}",
     )
+
+
+def route_unsupported_media_type() -> APIError:
+    """415 as go-restful answers a Content-Type no route of the path consumes (a PATCH to a
+    built-in resource): its own short message, `details: {}`."""
+    return APIError(code=415, reason="UnsupportedMediaType", message="415: Unsupported Media Type",
+                    empty_details=True)
 
 
 def method_not_allowed() -> APIError:
