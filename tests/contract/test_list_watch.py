@@ -318,3 +318,35 @@ def test_watch_of_a_custom_resource(cluster: Cluster, namespace: str,
     assert events[0]["type"] == "MODIFIED"
     assert events[0]["object"]["status"] == {"phase": "Up"}
     assert events[0]["object"]["apiVersion"] == widget_crd.api_version
+
+
+@pytest.mark.parametrize(
+    ("path", "columns"),
+    [
+        ("/api/v1/namespaces/{ns}/configmaps", [("Name", "string", 0), ("Data", "string", 0),
+                                                ("Age", "string", 0)]),
+        ("/api/v1/namespaces/{ns}/serviceaccounts", [("Name", "string", 0),
+                                                     ("Age", "string", 0)]),
+        ("/api/v1/namespaces/{ns}/events", [
+            ("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
+            ("Object", "string", 0), ("Subobject", "string", 1), ("Source", "string", 1),
+            ("Message", "string", 0), ("First Seen", "string", 1), ("Count", "string", 1),
+            ("Name", "string", 1)]),
+        ("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", [
+            ("Name", "string", 0), ("Role", "string", 0), ("Age", "string", 0),
+            ("Users", "string", 1), ("Groups", "string", 1), ("ServiceAccounts", "string", 1)]),
+        ("/api/v1/nodes", [
+            ("Name", "string", 0), ("Status", "string", 0), ("Roles", "string", 0),
+            ("Age", "string", 0), ("Version", "string", 0), ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1), ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1), ("Container-Runtime", "string", 1)]),
+    ],
+)
+def test_built_in_tables_have_the_server_s_columns(cluster: Cluster, namespace: str, path: str,
+                                                   columns: list[tuple[str, str, int]]) -> None:
+    """The server prints the wide form: kubectl hides the priority-1 columns itself."""
+    table_type = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    with cluster.http() as http:
+        table = http.get(path.format(ns=namespace), headers={"Accept": table_type}).json()
+    assert table["kind"] == "Table"
+    assert [(c["name"], c["type"], c["priority"]) for c in table["columnDefinitions"]] == columns
