@@ -44,7 +44,7 @@ def test_configmaps_and_secrets_count_their_entries_and_service_accounts_do_not(
 
 
 def test_pods() -> None:
-    pod = {"metadata": {"name": "p", "creationTimestamp": CREATED},
+    pod: dict[str, Any] = {"metadata": {"name": "p", "creationTimestamp": CREATED},
            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
            "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": [
                {"ready": True, "restartCount": 2}, {"ready": False, "restartCount": 1,
@@ -66,7 +66,7 @@ def test_pods() -> None:
 
 
 def test_nodes() -> None:
-    node = {"metadata": {"name": "n", "creationTimestamp": CREATED, "labels": {
+    node: dict[str, Any] = {"metadata": {"name": "n", "creationTimestamp": CREATED, "labels": {
         "node-role.kubernetes.io/worker": "", "node-role.kubernetes.io/control-plane": ""}},
             "spec": {"unschedulable": True},
             "status": {"conditions": [{"type": "Ready", "status": "True"}],
@@ -105,7 +105,8 @@ def test_events_print_their_name_only_wide() -> None:
 def test_rbac_and_crds() -> None:
     meta = {"name": "r", "creationTimestamp": CREATED}
     assert _row("rbac.authorization.k8s.io", "Role", {"metadata": meta})["Created At"] == CREATED
-    binding = {"metadata": meta, "roleRef": {"kind": "ClusterRole", "name": "view"}}
+    binding: dict[str, Any] = {"metadata": meta,
+                               "roleRef": {"kind": "ClusterRole", "name": "view"}}
     binding["subjects"] = [{"kind": "User", "name": "alice"}, {"kind": "Group", "name": "g"},
                            {"kind": "ServiceAccount", "namespace": "ns", "name": "sa"},
                            {"kind": "User", "name": "bob"}]
