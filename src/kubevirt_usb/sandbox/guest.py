@@ -33,7 +33,10 @@ from kubevirt_usb.sandbox.guest_image import GuestImage
 from kubevirt_usb.sandbox.qmp import QMPClient, QMPConnectionError, QMPError
 
 QEMU_BINARY = "qemu-system-x86_64"
-BOOT_TIMEOUT = 180.0
+BOOT_TIMEOUT = 600.0
+"""How long a guest may take to answer its first command. Under TCG a boot takes about a
+minute on an idle host; with stress-ng --cpu 2 beside other builds on 2 cores a guest had
+booted (`kvu-init: ready`) but not yet answered when the former 180 s ran out."""
 _SOCKET_PATH_MAX = 107
 _BEGIN = b"@@KVU BEGIN "
 _END = b"@@KVU END "
