@@ -151,9 +151,15 @@ def _page_not_found(response: Any) -> bool:
 
 def test_paths_and_methods_not_served(client: TestClient) -> None:
     for path in ("/apis/nothing.example.com/v1/things", "/apis/nothing.example.com/v1",
-                 "/apis/nothing.example.com", "/apis/apps/v9/deployments", "/api/v2",
-                 "/nothing"):
+                 "/apis/nothing.example.com", "/nothing"):
         assert _page_not_found(client.get(path)), path
+    for path in ("/api/v2", "/api/v2/pods", "/apis/authorization.k8s.io/v9",
+                 "/apis/authorization.k8s.io/v9/selfsubjectaccessreviews"):
+        below_a_built_in_group = client.get(path)
+        assert below_a_built_in_group.status_code == 404, path
+        assert below_a_built_in_group.json()["details"] == {}, path
+    bare = client.get("/openapi/v3/apis/nothing.example.com/v1")
+    assert (bare.status_code, bare.content, "content-type" in bare.headers) == (404, b"", False)
     unknown_resource = client.get("/api/v1/things")
     assert unknown_resource.status_code == 404
     assert unknown_resource.json()["details"] == {}

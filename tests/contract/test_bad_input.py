@@ -96,9 +96,12 @@ def test_unknown_resource_is_404(cluster: Cluster, namespace: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/apis/apps/v1/nosuch", "/api/v1/namespaces/default/nosuch",
-                                  "/api/v1/namespaces/default/configmaps/x/nosuch"])
-def test_unknown_resource_of_a_built_in_group_version_is_a_404_status(cluster: Cluster,
-                                                                       path: str) -> None:
+                                  "/api/v1/namespaces/default/configmaps/x/nosuch",
+                                  "/apis/apps/v9/deployments", "/apis/apps/v9", "/api/v9",
+                                  "/api/v9/pods"])
+def test_what_a_built_in_group_lacks_is_a_404_status(cluster: Cluster, path: str) -> None:
+    """Below `/api` and a built-in group (go-restful serves `/apis/apps` itself), an unknown
+    version or resource is a Status."""
     with cluster.http() as http:
         response = http.get(path)
     assert response.status_code == 404
@@ -110,7 +113,7 @@ def test_unknown_resource_of_a_built_in_group_version_is_a_404_status(cluster: C
 
 @pytest.mark.parametrize("path", ["/apis/no.such.group.contract.kubevirt-usb.io/v1/things",
                                   "/apis/no.such.group.contract.kubevirt-usb.io/v1",
-                                  "/apis/apps/v9/deployments", "/api/v9"])
+                                  "/apis/no.such.group.contract.kubevirt-usb.io", "/no/such/path"])
 def test_unknown_group_version_is_a_plain_404(cluster: Cluster, path: str) -> None:
     """No handler serves the path: Go's `http.NotFound`, text, not a Status."""
     with cluster.http() as http:
@@ -128,7 +131,8 @@ def test_what_a_crd_does_not_serve_is_a_plain_404(cluster: Cluster, namespace: s
         http.post(widget_crd.path(namespace), json=widget_crd.obj("n", namespace=namespace))
         for path in (f"/apis/{widget_crd.group}/{widget_crd.version}/namespaces/{namespace}/"
                      "nosuch",
-                     f"/apis/{widget_crd.group}/{widget_crd.version}/{widget_crd.plural}/n"):
+                     f"/apis/{widget_crd.group}/{widget_crd.version}/{widget_crd.plural}/n",
+                     f"/apis/{widget_crd.group}/v9/namespaces/{namespace}/{widget_crd.plural}"):
             response = http.get(path)
             assert response.status_code == 404, path
             assert response.text == "404 page not found\n", path

@@ -143,6 +143,8 @@ def json_response(body: Any, *, status: int = 200, warnings: Sequence[str] = ())
 
 
 def status_response(error: errors.APIError) -> Response:
+    if error.plain_text and not error.message:
+        return Response(b"", status_code=error.code)
     if error.plain_text:
         return Response(f"{error.message}\n", status_code=error.code,
                         media_type="text/plain; charset=utf-8",
@@ -289,19 +291,27 @@ class APIServerApp:
         if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
             group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4])
             doc = discovery.openapi_v3_group_version(api.registry, group, version)
-            if doc is None:
-                raise errors.path_not_found(known_group_version=False)
+            if doc is None:  # kube-openapi answers a bare 404
+                raise errors.APIError(code=404, reason="NotFound", message="", plain_text=True)
             return doc
         if len(parts) == 2 and parts[0] == "api":
-            return discovery.api_resource_list(api.registry, self.extensions, "", parts[1]) or \
-                _not_found_path()
+            found = discovery.api_resource_list(api.registry, self.extensions, "", parts[1])
+            return found or _raise(self._not_served(""))
         if len(parts) == 2 and parts[0] == "apis":
             return discovery.api_group(api.registry, self.extensions, parts[1]) or \
-                _not_found_path()
+                _raise(errors.page_not_found())
         if len(parts) == 3 and parts[0] == "apis":
-            return discovery.api_resource_list(api.registry, self.extensions, parts[1],
-                                               parts[2]) or _not_found_path()
+            found = discovery.api_resource_list(api.registry, self.extensions, parts[1],
+                                                parts[2])
+            return found or _raise(self._not_served(parts[1]))
         return None
+
+    def _not_served(self, group: str) -> errors.APIError:
+        """The 404 for a group version the server does not serve: below a built-in group
+        (`/api`, `/apis/apps`...) go-restful's Status, elsewhere the last handler's text."""
+        builtin = group == "" or any(r.group == group and not r.custom
+                                     for r in self.api.registry.all())
+        return errors.path_not_found() if builtin else errors.page_not_found()
 
     def _resource(self, info: RequestInfo) -> ResourceInfo:
         """The resource a request names, or the 404/405 kube-apiserver answers: built-in group
@@ -309,7 +319,7 @@ class APIServerApp:
         what it does not serve to the last handler (`404 page not found`)."""
         registry = self.api.registry
         if not registry.has_group_version(info.group, info.version):
-            raise errors.page_not_found()
+            raise self._not_served(info.group)
         custom_group = any(r.custom for r in registry.in_group_version(info.group, info.version))
         resource = registry.get(info.group, info.version, info.resource)
         if resource is None:
@@ -623,8 +633,8 @@ def _check_custom_resource_path(info: RequestInfo, resource: ResourceInfo) -> No
         raise errors.not_found(resource=resource.resource, group=resource.group, name=info.name)
 
 
-def _not_found_path() -> Any:
-    raise errors.page_not_found()
+def _raise(error: errors.APIError) -> Any:
+    raise error
 
 
 def _first_line(exc: Exception) -> str:

@@ -182,13 +182,12 @@ def method_not_allowed() -> APIError:
     )
 
 
-def path_not_found(*, known_group_version: bool = True) -> APIError:
-    """404 for a path below a built-in group version that names no resource there (go-restful's
-    answer: a Status with `details: {}`; without details for an OpenAPI v3 document the server
-    does not have)."""
+def path_not_found() -> APIError:
+    """404 for a path below a built-in group (`/api`, `/apis/apps`...) that names nothing there:
+    an unknown version or resource (go-restful's answer: a Status with `details: {}`)."""
     return APIError(code=404, reason="NotFound",
                     message="the server could not find the requested resource",
-                    empty_details=known_group_version)
+                    empty_details=True)
 
 
 PAGE_NOT_FOUND = "404 page not found\n"
