@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, one_line_error
+from tests.kubectl_usb.cluster import Cluster, StderrLines, one_line_error
 from tests.polling import wait_until
 
 AAA1 = "46f4-0001-aaa1"
@@ -116,28 +115,18 @@ def test_a_stick_requested_but_not_yet_bound_is_refused_too(cluster: Cluster) ->
 
 def test_wait_until_attached_shows_progress(cluster: Cluster) -> None:
     process = cluster.start("attach", "--serial", "AAA1", "vm1", "--wait", "--timeout", "1m")
-    stderr = process.stderr
-    assert stderr is not None
-    lines: list[str] = []
-
-    def read() -> None:  # stderr line by line, as the command writes it
-        for line in stderr:
-            lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    progress = StderrLines(process)
     wait_until(lambda: cluster.attachment(NAME) is not None, timeout=30,
                what="the attachment to be created")
     cluster.claim(AAA1, attachment=NAME, vm="vm1")
     cluster.set_phase(NAME, "Connecting", device=AAA1, node="node1")
     # kubectl usb polls: on a busy machine it may look only after the next phase is set
-    wait_until(lambda: any(line.startswith("waiting: ") for line in lines), timeout=60,
+    wait_until(lambda: progress.shown("waiting: "), timeout=60,
                what="kubectl usb to report the attachment connecting")
     cluster.set_phase(NAME, "Attached", device=AAA1, node="node1")
     out = process.stdout.read() if process.stdout else ""
     code = process.wait(timeout=60)
-    reader.join(timeout=10)
-    err = "".join(lines)
+    err = progress.text()
     assert code == 0, err
     assert out.splitlines() == [
         f"usbattachment/{NAME} created: attaching {AAA1} (QEMU USB HARDDRIVE, serial AAA1, node1 "
