@@ -81,7 +81,7 @@ async def test_the_program_publishes_serves_health_and_stops_on_sigterm(
                "--kubeconfig", str(cluster.kubeconfig),
                "--sysfs-root", str(_tree(tmp_path / "sys")),
                "--usb-ids", str(tmp_path / "usb.ids"), "--health-listen", f"127.0.0.1:{port}",
-               "--uevents", "none"]
+               "--uevents", "none", "--restart-grace", "90"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     api = cluster.client()
     try:
@@ -118,3 +118,10 @@ async def test_the_program_publishes_serves_health_and_stops_on_sigterm(
         "usb.kubevirt-usb.io/usbredir-version": found.describe()}
     assert lines[-1]["message"] == "agent stopped"
     assert {line["node"] for line in lines if "device" in line} == {"node-cli"}
+    after = cluster.client()
+    try:  # stopped, it left its Lease counting for a restart
+        left = await after.get(Lease, "kubevirt-usb-agent-node-cli", namespace=NAMESPACE)
+    finally:
+        await after.close()
+    assert left["spec"]["leaseDurationSeconds"] == 90
+    assert heartbeat["spec"]["leaseDurationSeconds"] == 40

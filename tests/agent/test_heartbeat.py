@@ -9,6 +9,7 @@ import httpx2
 
 from kubevirt_usb.agent.heartbeat import (
     Heartbeat,
+    farewell_manifest,
     lease_alive,
     lease_manifest,
     lease_name,
@@ -54,6 +55,39 @@ def test_a_lease_is_alive_until_its_duration_runs_out() -> None:
     assert not lease_alive(lease, now=NOW + dt.timedelta(seconds=40))
     assert not lease_alive({"spec": {"renewTime": "soon", "leaseDurationSeconds": 40}}, now=NOW)
     assert not lease_alive({}, now=NOW)
+
+
+def test_a_stopped_agent_leaves_its_lease_counting_for_the_restart_grace() -> None:
+    """A restart on a busy node took 59 s from SIGTERM to the new agent's first renewal (the
+    sandbox under load): the last renewal's 40 s ran out and the controller wrote every device
+    unreachable and back. The Lease left at the stop counts for the restart grace instead."""
+    last_renewal = lease_manifest(name="l", namespace="ns", holder="n", now=NOW,
+                                  duration_seconds=40)
+    stopped_at = NOW + dt.timedelta(seconds=5)
+    left = farewell_manifest(name="l", namespace="ns", holder="n", now=stopped_at,
+                             duration_seconds=40, restart_grace=120)
+    slow_restart = stopped_at + dt.timedelta(seconds=59)
+    assert not lease_alive(last_renewal, now=slow_restart)
+    assert lease_alive(left, now=slow_restart)
+    assert not lease_alive(left, now=stopped_at + dt.timedelta(seconds=120))
+    assert left["spec"]["holderIdentity"] == "n"
+    shorter = farewell_manifest(name="l", namespace="ns", holder="n", now=stopped_at,
+                                duration_seconds=40, restart_grace=10)
+    assert shorter["spec"]["leaseDurationSeconds"] == 40  # never less than a renewal gives
+
+
+async def test_the_farewell_is_applied_like_a_renewal(cluster: Emulator) -> None:
+    client = cluster.client()
+    beat = Heartbeat(client, node="node1", namespace=NAMESPACE, clock=lambda: NOW,
+                     restart_grace=120)
+    try:
+        assert await beat.renew()
+        assert await beat.farewell() is None
+        stored = await client.get(Lease, "kubevirt-usb-agent-node1", namespace=NAMESPACE)
+    finally:
+        await client.close()
+    assert stored["spec"]["leaseDurationSeconds"] == 120
+    assert lease_alive(stored, now=NOW + dt.timedelta(seconds=119))
 
 
 async def test_renewals_create_then_move_the_renew_time(cluster: Emulator) -> None:

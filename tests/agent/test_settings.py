@@ -16,6 +16,7 @@ def test_defaults_fit_a_daemonset() -> None:
     assert settings.usb_ids == Path("/usr/share/misc/usb.ids")
     assert (settings.grace_period, settings.rescan_interval) == (600.0, 60.0)
     assert (settings.lease_duration, settings.renew_interval) == (40, 10.0)
+    assert settings.restart_grace == 120
     assert settings.uevents == "kernel"
 
 
@@ -30,6 +31,7 @@ def test_every_setting_has_a_prefixed_variable_and_the_downward_api_names() -> N
     ({"node_name": "Node_1"}, "not a DNS subdomain"),
     ({"node_name": "n", "namespace": "a.b"}, "not a DNS label"),
     ({"node_name": "n", "lease_duration": 10, "renew_interval": 10}, "shorter than the lease"),
+    ({"node_name": "n", "restart_grace": 30}, r"restart grace \(30s\) must not be shorter"),
     ({"node_name": "n", "uevents": "dbus"}, "uevents must be one of kernel, udev, none"),
     ({"node_name": "n", "grace_period": -1}, "must not be negative"),
     ({"node_name": "n", "health_listen": "nonsense"},

@@ -188,7 +188,13 @@ def test_unknown_fields_of_a_custom_resource(api: API) -> None:
     strict = _status(api.create, info, namespace="ns",
                      body={**body, "metadata": {"name": "w2"}},
                      ctx=_ctx(field_validation="Strict"))
-    assert strict["message"] == 'strict decoding error: unknown field "spec.bogus"'
+    assert strict["message"] == ('Widget in version "v1" cannot be handled as a Widget: '
+                                 'strict decoding error: unknown field "spec.bogus"')
+    _widget(api, "w3")
+    patched = _status(api.patch, info, namespace="ns", name="w3",
+                      patch={"spec": {"bogus": True}}, content_type=PATCH_MERGE,
+                      ctx=_ctx(field_validation="Strict"))
+    assert patched["message"] == 'strict decoding error: unknown field "spec.bogus"'
 
 
 def test_schema_violations_are_422(api: API) -> None:
@@ -243,7 +249,7 @@ def test_custom_resource_update_needs_a_resource_version(api: API) -> None:
     status = _status(api.update, _info(api, "widgets", "example.com"), namespace="ns", name="w",
                      body={"metadata": {"name": "w"}, "spec": {"size": 2}}, ctx=_ctx())
     assert status["message"] == ('widgets.example.com "w" is invalid: metadata.resourceVersion: '
-                                 "Invalid value: 0x0: must be specified for an update")
+                                 "Invalid value: 0: must be specified for an update")
 
 
 def test_put_of_a_missing_lease_creates_it(api: API) -> None:
@@ -397,15 +403,57 @@ def test_propagation_policies_add_their_finalizers(api: API) -> None:
     assert foreground.obj["metadata"]["finalizers"] == ["foregroundDeletion"]
 
 
-def test_delete_preconditions_conflict_with_the_storage_error(api: API) -> None:
-    _cm(api, "p")
-    status = _status(api.delete, _info(api, "configmaps"), namespace="ns", name="p",
+def test_delete_preconditions_conflict_as_before_delete_words_it(api: API) -> None:
+    created = _cm(api, "p")
+    uid, version = created["metadata"]["uid"], created["metadata"]["resourceVersion"]
+    info = _info(api, "configmaps")
+    status = _status(api.delete, info, namespace="ns", name="p",
                      options={"preconditions": {"uid": "other"}}, ctx=_ctx())
     assert status["code"] == 409
-    assert status["message"].startswith(
-        'Operation cannot be fulfilled on configmaps "p": StorageError: invalid object, Code: 4, '
-        "Key: /registry/configmaps/ns/p, ResourceVersion: 0, AdditionalErrorMsg: Precondition "
-        "failed: UID in precondition: other, UID in object meta: ")
+    assert status["message"] == (
+        f'Operation cannot be fulfilled on ConfigMap "p": the UID in the precondition (other) '
+        f"does not match the UID in record ({uid}). The object might have been deleted and then "
+        "recreated")
+    empty = _status(api.delete, info, namespace="ns", name="p",
+                    options={"preconditions": {"uid": ""}}, ctx=_ctx())
+    assert empty["code"] == 409  # a precondition that is there counts, even empty
+    stale = _status(api.delete, info, namespace="ns", name="p",
+                    options={"preconditions": {"resourceVersion": "1"}}, ctx=_ctx())
+    assert stale["message"] == (
+        'Operation cannot be fulfilled on ConfigMap "p": the ResourceVersion in the precondition '
+        f"(1) does not match the ResourceVersion in record ({version}). The object might have "
+        "been modified")
+
+
+def test_namespace_delete_preconditions_are_the_namespace_storage_s(api: API) -> None:
+    ns = api.get(_info(api, "namespaces"), namespace="", name="ns")
+    status = _status(api.delete, _info(api, "namespaces"), namespace="", name="ns",
+                     options={"preconditions": {"uid": "other"}}, ctx=_ctx())
+    assert status["message"] == (
+        'Operation cannot be fulfilled on namespaces "ns": Precondition failed: UID in '
+        f"precondition: other, UID in object meta: {ns['metadata']['uid']}")
+
+
+def test_a_posted_resource_version_is_refused_after_validation(api: API) -> None:
+    info = _info(api, "configmaps")
+    for version in ("5", "0", "abc", ""):
+        body = {"metadata": {"name": f"rv{version}", "resourceVersion": version}}
+        if version == "5":
+            status = _status(api.create, info, namespace="ns", body=body, ctx=_ctx(), posted=True)
+            assert (status["code"], status["message"], "reason" in status) == (
+                500, "resourceVersion should not be set on objects to be created", False)
+        else:
+            created = api.create(info, namespace="ns", body=body, ctx=_ctx(), posted=True)
+            assert created["metadata"]["resourceVersion"] not in ("0", "abc", "")
+    invalid = _status(api.create, info, namespace="ns", ctx=_ctx(), posted=True,
+                      body={"metadata": {"name": "Bad", "resourceVersion": "5"}})
+    assert invalid["code"] == 422
+    dry = api.create(info, namespace="ns", ctx=_ctx(dry_run=True), posted=True,
+                     body={"metadata": {"name": "dry", "resourceVersion": "5"}})
+    assert dry["metadata"]["name"] == "dry"
+    internal = api.create(info, namespace="ns", ctx=_ctx(),
+                          body={"metadata": {"name": "internal", "resourceVersion": "5"}})
+    assert internal["metadata"]["resourceVersion"] != "5"
 
 
 def test_namespace_deletion_marks_then_refuses_a_second_delete(api: API) -> None:

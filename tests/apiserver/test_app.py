@@ -144,10 +144,22 @@ def test_authenticated_users_may_discover(client: TestClient) -> None:
         '"" in the namespace "default"')
 
 
+def _page_not_found(response: Any) -> bool:
+    return (response.status_code, response.headers["content-type"], response.text) == (
+        404, "text/plain; charset=utf-8", "404 page not found\n")
+
+
 def test_paths_and_methods_not_served(client: TestClient) -> None:
-    unknown_group = client.get("/apis/nothing.example.com/v1/things")
-    assert unknown_group.status_code == 404
-    assert "details" not in unknown_group.json()
+    for path in ("/apis/nothing.example.com/v1/things", "/apis/nothing.example.com/v1",
+                 "/apis/nothing.example.com", "/nothing"):
+        assert _page_not_found(client.get(path)), path
+    for path in ("/api/v2", "/api/v2/pods", "/apis/authorization.k8s.io/v9",
+                 "/apis/authorization.k8s.io/v9/selfsubjectaccessreviews"):
+        below_a_built_in_group = client.get(path)
+        assert below_a_built_in_group.status_code == 404, path
+        assert below_a_built_in_group.json()["details"] == {}, path
+    bare = client.get("/openapi/v3/apis/nothing.example.com/v1")
+    assert (bare.status_code, bare.content, "content-type" in bare.headers) == (404, b"", False)
     unknown_resource = client.get("/api/v1/things")
     assert unknown_resource.status_code == 404
     assert unknown_resource.json()["details"] == {}
@@ -158,7 +170,30 @@ def test_paths_and_methods_not_served(client: TestClient) -> None:
     review_list = client.get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
     assert review_list.status_code == 405
     assert client.post("/version").status_code == 405
-    assert client.get("/nothing").status_code == 404
+
+
+def test_what_the_crd_handler_does_not_serve(client: TestClient) -> None:
+    """Below a custom resource's group the CRD handler answers: what it does not serve goes to
+    the last handler (text 404), a subresource the CRD lacks is the object's NotFound."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "things.example.com"}, "spec": {
+               "group": "example.com", "scope": "Namespaced",
+               "names": {"plural": "things", "kind": "Thing"},
+               "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                   "openAPIV3Schema": {"type": "object",
+                                       "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                       json=crd).status_code == 201
+    path = "/apis/example.com/v1/namespaces/default/things"
+    assert client.post(path, json={"metadata": {"name": "t"}}).status_code == 201
+    assert _page_not_found(client.get("/apis/example.com/v1/namespaces/default/nosuch"))
+    assert _page_not_found(client.get("/apis/example.com/v1/things/t"))
+    assert _page_not_found(client.post("/apis/example.com/v1/things", json={}))
+    assert client.get("/apis/example.com/v1/things").status_code == 200
+    scale = client.get(f"{path}/t/scale")
+    assert scale.status_code == 404
+    assert scale.json()["message"] == 'things.example.com "t" not found'
+    assert scale.json()["details"] == {"name": "t", "group": "example.com", "kind": "things"}
 
 
 def test_create_get_list_and_delete_responses(client: TestClient) -> None:
@@ -332,3 +367,31 @@ def test_extensions_mount_routes_and_join_discovery() -> None:
         assert rejected.status_code == 401
         resources = test_client.get("/apis/subresources.example.com/v1", headers=admin).json()
         assert resources["resources"][0]["name"] == "widgets/connect"
+
+
+def test_patch_content_types_are_matched_by_go_restful_then_by_the_handler(
+        client: TestClient) -> None:
+    path = "/api/v1/namespaces/default/configmaps"
+    assert client.post(path, json={"metadata": {"name": "p"}}).status_code == 201
+    for header in ("application/json", "Application/Merge-Patch+json", ""):
+        refused = client.patch(f"{path}/p", content=b"{}", headers={"Content-Type": header})
+        assert (refused.status_code, refused.json()["message"], refused.json()["details"]) == (
+            415, "415: Unsupported Media Type", {}), header
+    for header in ("application/merge-patch+json; charset=utf-8",
+                   "text/plain, application/merge-patch+json"):
+        routed = client.patch(f"{path}/p", content=b"{}", headers={"Content-Type": header})
+        assert routed.status_code in (200, 415), header
+        if routed.status_code == 415:  # routed, then refused by the handler's exact match
+            assert routed.json()["message"].startswith("the body of the request was in an "
+                                                       "unknown format"), header
+
+
+def test_field_selectors_of_kinds_without_a_conversion_use_the_default_one(
+        client: TestClient) -> None:
+    answers = {resource: client.get(f"/api/v1/namespaces/default/{resource}",
+                                    params={"fieldSelector": "x=1"}).json()["message"]
+               for resource in ("configmaps", "secrets", "events")}
+    assert answers == {
+        "configmaps": '"x" is not a known field selector: only "metadata.name", '
+                      '"metadata.namespace"',
+        "secrets": "field label not supported: x", "events": "field label not supported: x"}

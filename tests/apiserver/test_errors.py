@@ -37,7 +37,13 @@ def test_conflicts() -> None:
 def test_generic_errors_carry_empty_details() -> None:
     assert errors.method_not_allowed().status()["details"] == {}
     assert errors.path_not_found().status()["details"] == {}
-    assert "details" not in errors.path_not_found(known_group_version=False).status()
+    assert errors.route_unsupported_media_type().status()["details"] == {}
+
+
+def test_a_page_not_found_is_plain_text_and_an_unknown_reason_is_omitted() -> None:
+    assert errors.page_not_found().plain_text
+    assert errors.page_not_found().message == "404 page not found"
+    assert "reason" not in errors.APIError(code=500, reason="", message="m").status()
 
 
 def test_media_types_and_forbidden_sentences() -> None:

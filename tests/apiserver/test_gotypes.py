@@ -62,3 +62,17 @@ def test_object_meta_of_the_wrong_type(meta: dict[str, object], expected: str) -
 def test_object_meta_with_nulls_and_the_right_types_passes() -> None:
     assert metadata_type_error({"name": "a", "generation": 2, "labels": {"a": "b", "c": None},
                                 "finalizers": None, "ownerReferences": [{"uid": "u"}]}) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [({"a": True}, "json: cannot unmarshal bool into Go struct field ConfigMap.data of type "
+                   "string"),
+     ({"a": 493}, "json: cannot unmarshal number into Go struct field ConfigMap.data of type "
+                  "string"),
+     (["a"], "json: cannot unmarshal array into Go struct field ConfigMap.data of type "
+             "map[string]string"),
+     ({"a": "yes"}, None)],
+)
+def test_config_map_data_holds_strings(data: object, expected: str | None) -> None:
+    assert body_type_error("", "ConfigMap", {"data": data}) == expected

@@ -30,7 +30,9 @@ def test_too_long_subdomain() -> None:
 
 def test_labels() -> None:
     assert label_errors("my-name") == []
-    assert label_errors("has.dot")[0].startswith("a lowercase RFC 1123 label must consist of")
+    assert label_errors("has.dot") == ["must not contain dots"]  # a subdomain, not a label
+    assert label_errors("Upper")[0].startswith("a lowercase RFC 1123 label must consist of")
+    assert label_errors("-dot.")[0].startswith("a lowercase RFC 1123 label must consist of")
     assert label_errors("x" * 64)[0] == "must be no more than 63 characters"
 
 
@@ -73,7 +75,7 @@ def test_owner_reference_and_finalizer_problems() -> None:
                               "finalizers": ["orphan", "foregroundDeletion"]})
     assert [(c.field, c.message) for c in causes] == [
         ("metadata.ownerReferences.apiVersion", 'Invalid value: "": version must not be empty'),
-        ("metadata.ownerReferences.uid", 'Invalid value: "": uid must not be empty'),
+        ("metadata.ownerReferences.uid", 'Invalid value: "": must not be empty'),
         ("metadata.finalizers", 'Invalid value: []string{"orphan", "foregroundDeletion"}: '
          "finalizer orphan and foregroundDeletion cannot be both set")]
 

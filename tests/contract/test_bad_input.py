@@ -30,10 +30,40 @@ def test_malformed_yaml_is_400(cluster: Cluster, namespace: str) -> None:
 def test_yaml_body_is_accepted(cluster: Cluster, namespace: str) -> None:
     with cluster.http() as http:
         response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
-                             content=b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n",
+                             content=b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yaml\n"
+                                     b"data: {a: 'yes', b: \"0755\", c: yEs, d: 1:20}\n",
                              headers={"Content-Type": "application/yaml"})
-    assert response.status_code == 201
-    assert response.json()["metadata"]["name"] == "y"
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["name"] == "yaml"
+    assert response.json()["data"] == {"a": "yes", "b": "0755", "c": "yEs", "d": "1:20"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"metadata:\n  name: y\n", "json: cannot unmarshal bool into Go struct field "
+                                     "ObjectMeta.metadata.name of type string"),
+        (b"metadata: {name: b}\ndata: {a: yes}\n", "json: cannot unmarshal bool into Go struct "
+                                                    "field ConfigMap.data of type string"),
+        (b"metadata: {name: b}\ndata: {a: Off}\n", "json: cannot unmarshal bool into Go struct "
+                                                    "field ConfigMap.data of type string"),
+        (b"metadata: {name: b}\ndata: {a: 0755}\n", "json: cannot unmarshal number into Go "
+                                                     "struct field ConfigMap.data of type string"),
+    ],
+)
+def test_yaml_bodies_are_yaml_1_1(cluster: Cluster, namespace: str, body: bytes,
+                                  expected: str) -> None:
+    """sigs.k8s.io/yaml reads YAML 1.1: `y`, `yes`, `on`, `off`... are booleans, `0755` a
+    number, so a manifest must quote them where it means a string."""
+    with cluster.http() as http:
+        response = http.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                             content=b"apiVersion: v1\nkind: ConfigMap\n" + body,
+                             headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 400
+    status = status_of(response)
+    assert status["reason"] == "BadRequest"
+    assert status["message"] == f'ConfigMap in version "v1" cannot be handled as a ConfigMap: ' \
+                                f"{expected}"
 
 
 def test_a_json_array_body_is_400(cluster: Cluster, namespace: str) -> None:
@@ -65,11 +95,50 @@ def test_unknown_resource_is_404(cluster: Cluster, namespace: str) -> None:
     assert status["message"] == "the server could not find the requested resource"
 
 
-def test_unknown_group_version_is_404(cluster: Cluster) -> None:
+@pytest.mark.parametrize("path", ["/apis/apps/v1/nosuch", "/api/v1/namespaces/default/nosuch",
+                                  "/api/v1/namespaces/default/configmaps/x/nosuch",
+                                  "/apis/apps/v9/deployments", "/apis/apps/v9", "/api/v9",
+                                  "/api/v9/pods"])
+def test_what_a_built_in_group_lacks_is_a_404_status(cluster: Cluster, path: str) -> None:
+    """Below `/api` and a built-in group (go-restful serves `/apis/apps` itself), an unknown
+    version or resource is a Status."""
     with cluster.http() as http:
-        response = http.get("/apis/no.such.group.contract.kubevirt-usb.io/v1/things")
+        response = http.get(path)
     assert response.status_code == 404
-    assert status_of(response)["reason"] == "NotFound"
+    status = status_of(response)
+    assert status["reason"] == "NotFound"
+    assert status["message"] == "the server could not find the requested resource"
+    assert status["details"] == {}
+
+
+@pytest.mark.parametrize("path", ["/apis/no.such.group.contract.kubevirt-usb.io/v1/things",
+                                  "/apis/no.such.group.contract.kubevirt-usb.io/v1",
+                                  "/apis/no.such.group.contract.kubevirt-usb.io", "/no/such/path"])
+def test_unknown_group_version_is_a_plain_404(cluster: Cluster, path: str) -> None:
+    """No handler serves the path: Go's `http.NotFound`, text, not a Status."""
+    with cluster.http() as http:
+        response = http.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == "404 page not found\n"
+
+
+def test_what_a_crd_does_not_serve_is_a_plain_404(cluster: Cluster, namespace: str,
+                                                   widget_crd: ContractCRD) -> None:
+    """The CRD handler passes a resource its group lacks, or a namespaced resource named without
+    a namespace, to the last handler."""
+    with cluster.http() as http:
+        http.post(widget_crd.path(namespace), json=widget_crd.obj("n", namespace=namespace))
+        for path in (f"/apis/{widget_crd.group}/{widget_crd.version}/namespaces/{namespace}/"
+                     "nosuch",
+                     f"/apis/{widget_crd.group}/{widget_crd.version}/{widget_crd.plural}/n",
+                     f"/apis/{widget_crd.group}/v9/namespaces/{namespace}/{widget_crd.plural}"):
+            response = http.get(path)
+            assert response.status_code == 404, path
+            assert response.text == "404 page not found\n", path
+        scale = http.get(widget_crd.path(namespace, "n", "scale"))
+    assert scale.status_code == 404
+    assert status_of(scale)["message"] == f'{widget_crd.plural}.{widget_crd.group} "n" not found'
 
 
 def test_body_of_another_kind_is_400(cluster: Cluster, namespace: str) -> None:
@@ -118,11 +187,15 @@ def test_invalid_names_are_422(cluster: Cluster, namespace: str, name: str) -> N
 
 def test_invalid_namespace_name_is_422(cluster: Cluster) -> None:
     with cluster.http() as http:
-        response = http.post("/api/v1/namespaces", json={"metadata": {"name": "has.dot"}})
-    assert response.status_code == 422
-    status = status_of(response)
-    assert status["message"].startswith('Namespace "has.dot" is invalid: metadata.name: '
-                                        'Invalid value: "has.dot": a lowercase RFC 1123 label')
+        dotted = http.post("/api/v1/namespaces", json={"metadata": {"name": "has.dot"}})
+        upper = http.post("/api/v1/namespaces", json={"metadata": {"name": "Upper"}})
+    assert dotted.status_code == 422
+    assert status_of(dotted)["message"] == ('Namespace "has.dot" is invalid: metadata.name: '
+                                            'Invalid value: "has.dot": must not contain dots')
+    assert upper.status_code == 422
+    assert status_of(upper)["message"].startswith(
+        'Namespace "Upper" is invalid: metadata.name: Invalid value: "Upper": a lowercase RFC 1123 '
+        "label must consist of lower case alphanumeric characters or '-'")
 
 
 def test_missing_name_is_422(cluster: Cluster, namespace: str) -> None:
@@ -208,7 +281,7 @@ def test_owner_reference_without_uid_is_422(cluster: Cluster, namespace: str) ->
                                               "name": "o"}]}})
     assert response.status_code == 422
     assert status_of(response)["details"]["causes"] == [{
-        "reason": "FieldValueInvalid", "message": 'Invalid value: "": uid must not be empty',
+        "reason": "FieldValueInvalid", "message": 'Invalid value: "": must not be empty',
         "field": "metadata.ownerReferences.uid"}]
 
 

@@ -166,7 +166,8 @@ def test_unknown_fields_with_strict_validation_are_400(cluster: Cluster, namespa
     assert response.status_code == 400
     status = status_of(response)
     assert status["reason"] == "BadRequest"
-    assert status["message"] == 'strict decoding error: unknown field "spec.bogus"'
+    assert status["message"] == ('Widget in version "v1" cannot be handled as a Widget: strict '
+                                 'decoding error: unknown field "spec.bogus"')
 
 
 def test_invalid_crd_is_422(cluster: Cluster) -> None:

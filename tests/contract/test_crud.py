@@ -180,7 +180,7 @@ def test_custom_resource_update_requires_a_resource_version(
     assert status["reason"] == "Invalid"
     assert status["message"] == (
         f'{widget_crd.plural}.{widget_crd.group} "w" is invalid: metadata.resourceVersion: '
-        "Invalid value: 0x0: must be specified for an update")
+        "Invalid value: 0: must be specified for an update")
     assert status["details"]["kind"] == widget_crd.plural
 
 

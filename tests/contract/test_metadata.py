@@ -44,13 +44,31 @@ def test_resource_version_is_cluster_wide(cluster: Cluster, namespace: str) -> N
 def test_server_owned_metadata_is_not_taken_from_the_client(cluster: Cluster,
                                                             namespace: str) -> None:
     body = {"metadata": {"name": "a", "uid": "00000000-0000-0000-0000-000000000000",
-                         "resourceVersion": "5", "creationTimestamp": "2000-01-01T00:00:00Z"}}
+                         "resourceVersion": "0", "creationTimestamp": "2000-01-01T00:00:00Z"}}
     with cluster.http() as http:
         created = http.post(f"/api/v1/namespaces/{namespace}/configmaps", json=body)
     assert created.status_code == 201
     meta = created.json()["metadata"]
     assert meta["uid"] != "00000000-0000-0000-0000-000000000000"
     assert meta["creationTimestamp"] != "2000-01-01T00:00:00Z"
+    assert meta["resourceVersion"] != "0"
+
+
+def test_a_create_with_a_resource_version_is_refused_by_the_storage(cluster: Cluster,
+                                                                     namespace: str) -> None:
+    """etcd3's Create refuses a set resourceVersion with an error that is no Status of its own:
+    500 without a reason (after validation, so an invalid object is still 422)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    with cluster.http() as http:
+        refused = http.post(path, json={"metadata": {"name": "a", "resourceVersion": "5"}})
+        invalid = http.post(path, json={"metadata": {"name": "B", "resourceVersion": "5"}})
+        assert http.get(f"{path}/a").status_code == 404
+    assert refused.status_code == 500
+    assert refused.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                              "status": "Failure", "code": 500,
+                              "message": "resourceVersion should not be set on objects to be "
+                                         "created"}
+    assert invalid.status_code == 422
 
 
 def test_generation_counts_spec_changes_only(cluster: Cluster, namespace: str,
@@ -172,10 +190,20 @@ def test_delete_preconditions(cluster: Cluster, namespace: str) -> None:
                              json={"preconditions": {"resourceVersion": "1"}})
         assert stale.status_code == 409
         assert status_of(stale)["reason"] == "Conflict"
+        assert status_of(stale)["message"] == (
+            'Operation cannot be fulfilled on ConfigMap "p": the ResourceVersion in the '
+            f"precondition (1) does not match the ResourceVersion in record "
+            f"({created['metadata']['resourceVersion']}). The object might have been modified")
         wrong_uid = http.request("DELETE", f"{path}/p", json={"preconditions": {
             "uid": "00000000-0000-0000-0000-000000000000"}})
         assert wrong_uid.status_code == 409
-        assert "Precondition failed: UID in precondition" in status_of(wrong_uid)["message"]
+        status = status_of(wrong_uid)
+        assert status["message"] == (
+            'Operation cannot be fulfilled on ConfigMap "p": the UID in the precondition '
+            f"(00000000-0000-0000-0000-000000000000) does not match the UID in record "
+            f"({created['metadata']['uid']}). The object might have been deleted and then "
+            "recreated")
+        assert status["details"] == {"name": "p", "kind": "ConfigMap"}
         ok = http.request("DELETE", f"{path}/p", json={"preconditions": {
             "uid": created["metadata"]["uid"],
             "resourceVersion": created["metadata"]["resourceVersion"]}})

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT
 from kubevirt_usb.sandbox.harness import SandboxHarness
 
 REAL_APISERVER_VARIABLE = "KUBEVIRT_USB_TEST_KUBECONFIG"
@@ -30,6 +31,14 @@ def real_apiserver_kubeconfig(request: pytest.FixtureRequest) -> Path | None:
     if not named or request.node.get_closest_marker("real_apiserver") is None:
         return None
     return Path(named)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """An end-to-end test may include starting its module's sandbox, which itself waits up to
+    BOOT_TIMEOUT + 900 s on a busy machine: the suite's 600 s hang guard would cut it first."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None and "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.timeout(BOOT_TIMEOUT + 1200))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kubevirt_usb.sandbox.components import agent_ready
+from kubevirt_usb.sandbox.components import AGENT_RESTART_GRACE, agent_ready
 from kubevirt_usb.sandbox.harness import SandboxHarness
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, Scenario, VMSpec
 
@@ -83,16 +83,18 @@ def test_unplug_marks_absent_and_replug_keeps_the_name(box: SandboxHarness) -> N
 
 
 def test_an_agent_restart_writes_nothing_new(box: SandboxHarness) -> None:
+    """Neither the agent (its first plan is its steady one) nor the controller (the stopped
+    agent's Lease counts for the restart grace, so no device turns unreachable) writes."""
     versions = {n: d["metadata"]["resourceVersion"] for n, d in _devices(box).items()}
     components = box.sandbox.components
     assert components is not None
     guest = box.sandbox.node("node1")
     old = components.agents["node1"]
     box.run(guest.signal(old, signal_name="TERM"))
-    box.wait_until(lambda: not box.on_node("node1", f"kill -0 {old.pid}").ok, within=30,
+    box.wait_until(lambda: not box.on_node("node1", f"kill -0 {old.pid}").ok, within=60,
                    what="the old agent to exit")
     box.run(components.start_agent(guest))
-    box.wait_until(lambda: box.run(agent_ready(guest)), within=90,
+    box.wait_until(lambda: box.run(agent_ready(guest)), within=AGENT_RESTART_GRACE,
                    what="the restarted agent to finish its first publish")
     after = {n: d["metadata"]["resourceVersion"] for n, d in _devices(box).items()}
     assert after == versions

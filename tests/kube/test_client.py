@@ -78,7 +78,7 @@ async def test_delete_only_if_unchanged(client: KubeClient) -> None:
     created = await client.create(USBDevice, _device("dev-c"))
     old = created["metadata"]["resourceVersion"]
     await client.patch(USBDevice, "dev-c", {"metadata": {"labels": {"team": "b"}}})
-    with pytest.raises(Conflict, match="Precondition failed"):
+    with pytest.raises(Conflict, match="the ResourceVersion in the precondition"):
         await client.delete(USBDevice, "dev-c", resource_version=old)
     current = (await client.get(USBDevice, "dev-c"))["metadata"]["resourceVersion"]
     await client.delete(USBDevice, "dev-c", resource_version=current)

@@ -10,6 +10,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
 from kubevirt_usb.kube.errors import (
+    RESOURCE_NOT_SERVED,
     AlreadyExists,
     Conflict,
     Forbidden,
@@ -97,6 +98,25 @@ def test_an_http_error_without_a_status_body_maps_by_code() -> None:
     assert isinstance(error, Unavailable)
     assert error.code == 502
     assert "bad gateway" in error.message
+
+
+def test_a_resource_type_the_server_does_not_serve_is_told_from_a_missing_object() -> None:
+    """kube-apiserver: a Status below a group version it serves, Go's text 404 below one it
+    does not (a CRD's group before the CRD is installed); a missing object is neither."""
+    request = httpx2.Request("GET", URL)
+    plain = httpx2.Response(404, text="404 page not found\n", request=request,
+                            headers={"Content-Type": "text/plain; charset=utf-8"})
+    unknown_group = translate(httpx2.HTTPStatusError("404", request=request, response=plain))
+    status = httpx2.Response(404, request=request, json={
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "the server could not find the requested resource", "reason": "NotFound",
+        "details": {}, "code": 404})
+    unknown_resource = translate(ApiError(request=request, response=status))
+    missing_object = translate(_api_error(404, "NotFound", details={"name": "x"}))
+    assert isinstance(unknown_group, NotFound)
+    assert isinstance(unknown_resource, NotFound)
+    assert (unknown_group.reason, unknown_resource.reason, missing_object.reason) == (
+        RESOURCE_NOT_SERVED, RESOURCE_NOT_SERVED, "NotFound")
 
 
 def test_transport_failures_are_unavailable_with_the_exception_name_as_reason() -> None:

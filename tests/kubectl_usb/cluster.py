@@ -308,3 +308,27 @@ def one_line_error(result: Result) -> str:
     assert lines[0].startswith("error: "), result.err
     assert "Traceback" not in result.err
     return lines[0]
+
+
+class StderrLines:
+    """A running command's stderr, line by line as it writes it (its progress lines), so a test
+    can wait for one before changing what the command waits on."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            self.lines.append(line)
+
+    def shown(self, prefix: str) -> bool:
+        return any(line.startswith(prefix) for line in self.lines)
+
+    def text(self) -> str:
+        """Everything, once the command has exited."""
+        self._reader.join(timeout=10)
+        return "".join(self.lines)

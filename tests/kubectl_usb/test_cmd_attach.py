@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, one_line_error
+from tests.kubectl_usb.cluster import Cluster, StderrLines, one_line_error
 from tests.polling import wait_until
 
 AAA1 = "46f4-0001-aaa1"
@@ -115,12 +115,18 @@ def test_a_stick_requested_but_not_yet_bound_is_refused_too(cluster: Cluster) ->
 
 def test_wait_until_attached_shows_progress(cluster: Cluster) -> None:
     process = cluster.start("attach", "--serial", "AAA1", "vm1", "--wait", "--timeout", "1m")
+    progress = StderrLines(process)
     wait_until(lambda: cluster.attachment(NAME) is not None, timeout=30,
                what="the attachment to be created")
     cluster.claim(AAA1, attachment=NAME, vm="vm1")
     cluster.set_phase(NAME, "Connecting", device=AAA1, node="node1")
+    # kubectl usb polls: on a busy machine it may look only after the next phase is set
+    wait_until(lambda: progress.shown("waiting: "), timeout=60,
+               what="kubectl usb to report the attachment connecting")
     cluster.set_phase(NAME, "Attached", device=AAA1, node="node1")
-    code, out, err = finish(process)
+    out = process.stdout.read() if process.stdout else ""
+    code = process.wait(timeout=60)
+    err = progress.text()
     assert code == 0, err
     assert out.splitlines() == [
         f"usbattachment/{NAME} created: attaching {AAA1} (QEMU USB HARDDRIVE, serial AAA1, node1 "

@@ -4,7 +4,7 @@ waiting until the devices are free."""
 from __future__ import annotations
 
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, one_line_error
+from tests.kubectl_usb.cluster import Cluster, StderrLines, one_line_error
 from tests.polling import wait_until
 
 AAA1, AAA2 = "46f4-0001-aaa1", "46f4-0001-aaa2"
@@ -19,11 +19,17 @@ def attach_both(cluster: Cluster) -> None:
 def test_detach_a_vm_waits_until_its_devices_are_free(cluster: Cluster) -> None:
     attach_both(cluster)
     process = cluster.start("detach", "vm1")
+    progress = StderrLines(process)
     wait_until(lambda: cluster.attachments() == [], timeout=30,
                what="the attachments to be deleted")
+    # kubectl usb polls: on a busy machine it may look only after both devices are released
+    wait_until(lambda: progress.shown("waiting: waiting for"), timeout=60,
+               what="kubectl usb to report the devices still held")
     cluster.release(AAA1)
     cluster.release(AAA2)
-    out, err = process.communicate(timeout=60)
+    out = process.stdout.read() if process.stdout else ""
+    process.wait(timeout=60)
+    err = progress.text()
     assert process.returncode == 0, err
     assert out.splitlines() == [
         f"usbattachment/vm1-{AAA1} deleted: VM default/vm1 lets go of {AAA1}",

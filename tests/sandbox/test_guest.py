@@ -16,12 +16,25 @@ from kubevirt_usb.sandbox.guest import (
     FrameParser,
     Guest,
     GuestBootError,
+    GuestPaths,
     GuestTimeoutError,
+    base_qemu_argv,
     encode_request,
     parse_usb_listing,
     wait_until,
 )
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
+
+
+def test_the_kernel_does_not_time_its_timer_at_boot(tmp_path: Path) -> None:
+    """A busy host slows TCG down so much that the boot-time timer check panics the guest."""
+    image = GuestImage(directory=tmp_path, kernel=tmp_path / "vmlinuz",
+                       initrd=tmp_path / "initrd", kernel_release="6.1", key="k")
+    argv = base_qemu_argv(image=image, paths=GuestPaths(run_dir=tmp_path), memory_mib=256,
+                          kernel_args=["kvu.net"])
+    append = argv[argv.index("-append") + 1].split()
+    assert "no_timer_check" in append
+    assert append[-1] == "kvu.net"
 
 
 def test_frames_survive_noise_and_carry_binary_output() -> None:

@@ -21,6 +21,7 @@ from kubevirt_usb.agent.settings import LOG_LEVELS, UEVENT_SOURCES, AgentSetting
 from kubevirt_usb.agent.streaming import start_streaming, stream_endpoint
 from kubevirt_usb.kube.client import connect
 from kubevirt_usb.kube.config import ConfigError, load_config
+from kubevirt_usb.kube.errors import KubeError
 from kubevirt_usb.models import USBREDIR_MISSING_PREFIX, USBREDIR_VERSION_ANNOTATION
 from kubevirt_usb.redirect.libversion import LibraryVersion, usbredir_version
 from kubevirt_usb.redirect.usbredirhost import LIBRARY as USBREDIR_LIBRARY
@@ -42,7 +43,7 @@ def agent_options(settings: AgentSettings, *, usbredir: LibraryVersion | None) -
         sysfs_root=settings.sysfs_root, namespace=settings.namespace,
         grace_period=settings.grace_period, rescan_interval=settings.rescan_interval,
         lease_duration=settings.lease_duration, renew_interval=settings.renew_interval,
-        lease_annotations=lease_annotations(usbredir))
+        restart_grace=settings.restart_grace, lease_annotations=lease_annotations(usbredir))
 
 
 def event_source(settings: AgentSettings) -> EventSource:
@@ -71,8 +72,14 @@ async def serve(settings: AgentSettings) -> None:
         kubeconfig=settings.kubeconfig, context=settings.context, environ=os.environ),
         registry=agent.metrics.registry, sysfs_root=settings.sysfs_root)
     loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+
+    def stop() -> None:
+        stopped.set()
+        task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     log.info("agent started", extra={"node": settings.node_name, "server": config.cluster.server,
                                      "health_port": bound, "sysfs_root": str(settings.sysfs_root),
                                      "usbredir": usbredir.describe() if usbredir else None})
@@ -83,9 +90,22 @@ async def serve(settings: AgentSettings) -> None:
         streams.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await streams
+        if stopped.is_set():
+            await _farewell(agent, node=settings.node_name)
         await health.close()
         await client.close()
         log.info("agent stopped", extra={"node": settings.node_name})
+
+
+async def _farewell(agent: Agent, *, node: str) -> None:
+    """Leave the heartbeat Lease counting for the restart grace (a few seconds at most)."""
+    try:
+        failure = await asyncio.wait_for(agent.heartbeat.farewell(), timeout=5.0)
+    except TimeoutError:
+        failure = KubeError("no answer within 5s", reason="Timeout")
+    if failure is not None:
+        log.warning("the heartbeat Lease was not extended for a restart: %s", failure.message,
+                    extra={"node": node, "reason": failure.reason})
 
 
 def _settings(options: dict[str, Any]) -> AgentSettings:
@@ -125,6 +145,9 @@ def _settings(options: dict[str, Any]) -> AgentSettings:
               help="Seconds the heartbeat Lease counts for [40].")
 @click.option("--renew-interval", envvar=env_names("renew_interval"), show_envvar=True, type=float,
               help="Seconds between heartbeat renewals [10].")
+@click.option("--restart-grace", envvar=env_names("restart_grace"), show_envvar=True, type=int,
+              help="Seconds the heartbeat Lease counts for once the agent is stopped: a "
+              "restart within them keeps the node's devices reachable [120].")
 @click.option("--uevents", envvar=env_names("uevents"), show_envvar=True,
               type=click.Choice(UEVENT_SOURCES),
               help="Hot-plug events from the kernel, from udevd, or none [kernel].")

@@ -64,6 +64,19 @@ def lease_manifest(*, name: str, namespace: str, holder: str, now: dt.datetime,
     }
 
 
+def farewell_manifest(*, name: str, namespace: str, holder: str, now: dt.datetime,
+                      duration_seconds: int, restart_grace: int,
+                      annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Lease an agent leaves when it is stopped (SIGTERM): renewed now, counting for the
+    restart grace. A restart (a new agent, a DaemonSet rollout) that takes less than that, as
+    starting on a busy node can take longer than a lease duration, keeps the node's devices
+    reachable instead of flipping every one to unreachable and back; an agent that does not come
+    back is told by the grace running out, as a crashed one is by its lease duration."""
+    return lease_manifest(name=name, namespace=namespace, holder=holder, now=now,
+                          duration_seconds=max(restart_grace, duration_seconds),
+                          annotations=annotations)
+
+
 def lease_alive(lease: Mapping[str, Any], *, now: dt.datetime) -> bool:
     """Whether a Lease was renewed within its duration (an unreadable Lease is not alive)."""
     spec = lease.get("spec") or {}
@@ -83,7 +96,8 @@ class Heartbeat:
     """Renews one node's Lease every `interval` seconds, retrying failures with backoff."""
 
     def __init__(self, client: KubeClient, *, node: str, namespace: str, name: str | None = None,
-                 duration_seconds: int = 40, interval: float = 10.0, clock: WallClock,
+                 duration_seconds: int = 40, interval: float = 10.0, restart_grace: int = 120,
+                 clock: WallClock,
                  annotations: Mapping[str, str] | None = None,
                  on_result: Callable[[KubeError | None], None] | None = None,
                  sleep: Sleep = asyncio.sleep, rand: RandomSource = random.random,
@@ -93,6 +107,7 @@ class Heartbeat:
         self.namespace = namespace
         self.name = name or lease_name(node)
         self.duration_seconds = duration_seconds
+        self.restart_grace = restart_grace
         self.annotations = dict(annotations or {})
         self.interval = interval
         self.clock = clock
@@ -107,6 +122,19 @@ class Heartbeat:
                                   now=self.clock(), duration_seconds=self.duration_seconds,
                                   annotations=self.annotations)
         return await self.client.apply(Lease, manifest, force=True)
+
+    async def farewell(self) -> KubeError | None:
+        """Leave the Lease counting for the restart grace (`farewell_manifest`), once; the
+        failure, if any (the agent stops all the same)."""
+        manifest = farewell_manifest(name=self.name, namespace=self.namespace, holder=self.node,
+                                     now=self.clock(), duration_seconds=self.duration_seconds,
+                                     restart_grace=self.restart_grace,
+                                     annotations=self.annotations)
+        try:
+            await self.client.apply(Lease, manifest, force=True)
+        except KubeError as exc:
+            return exc
+        return None
 
     async def _try_renew(self) -> KubeError | None:
         """Renew once; the failure, if any (a bug is logged and reported like an API error)."""

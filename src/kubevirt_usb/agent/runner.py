@@ -65,6 +65,7 @@ class AgentOptions:
     rescan_interval: float = 60.0
     lease_duration: int = 40
     renew_interval: float = 10.0
+    restart_grace: int = 120
     quiet: float = 0.2
     max_delay: float = 1.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
@@ -106,7 +107,8 @@ class Agent:
         self.heartbeat = Heartbeat(client, node=options.node, namespace=options.namespace,
                                    name=options.lease_name,
                                    duration_seconds=options.lease_duration,
-                                   interval=options.renew_interval, clock=clock,
+                                   interval=options.renew_interval,
+                                   restart_grace=options.restart_grace, clock=clock,
                                    annotations=options.lease_annotations,
                                    on_result=self._on_heartbeat, rand=rand)
         self.published = 0

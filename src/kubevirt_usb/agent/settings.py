@@ -50,6 +50,7 @@ class AgentSettings:
     rescan_interval: float = 60.0
     lease_duration: int = 40
     renew_interval: float = 10.0
+    restart_grace: int = 120
     uevents: str = "kernel"
     log_level: str = "info"
 
@@ -69,6 +70,9 @@ class AgentSettings:
             out.append("grace period must not be negative")
         if self.rescan_interval <= 0 or self.renew_interval <= 0 or self.lease_duration <= 0:
             out.append("intervals and durations must be positive")
+        if self.restart_grace < self.lease_duration:
+            out.append(f"the restart grace ({self.restart_grace}s) must not be shorter than the "
+                       f"lease duration ({self.lease_duration}s)")
         if self.renew_interval >= self.lease_duration:
             out.append(f"the renew interval ({self.renew_interval}s) must be shorter than the "
                        f"lease duration ({self.lease_duration}s)")

@@ -259,10 +259,16 @@ class API:
     # ---- create -------------------------------------------------------------------------------
 
     def create(self, info: ResourceInfo, *, namespace: str, body: Obj, ctx: RequestContext,
-               managed_fields: builtins.list[Any] | None = None) -> Obj:
-        """Store a new object. `managed_fields` (server-side apply) replace the recorded ones."""
+               managed_fields: builtins.list[Any] | None = None, posted: bool = False,
+               whole_body: bool = True) -> Obj:
+        """Store a new object. `managed_fields` (server-side apply) replace the recorded ones.
+
+        `posted`: the body came with a POST, whose storage refuses a client's resourceVersion
+        (500, after validation); `whole_body`: the body is the object as decoded from the
+        request (not an apply configuration), so decoding errors name the kind."""
         obj = self._check_type(info, deep_copy(body))
         meta = _meta(obj)
+        client_version = meta.get("resourceVersion")
         self._check_namespace_of_body(info, namespace, meta)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + _random_suffix()
@@ -287,8 +293,12 @@ class API:
         else:
             meta.pop("generation", None)
         obj = _builtin_defaults(info, obj)
-        obj = self._prepare_custom(info, obj, ctx)
+        obj = self._prepare_custom(info, obj, ctx, whole_body=whole_body)
         self._validate_kind(info, obj)
+        if posted and not ctx.dry_run and resource_version_set_on_create(client_version):
+            raise errors.APIError(code=500, reason="",
+                                  message="resourceVersion should not be set on objects to be "
+                                  "created")
         if managed_fields is not None:
             obj["metadata"]["managedFields"] = managed_fields
         else:
@@ -309,10 +319,12 @@ class API:
                 self._check_name_matches(_meta(new), name)
                 return self.create(info, namespace=namespace, body=new, ctx=ctx)
             raise errors.not_found(resource=info.resource, group=info.group, name=name)
-        return self._update(info, existing, new, ctx, subresource=subresource, record=True)
+        return self._update(info, existing, new, ctx, subresource=subresource, record=True,
+                            whole_body=True)
 
     def _update(self, info: ResourceInfo, existing: Obj, new: Obj, ctx: RequestContext, *,
-                subresource: str, record: bool, precondition: bool = True) -> Obj:
+                subresource: str, record: bool, precondition: bool = True,
+                whole_body: bool = False) -> Obj:
         meta = _meta(new)
         old_meta = existing["metadata"]
         name = old_meta["name"]
@@ -330,7 +342,7 @@ class API:
             # the generic registry names the resource (plural) where a kind would go
             raise errors.invalid(kind=info.resource, group=info.group, name=name, causes=[
                 errors.Cause(type="FieldValueInvalid", field="metadata.resourceVersion",
-                             message="Invalid value: 0x0: must be specified for an update")])
+                             message="Invalid value: 0: must be specified for an update")])
         new = _scope_to_subresource(info, existing, new, subresource)
         meta = new["metadata"]
         for key in _IMMUTABLE_META:
@@ -344,7 +356,7 @@ class API:
         self._check_finalizers_on_terminating(info, existing, new)
         self._validate_meta_update(info, meta)
         new = _builtin_defaults(info, new)
-        new = self._prepare_custom(info, new, ctx)
+        new = self._prepare_custom(info, new, ctx, whole_body=whole_body)
         self._validate_kind(info, new)
         status_counts = "status" not in info.subresources
         if info.has_generation and _spec_part(new, status_counts=status_counts) != \
@@ -428,7 +440,7 @@ class API:
             meta["name"] = name
             managed = meta.pop("managedFields", None)
             return self.create(info, namespace=namespace, body=applied, ctx=ctx,
-                               managed_fields=managed)
+                               managed_fields=managed, whole_body=False)
         return self._update(info, existing, applied, ctx, subresource=subresource, record=False,
                             precondition=False)
 
@@ -457,22 +469,35 @@ class API:
         return DeleteResult(obj=self._remove(info, existing), removed=True)
 
     def _check_preconditions(self, info: ResourceInfo, existing: Obj, options: Obj) -> None:
+        """DeleteOptions.preconditions as rest.BeforeDelete checks them (a Namespace: as its own
+        storage does); a precondition that is present counts, even when empty."""
         meta = existing["metadata"]
         pre = options.get("preconditions") or {}
-        key = storage_key(info, meta.get("namespace", ""), meta["name"])
-        problem = ""
-        if pre.get("uid") and pre["uid"] != meta.get("uid"):
-            problem = (f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
-                       f"meta: {meta.get('uid')}")
-        elif pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
-            problem = (f"Precondition failed: ResourceVersion in precondition: "
-                       f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                       f"{meta.get('resourceVersion')}")
-        if problem:
-            raise errors.conflict(
-                resource=info.resource, group=info.group, name=meta["name"],
-                detail=f"StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, "
-                f"AdditionalErrorMsg: {problem}")
+        uid, version = pre.get("uid"), pre.get("resourceVersion")
+        if info.kind == "Namespace":
+            problem = ""
+            if uid is not None and uid != meta.get("uid"):
+                problem = (f"Precondition failed: UID in precondition: {uid}, UID in object "
+                           f"meta: {meta.get('uid')}")
+            elif version is not None and version != meta.get("resourceVersion"):
+                problem = (f"Precondition failed: ResourceVersion in precondition: {version}, "
+                           f"ResourceVersion in object meta: {meta.get('resourceVersion')}")
+            if problem:
+                raise errors.conflict(resource=info.resource, group=info.group,
+                                      name=meta["name"], detail=problem)
+            return
+        detail = ""
+        if uid is not None and uid != meta.get("uid"):
+            detail = (f"the UID in the precondition ({uid}) does not match the UID in record "
+                      f"({meta.get('uid')}). The object might have been deleted and then "
+                      "recreated")
+        elif version is not None and version != meta.get("resourceVersion"):
+            detail = (f"the ResourceVersion in the precondition ({version}) does not match the "
+                      f"ResourceVersion in record ({meta.get('resourceVersion')}). The object "
+                      "might have been modified")
+        if detail:  # BeforeDelete names the kind where a resource would go
+            raise errors.conflict(resource=info.kind, group=info.group, name=meta["name"],
+                                  detail=detail)
 
     def _delete_namespace(self, info: ResourceInfo, existing: Obj, options: Obj,
                           ctx: RequestContext) -> DeleteResult:
@@ -644,7 +669,8 @@ class API:
                                      f"object is being deleted, found new finalizers []string{{"
                                      f"{listed}}}")])
 
-    def _prepare_custom(self, info: ResourceInfo, obj: Obj, ctx: RequestContext) -> Obj:
+    def _prepare_custom(self, info: ResourceInfo, obj: Obj, ctx: RequestContext, *,
+                        whole_body: bool) -> Obj:
         if not info.custom:
             return obj
         kind = str(obj.get("kind") or info.kind)
@@ -660,8 +686,11 @@ class API:
         unknown = schema.unknown_fields(defaulted, schema=info.schema)
         pruned = schema.prune(defaulted, schema=info.schema) if unknown else defaulted
         if unknown and ctx.field_validation == "Strict":
-            raise errors.bad_request("strict decoding error: " + ", ".join(
-                f'unknown field "{f}"' for f in unknown))
+            problem = "strict decoding error: " + ", ".join(f'unknown field "{f}"'
+                                                            for f in unknown)
+            if whole_body:  # POST and PUT decode the body: the error names the kind
+                raise errors.undecodable(kind=info.kind, version=info.version, problem=problem)
+            raise errors.bad_request(problem)  # a patch's result
         if unknown and ctx.field_validation == "Warn":
             ctx.warnings.extend(f'unknown field "{f}"' for f in unknown)
         causes = schema.validate(pruned, schema=info.schema, kind=info.kind, group=info.group)
@@ -713,6 +742,13 @@ class API:
 
 
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+
+
+def resource_version_set_on_create(value: Any) -> bool:
+    """Whether etcd3's Create refuses a new object's metadata.resourceVersion: one that parses
+    as a non-zero unsigned number (an unparsable one is not looked at)."""
+    text = "" if value is None else str(value)
+    return text.isascii() and text.isdigit() and int(text) != 0 and int(text) < 2**64
 
 
 def patch_types(info: ResourceInfo) -> tuple[str, ...]:

@@ -143,6 +143,12 @@ def json_response(body: Any, *, status: int = 200, warnings: Sequence[str] = ())
 
 
 def status_response(error: errors.APIError) -> Response:
+    if error.plain_text and not error.message:
+        return Response(b"", status_code=error.code)
+    if error.plain_text:
+        return Response(f"{error.message}\n", status_code=error.code,
+                        media_type="text/plain; charset=utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
     headers = None
     if error.retry_after_seconds is not None:
         headers = {"Retry-After": str(error.retry_after_seconds)}
@@ -252,7 +258,7 @@ class APIServerApp:
             return self._openapi_v2(request.headers.get("accept", ""))
         fixed = self._fixed_document(path)
         if fixed is None:
-            raise errors.path_not_found(known_group_version=False)
+            raise errors.page_not_found()
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed()
         if isinstance(fixed, str):
@@ -286,28 +292,42 @@ class APIServerApp:
         if parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
             group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4])
             doc = discovery.openapi_v3_group_version(api.registry, group, version)
-            if doc is None:
-                raise errors.path_not_found(known_group_version=False)
+            if doc is None:  # kube-openapi answers a bare 404
+                raise errors.APIError(code=404, reason="NotFound", message="", plain_text=True)
             return doc
         if len(parts) == 2 and parts[0] == "api":
-            return discovery.api_resource_list(api.registry, self.extensions, "", parts[1]) or \
-                _not_found_path()
+            found = discovery.api_resource_list(api.registry, self.extensions, "", parts[1])
+            return found or _raise(self._not_served(""))
         if len(parts) == 2 and parts[0] == "apis":
             return discovery.api_group(api.registry, self.extensions, parts[1]) or \
-                _not_found_path()
+                _raise(errors.page_not_found())
         if len(parts) == 3 and parts[0] == "apis":
-            return discovery.api_resource_list(api.registry, self.extensions, parts[1],
-                                               parts[2]) or _not_found_path()
+            found = discovery.api_resource_list(api.registry, self.extensions, parts[1],
+                                                parts[2])
+            return found or _raise(self._not_served(parts[1]))
         return None
 
+    def _not_served(self, group: str) -> errors.APIError:
+        """The 404 for a group version the server does not serve: below a built-in group
+        (`/api`, `/apis/apps`...) go-restful's Status, elsewhere the last handler's text."""
+        builtin = group == "" or any(r.group == group and not r.custom
+                                     for r in self.api.registry.all())
+        return errors.path_not_found() if builtin else errors.page_not_found()
+
     def _resource(self, info: RequestInfo) -> ResourceInfo:
+        """The resource a request names, or the 404/405 kube-apiserver answers: built-in group
+        versions are go-restful routes (a Status), custom resources the CRD handler, which hands
+        what it does not serve to the last handler (`404 page not found`)."""
         registry = self.api.registry
         if not registry.has_group_version(info.group, info.version):
-            raise errors.path_not_found(known_group_version=False)
+            raise self._not_served(info.group)
+        custom_group = any(r.custom for r in registry.in_group_version(info.group, info.version))
         resource = registry.get(info.group, info.version, info.resource)
         if resource is None:
-            raise errors.path_not_found()
-        if info.subresource and info.subresource not in resource.subresources:
+            raise errors.page_not_found() if custom_group else errors.path_not_found()
+        if resource.custom:
+            _check_custom_resource_path(info, resource)
+        elif info.subresource and info.subresource not in resource.subresources:
             raise errors.path_not_found()
         if not resource.namespaced and info.namespace and info.resource != "namespaces":
             raise errors.path_not_found()
@@ -348,7 +368,7 @@ class APIServerApp:
             body = await _read_body(request, resource)
             if info.subresource == "token":
                 return self._token_request(info, body)
-            obj = self.api.create(resource, namespace=namespace, body=body, ctx=ctx)
+            obj = self.api.create(resource, namespace=namespace, body=body, ctx=ctx, posted=True)
             return json_response(obj, status=201, warnings=ctx.warnings)
         if verb == "update":
             body = await _read_body(request, resource)
@@ -378,7 +398,10 @@ class APIServerApp:
         fields = None
         if query.get("fieldSelector"):
             supported = ("metadata.name", "metadata.namespace", *resource.field_selectors)
-            fields = parse_field_selector(query["fieldSelector"], supported=supported)
+            # kinds without a field label conversion of their own use the default one
+            fields = parse_field_selector(query["fieldSelector"], supported=supported,
+                                          default_conversion=not resource.custom
+                                          and not resource.field_selectors)
         return labels, fields
 
     def _list_options(self, resource: ResourceInfo, query: dict[str, str]) -> ListOptions:
@@ -413,8 +436,11 @@ class APIServerApp:
 
     async def _patch(self, request: Request, info: RequestInfo, resource: ResourceInfo,
                      namespace: str, query: dict[str, str], ctx: RequestContext) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        header = request.headers.get("content-type", "")
         accepted = patch_types(resource)
+        if not resource.custom and not _route_consumes(header, accepted):
+            raise errors.route_unsupported_media_type()
+        content_type = header.split(";")[0]  # as the patch handler cuts it
         if content_type not in accepted:
             raise errors.unsupported_media_type(accepted)
         force = query.get("force", "").lower() in ("1", "true")
@@ -565,6 +591,19 @@ def _write_context(request: Request, query: dict[str, str], user: UserInfo) -> R
     return ctx
 
 
+def _route_consumes(header: str, accepted: Sequence[str]) -> bool:
+    """Whether go-restful routes a PATCH with this Content-Type to a built-in resource's
+    handler: one of the comma-separated types, parameters and spaces cut, is one the route
+    consumes (exactly); no Content-Type at all counts as application/octet-stream."""
+    for part in (header or "application/octet-stream").split(","):
+        media = part.split(";")[0].strip()
+        if not media:
+            return False
+        if media in accepted:
+            return True
+    return False
+
+
 def _check_patch_options(content_type: str, *, force: bool, field_manager: str) -> None:
     causes: list[errors.Cause] = []
     if content_type == PATCH_APPLY and not field_manager:
@@ -584,8 +623,19 @@ def _user_info(user: UserInfo) -> dict[str, Any]:
     return out
 
 
-def _not_found_path() -> Any:
-    raise errors.path_not_found(known_group_version=False)
+def _check_custom_resource_path(info: RequestInfo, resource: ResourceInfo) -> None:
+    """What the CRD handler refuses: a scope the CRD does not have (a namespaced resource by
+    name without its namespace: only list and watch span namespaces) goes to the last handler;
+    a subresource it does not serve is the object's NotFound."""
+    if resource.namespaced != bool(info.namespace) and \
+            not (resource.namespaced and info.verb in ("list", "watch")):
+        raise errors.page_not_found()
+    if info.subresource and info.subresource not in resource.subresources:
+        raise errors.not_found(resource=resource.resource, group=resource.group, name=info.name)
+
+
+def _raise(error: errors.APIError) -> Any:
+    raise error
 
 
 def _first_line(exc: Exception) -> str:

@@ -39,6 +39,7 @@ class APIError(Exception):
     retry_after_seconds: int | None = None
     empty_details: bool = False  # `"details": {}` as errors built without a resource carry
     list_continue: str = ""  # metadata.continue of an expired list's Status
+    plain_text: bool = False  # answered as Go's http.Error does (text/plain), not as a Status
 
     def __str__(self) -> str:
         return self.message
@@ -53,6 +54,8 @@ class APIError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:  # StatusReasonUnknown is "" and omitted
+            del body["reason"]
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
@@ -162,6 +165,13 @@ def unsupported_media_type(accepted: Sequence[str] = BODY_MEDIA_TYPES) -> APIErr
     )
 
 
+def route_unsupported_media_type() -> APIError:
+    """415 as go-restful answers a Content-Type no route of the path consumes (a PATCH to a
+    built-in resource): its own short message, `details: {}`."""
+    return APIError(code=415, reason="UnsupportedMediaType", message="415: Unsupported Media Type",
+                    empty_details=True)
+
+
 def method_not_allowed() -> APIError:
     """405 as kube-apiserver's router answers a method a path does not serve."""
     return APIError(
@@ -172,11 +182,22 @@ def method_not_allowed() -> APIError:
     )
 
 
-def path_not_found(*, known_group_version: bool = True) -> APIError:
-    """404 for a path that names no resource (`details: {}` below a served group version)."""
+def path_not_found() -> APIError:
+    """404 for a path below a built-in group (`/api`, `/apis/apps`...) that names nothing there:
+    an unknown version or resource (go-restful's answer: a Status with `details: {}`)."""
     return APIError(code=404, reason="NotFound",
                     message="the server could not find the requested resource",
-                    empty_details=known_group_version)
+                    empty_details=True)
+
+
+PAGE_NOT_FOUND = "404 page not found\n"
+
+
+def page_not_found() -> APIError:
+    """404 for a path no handler serves: an unknown group or version, a custom resource the
+    group does not have, anything outside the API. kube-apiserver's last handler answers it with
+    Go's `http.NotFound`: `404 page not found` as text/plain, not a Status."""
+    return APIError(code=404, reason="NotFound", message=PAGE_NOT_FOUND.strip(), plain_text=True)
 
 
 def gone(message: str) -> APIError:

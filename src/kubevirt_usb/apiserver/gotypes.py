@@ -148,6 +148,7 @@ _SCHEMA = Struct("v1.JSONSchemaProps", {"type": "string", "required": _STRINGS})
 _SCHEMA.fields["properties"] = MapOf(_SCHEMA)  # a schema's properties are schemas
 
 BODIES: dict[tuple[str, str], Struct] = {
+    ("", "ConfigMap"): Struct("v1.ConfigMap", {"data": MapOf("string"), "immutable": "bool"}),
     ("authorization.k8s.io", "SubjectAccessReview"): _review("SubjectAccessReview", user=True),
     ("authorization.k8s.io", "LocalSubjectAccessReview"):
         _review("LocalSubjectAccessReview", user=True),

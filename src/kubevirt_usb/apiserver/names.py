@@ -39,7 +39,9 @@ def label_errors(value: str) -> list[str]:
     errors: list[str] = []
     if len(value) > 63:
         errors.append("must be no more than 63 characters")
-    if not _LABEL_RE.match(value):
+    if not _LABEL_RE.match(value) and _SUBDOMAIN_RE.match(value):
+        errors.append("must not contain dots")  # a subdomain, not a label
+    elif not _LABEL_RE.match(value):
         errors.append(
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
             "'-', and must start and end with an alphanumeric character (e.g. 'my-name',  or "
@@ -121,7 +123,7 @@ def _owner_reference_causes(references: list[Any]) -> list[Cause]:
                                    "version must not be empty"))
         for key in ("kind", "name", "uid"):
             if not ref.get(key):
-                causes.append(_invalid(f"{path}.{key}", "", f"{key} must not be empty"))
+                causes.append(_invalid(f"{path}.{key}", "", "must not be empty"))
         controllers += 1 if ref.get("controller") else 0
     if controllers > 1:
         names = ", ".join(str(r.get("name", "")) for r in references if r.get("controller"))

@@ -1,5 +1,8 @@
 """The columns `kubectl get` shows for the built-in kinds the emulator serves, as kube-apiserver
-1.30 prints them (pkg/printers/internalversion): what each column is and how its cell is computed.
+1.36 prints them (pkg/printers/internalversion): what each column is and how its cell is computed.
+
+The server always prints the wide form (`GenerateOptions{Wide: true}`): the priority-1 columns
+are in every Table and `kubectl get` hides them unless `-o wide`.
 """
 
 from __future__ import annotations
@@ -90,10 +93,6 @@ CREATED_AT = Column(name="Created At", type="date", description=AGE_DESCRIPTION,
                     cell=lambda obj, _now: _meta(obj).get("creationTimestamp", ""))
 
 
-def _count(key: str) -> Cell:
-    return lambda obj, _now: len(obj.get(key) or {})
-
-
 def _field(*path: str) -> Cell:
     def cell(obj: Obj, _now: dt.datetime) -> Any:
         value: Any = obj
@@ -122,9 +121,34 @@ def _pod_status(obj: Obj, _now: dt.datetime) -> str:
     return str(reason)
 
 
-def _pod_restarts(obj: Obj, _now: dt.datetime) -> str:
+def _pod_restarts(obj: Obj, now: dt.datetime) -> str:
+    """The restarts, and how long ago the last one ended when a container says."""
     statuses = (obj.get("status") or {}).get("containerStatuses") or []
-    return str(sum(int(s.get("restartCount") or 0) for s in statuses))
+    restarts = sum(int(s.get("restartCount") or 0) for s in statuses)
+    finished = [str(((s.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or "")
+                for s in statuses]
+    last = max((f for f in finished if f), default="")
+    return f"{restarts} ({human_age(last, now=now)} ago)" if restarts and last else str(restarts)
+
+
+def _or_none(cell: Cell) -> Cell:
+    return lambda obj, now: cell(obj, now) or "<none>"
+
+
+def _pod_ip(obj: Obj, _now: dt.datetime) -> str:
+    status = obj.get("status") or {}
+    ips = status.get("podIPs") or []
+    return str((ips[0] or {}).get("ip") or "") if ips else str(status.get("podIP") or "")
+
+
+def _pod_readiness_gates(obj: Obj, _now: dt.datetime) -> str:
+    gates = (obj.get("spec") or {}).get("readinessGates") or []
+    if not gates:
+        return "<none>"
+    conditions = {c.get("type"): c.get("status")
+                  for c in (obj.get("status") or {}).get("conditions") or []}
+    true = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
+    return f"{true}/{len(gates)}"
 
 
 def _node_status(obj: Obj, _now: dt.datetime) -> str:
@@ -135,6 +159,27 @@ def _node_status(obj: Obj, _now: dt.datetime) -> str:
     if (obj.get("spec") or {}).get("unschedulable"):
         states.append("SchedulingDisabled")
     return ",".join(states)
+
+
+def _node_address(kind: str) -> Cell:
+    def cell(obj: Obj, _now: dt.datetime) -> str:
+        for address in (obj.get("status") or {}).get("addresses") or []:
+            if address.get("type") == kind:
+                return str(address.get("address") or "")
+        return "<none>"
+
+    return cell
+
+
+def _node_info(key: str) -> Cell:
+    def cell(obj: Obj, _now: dt.datetime) -> str:
+        info = (obj.get("status") or {}).get("nodeInfo") or {}
+        value = str(info.get(key) or "") or "<unknown>"
+        if key == "kernelVersion" and info.get("architecture"):
+            value += f" ({info['architecture']})"
+        return value
+
+    return cell
 
 
 def _node_roles(obj: Obj, _now: dt.datetime) -> str:
@@ -149,15 +194,48 @@ def _node_roles(obj: Obj, _now: dt.datetime) -> str:
 def _event_object(obj: Obj, _now: dt.datetime) -> str:
     involved = obj.get("involvedObject") or {}
     kind = str(involved.get("kind") or "").lower()
-    return f"{kind}/{involved.get('name', '')}"
+    return f"{kind}/{involved['name']}" if involved.get("name") else kind
+
+
+def _since(when: Any, now: dt.datetime) -> str:
+    if isinstance(when, str) and "." in when:  # a MicroTime
+        when = when.split(".")[0] + "Z"
+    return human_age(when, now=now) if when else "<unknown>"
+
+
+def _event_first_seen(obj: Obj, now: dt.datetime) -> str:
+    return _since(obj.get("firstTimestamp") or obj.get("eventTime"), now)
 
 
 def _event_last_seen(obj: Obj, now: dt.datetime) -> str:
-    when = obj.get("lastTimestamp") or obj.get("eventTime") or \
-        _meta(obj).get("creationTimestamp")
-    if isinstance(when, str) and "." in when:
-        when = when.split(".")[0] + "Z"
-    return human_age(when, now=now) if when else "<unknown>"
+    series = obj.get("series") or {}
+    if series:
+        return _since(series.get("lastObservedTime"), now)
+    if obj.get("lastTimestamp"):
+        return _since(obj["lastTimestamp"], now)
+    return _event_first_seen(obj, now)
+
+
+def _event_count(obj: Obj, _now: dt.datetime) -> int:
+    series = obj.get("series") or {}
+    return int(series.get("count") or 0) if series else int(obj.get("count") or 0) or 1
+
+
+def _event_source(obj: Obj, _now: dt.datetime) -> str:
+    source = obj.get("source") or {}
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    instance = source.get("host") or obj.get("reportingInstance") or ""
+    return f"{component}, {instance}" if instance else str(component)
+
+
+def _subjects(kind: str) -> Cell:
+    def cell(obj: Obj, _now: dt.datetime) -> str:
+        subjects = [s for s in obj.get("subjects") or [] if s.get("kind") == kind]
+        if kind == "ServiceAccount":
+            return ", ".join(f"{s.get('namespace', '')}/{s.get('name', '')}" for s in subjects)
+        return ", ".join(str(s.get("name", "")) for s in subjects)
+
+    return cell
 
 
 def _role_ref(obj: Obj, _now: dt.datetime) -> str:
@@ -169,32 +247,53 @@ def _string(name: str, cell: Cell, *, priority: int = 0) -> Column:
     return Column(name=name, type="string", cell=cell, priority=priority)
 
 
-def _integer(name: str, cell: Cell) -> Column:
-    return Column(name=name, type="integer", cell=cell)
+def _wide(name: str, cell: Cell) -> Column:
+    return _string(name, cell, priority=1)
+
+
+def _data_count(*keys: str) -> Cell:
+    return lambda obj, _now: sum(len(obj.get(key) or {}) for key in keys)
+
+
+_BINDING_COLUMNS = (NAME, _string("Role", _role_ref), AGE, _wide("Users", _subjects("User")),
+                    _wide("Groups", _subjects("Group")),
+                    _wide("ServiceAccounts", _subjects("ServiceAccount")))
 
 
 BUILTIN_COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
     ("", "Namespace"): (NAME, _string("Status", _field("status", "phase")), AGE),
-    ("", "ConfigMap"): (NAME, _integer("Data", _count("data")), AGE),
-    ("", "Secret"): (NAME, _string("Type", _field("type")),
-                     _integer("Data", _count("data")), AGE),
-    ("", "ServiceAccount"): (NAME, _integer("Secrets", lambda obj, _now: len(
-        obj.get("secrets") or [])), AGE),
+    ("", "ConfigMap"): (NAME, _string("Data", _data_count("data", "binaryData")), AGE),
+    ("", "Secret"): (NAME, _string("Type", _field("type")), _string("Data", _data_count("data")),
+                     AGE),
+    ("", "ServiceAccount"): (NAME, AGE),
     ("", "Node"): (NAME, _string("Status", _node_status), _string("Roles", _node_roles), AGE,
-                   _string("Version", _field("status", "nodeInfo", "kubeletVersion"))),
+                   _string("Version", _field("status", "nodeInfo", "kubeletVersion")),
+                   _wide("Internal-IP", _node_address("InternalIP")),
+                   _wide("External-IP", _node_address("ExternalIP")),
+                   _wide("OS-Image", _node_info("osImage")),
+                   _wide("Kernel-Version", _node_info("kernelVersion")),
+                   _wide("Container-Runtime", _node_info("containerRuntimeVersion"))),
     ("", "Pod"): (NAME, _string("Ready", _pod_ready), _string("Status", _pod_status),
                   _string("Restarts", _pod_restarts), AGE,
-                  _string("IP", _field("status", "podIP"), priority=1),
-                  _string("Node", _field("spec", "nodeName"), priority=1)),
+                  _wide("IP", _or_none(_pod_ip)),
+                  _wide("Node", _or_none(_field("spec", "nodeName"))),
+                  _wide("Nominated Node", _or_none(_field("status", "nominatedNodeName"))),
+                  _wide("Readiness Gates", _pod_readiness_gates)),
     ("", "Event"): (_string("Last Seen", _event_last_seen), _string("Type", _field("type")),
                     _string("Reason", _field("reason")), _string("Object", _event_object),
-                    _string("Message", _field("message"))),
+                    _wide("Subobject", _field("involvedObject", "fieldPath")),
+                    _wide("Source", _event_source),
+                    _string("Message", lambda obj, _now: str(obj.get("message") or "").strip()),
+                    _wide("First Seen", _event_first_seen), _wide("Count", _event_count),
+                    Column(name="Name", type="string", format="name", priority=1,
+                           description=NAME_DESCRIPTION,
+                           cell=lambda obj, _now: _meta(obj).get("name", ""))),
     ("coordination.k8s.io", "Lease"): (NAME, _string("Holder", _field("spec",
                                                                      "holderIdentity")), AGE),
     ("rbac.authorization.k8s.io", "Role"): (NAME, CREATED_AT),
     ("rbac.authorization.k8s.io", "ClusterRole"): (NAME, CREATED_AT),
-    ("rbac.authorization.k8s.io", "RoleBinding"): (NAME, _string("Role", _role_ref), AGE),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): (NAME, _string("Role", _role_ref), AGE),
+    ("rbac.authorization.k8s.io", "RoleBinding"): _BINDING_COLUMNS,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _BINDING_COLUMNS,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (NAME, CREATED_AT),
 }
 

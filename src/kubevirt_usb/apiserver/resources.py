@@ -214,7 +214,8 @@ def workload_resources() -> list[ResourceInfo]:
     """Objects the deploy manifests hold (stored and validated by kind only; nothing runs them)."""
     return [
         _builtin("", "v1", "services", "Service", namespaced=True, short=("svc",),
-                 subresources=("status",), categories=("all",), returns_object=True),
+                 subresources=("status",), categories=("all",), returns_object=True,
+                 fields=("spec.clusterIP", "spec.type")),
         _builtin("apps", "v1", "deployments", "Deployment", namespaced=True, short=("deploy",),
                  subresources=("status", "scale"), categories=("all",), generation=True),
         _builtin("apps", "v1", "daemonsets", "DaemonSet", namespaced=True, short=("ds",),

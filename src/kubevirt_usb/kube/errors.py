@@ -115,6 +115,14 @@ def _retry_after_header(response: httpx2.Response | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+RESOURCE_NOT_SERVED = "ResourceNotServed"
+"""`NotFound.reason` when the server serves no such resource type (its CRD is not installed),
+not merely no such object. kube-apiserver says so two ways: below a group version it serves, a
+Status `the server could not find the requested resource`; below a group it does not serve (a
+CRD's group before the CRD is installed), Go's plain-text `404 page not found`."""
+_NO_RESOURCE_MESSAGE = "the server could not find the requested resource"
+
+
 def _from_api_error(exc: ApiError) -> KubeError:
     status: Any = exc.status
     details = getattr(status, "details", None)
@@ -122,8 +130,11 @@ def _from_api_error(exc: ApiError) -> KubeError:
     response: httpx2.Response | None = exc.response
     retry_after = float(hint) if hint else _retry_after_header(response)
     code = int(status.code or (response.status_code if response is not None else 0))
-    return error_for_status(code, reason=status.reason or "Unknown",
-                            message=status.message or str(exc), retry_after=retry_after)
+    reason = status.reason or "Unknown"
+    if code == 404 and status.message == _NO_RESOURCE_MESSAGE:
+        reason = RESOURCE_NOT_SERVED
+    return error_for_status(code, reason=reason, message=status.message or str(exc),
+                            retry_after=retry_after)
 
 
 CERTIFICATE_NOT_TRUSTED = "CertificateNotTrusted"
@@ -150,9 +161,12 @@ def translate(exc: BaseException) -> KubeError:
         return exc
     if isinstance(exc, ApiError):
         return _from_api_error(exc)
-    if isinstance(exc, httpx2.HTTPStatusError):
+    if isinstance(exc, httpx2.HTTPStatusError):  # an error without a Status body
         response = exc.response
-        return error_for_status(response.status_code, reason=response.reason_phrase or "Unknown",
+        reason = response.reason_phrase or "Unknown"
+        if response.status_code == 404:  # no handler for the path: `404 page not found`
+            reason = RESOURCE_NOT_SERVED
+        return error_for_status(response.status_code, reason=reason,
                                 message=f"{response.status_code} {response.reason_phrase}: "
                                 f"{response.text[:200]}",
                                 retry_after=_retry_after_header(response))

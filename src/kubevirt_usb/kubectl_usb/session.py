@@ -19,6 +19,7 @@ from kubevirt_usb.kube.client import KubeClient, ObjectList, WatchEvent, connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
     CERTIFICATE_NOT_TRUSTED,
+    RESOURCE_NOT_SERVED,
     Conflict,
     Forbidden,
     Gone,
@@ -42,7 +43,6 @@ T = TypeVar("T")
 Obj = dict[str, Any]
 ALL_NAMESPACES = lightkube.ALL_NS
 FIELD_MANAGER = "kubectl-usb"
-_NO_RESOURCE = "could not find the requested resource"
 _MISSING = {
     USBDevice: "kubevirt-usb is not installed in this cluster (no usbdevices.usb.kubevirt-usb.io)",
     USBAttachment: "kubevirt-usb is not installed in this cluster (no "
@@ -135,7 +135,7 @@ class Session:
 
     def error(self, exc: KubeError, *, res: Any = None) -> CLIError:
         """The CLIError for an API failure; a missing resource type names what is missing."""
-        if isinstance(exc, NotFound) and _NO_RESOURCE in exc.message and res in _MISSING:
+        if isinstance(exc, NotFound) and exc.reason == RESOURCE_NOT_SERVED and res in _MISSING:
             hint = _INSTALL_HINT.get(res, "")
             return CLIError(_MISSING[res] + (f"; {hint}" if hint else ""),
                             code=ExitCode.NOT_FOUND)
@@ -156,7 +156,7 @@ class Session:
         try:
             return await self.client.get(res, name, namespace=namespace)
         except NotFound as exc:
-            if _NO_RESOURCE in exc.message:
+            if exc.reason == RESOURCE_NOT_SERVED:
                 raise self.error(exc, res=res) from exc
             return None
         except KubeError as exc:

@@ -66,7 +66,7 @@ class SandboxOptions:
     progress: Progress = field(default=lambda message: log.info("%s", message))
     extra_manifests: list[dict[str, Any]] = field(default_factory=list)
     components: bool = True  # run the node agents and the controller, as an install would
-    components_timeout: float = 120.0
+    components_timeout: float = 600.0  # agents start Python inside TCG guests: minutes when busy
     apiserver_kubeconfig: Path | None = None  # a real kube-apiserver instead of the emulator
 
 

@@ -59,10 +59,17 @@ def guest_kubeconfig(plane: ControlPlane, *, token: str, user: str) -> dict[str,
 AGENT_HEALTH = "127.0.0.1:8080"
 
 
+AGENT_RESTART_GRACE = 300
+"""Seconds a stopped node agent's Lease counts for in the sandbox: its nodes are QEMU guests
+under software emulation, where starting Python takes close to a minute on a busy host (59 s
+measured from SIGTERM to the new agent's first renewal), several times a real node's."""
+
+
 def agent_argv(*, node: str, kubeconfig: str) -> list[str]:
     return [sys.executable, "-m", "kubevirt_usb", "agent", "--node-name", node,
             "--kubeconfig", kubeconfig, "--namespace", NAMESPACE,
-            "--health-listen", AGENT_HEALTH, "--grace-period", "600"]
+            "--health-listen", AGENT_HEALTH, "--grace-period", "600",
+            "--restart-grace", str(AGENT_RESTART_GRACE)]
 
 
 def controller_argv(*, kubeconfig: Path) -> list[str]:

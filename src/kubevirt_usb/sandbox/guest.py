@@ -33,7 +33,10 @@ from kubevirt_usb.sandbox.guest_image import GuestImage
 from kubevirt_usb.sandbox.qmp import QMPClient, QMPConnectionError, QMPError
 
 QEMU_BINARY = "qemu-system-x86_64"
-BOOT_TIMEOUT = 180.0
+BOOT_TIMEOUT = 600.0
+"""How long a guest may take to answer its first command. Under TCG a boot takes about a
+minute on an idle host; with stress-ng --cpu 2 beside other builds on 2 cores a guest had
+booted (`kvu-init: ready`) but not yet answered when the former 180 s ran out."""
 _SOCKET_PATH_MAX = 107
 _BEGIN = b"@@KVU BEGIN "
 _END = b"@@KVU END "
@@ -246,9 +249,10 @@ def base_qemu_argv(
     kernel_args: Sequence[str],
     qemu_binary: str = QEMU_BINARY,
 ) -> list[str]:
-    """QEMU's command line for a sandbox guest, before its devices (software emulation, q35)."""
-    # no_timer_check: under TCG on a busy host the kernel's IO-APIC timer check can miss its
-    # ticks and panic ("IO-APIC + timer doesn't work!") before the guest boots
+    """QEMU's command line for a sandbox guest, before its devices (software emulation, q35).
+
+    `no_timer_check`: the kernel does not time the timer interrupt at boot. Under TCG on a busy
+    host that check finds too few ticks and panics ("IO-APIC + timer doesn't work!")."""
     append = " ".join(["console=ttyS0", "panic=-1", "loglevel=5", "no_timer_check",
                        *kernel_args])
     return [

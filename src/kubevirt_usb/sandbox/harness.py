@@ -19,7 +19,7 @@ import yaml
 
 from kubevirt_usb.sandbox.cluster import Sandbox, SandboxOptions
 from kubevirt_usb.sandbox.controlplane import guest_server_url
-from kubevirt_usb.sandbox.guest import ExecResult
+from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult
 from kubevirt_usb.sandbox.scenario import Scenario, default_scenario
 from kubevirt_usb.sandbox.vm_guest import VMProbe
 
@@ -76,7 +76,8 @@ class SandboxHarness:
     def start(self) -> SandboxHarness:
         self._thread.start()
         try:
-            self.run(self.sandbox.start(), timeout=600)
+            # boots (up to BOOT_TIMEOUT each, in parallel) then the components
+            self.run(self.sandbox.start(), timeout=BOOT_TIMEOUT + 900)
         except BaseException:
             self.stop()
             raise
