@@ -16,12 +16,24 @@ from kubevirt_usb.sandbox.guest import (
     FrameParser,
     Guest,
     GuestBootError,
+    GuestPaths,
     GuestTimeoutError,
+    base_qemu_argv,
     encode_request,
     parse_usb_listing,
     wait_until,
 )
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
+
+
+def test_the_kernel_skips_the_timer_check_that_panics_a_loaded_host(tmp_path: Path) -> None:
+    image = GuestImage(directory=tmp_path, kernel=tmp_path / "vmlinuz",
+                       initrd=tmp_path / "initrd", kernel_release="6.1", key="k")
+    argv = base_qemu_argv(image=image, paths=GuestPaths(run_dir=tmp_path), memory_mib=256,
+                          kernel_args=["kvu.role=node"])
+    append = argv[argv.index("-append") + 1].split()
+    assert append[:4] == ["console=ttyS0", "panic=-1", "loglevel=5", "no_timer_check"]
+    assert append[-1] == "kvu.role=node"
 
 
 def test_frames_survive_noise_and_carry_binary_output() -> None:
