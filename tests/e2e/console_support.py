@@ -117,7 +117,9 @@ def bridge(build: ConsoleBuild, *, api_url: str, ca_file: Path, token: str,
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SSL_CERT_FILE": str(ca_file),
            "HOME": os.environ.get("HOME", "/tmp")}
     with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        # the bridge reads pkg/graphql/schema.graphql relative to its working directory
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   cwd=build.bridge.parent.parent)
     try:
         wait_until(lambda: _healthy(url) or process.poll() is not None,
                    what=f"the console's bridge on {url}", timeout=60)

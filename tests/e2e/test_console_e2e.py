@@ -18,6 +18,7 @@ docs/screenshots/console-*.png.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -124,6 +125,17 @@ def _open(watched: Watched, path: str, ready: str) -> Page:
     return page
 
 
+@contextlib.contextmanager
+def _picture_on_failure(watched: Watched, path: Path) -> Iterator[None]:
+    """What the browser showed when a step failed, beside the test's other files."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            watched.page.screenshot(path=str(path))
+        raise
+
+
 def _bytes_to_vm(page: Page, attachment: str) -> int:
     cell = page.locator(f"tr[data-test='attachment-{attachment}'] td[data-test='to-vm']")
     return bytes_shown(cell.inner_text())
@@ -136,9 +148,12 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
                        what="the agent to publish AAA1 as a USBDevice")
     aaa1 = _device_named(sandbox, "AAA1")
     assert aaa1 is not None
-    with _console(build, sandbox, users.developer, plugins, tmp_path / "bridge.log") as console, \
-            chromium(tmp_path / "profile") as context:
+    with contextlib.ExitStack() as stack:
+        console = stack.enter_context(
+            _console(build, sandbox, users.developer, plugins, tmp_path / "bridge.log"))
+        context = stack.enter_context(chromium(tmp_path / "profile"))
         watched = open_page(context, console.url)
+        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
         page = _open(watched, VM_TAB, "section[data-test='attach-form']")
         # inside the console, not a bare plugin: its masthead, and the tab on the VM's page
         assert page.locator("[data-test-id='masthead'], .pf-v6-c-masthead").count() >= 1
@@ -189,9 +204,12 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
 def test_a_viewer_sees_the_read_only_tab(sandbox: SandboxHarness, build: ConsoleBuild,
                                          users: Users, plugins: dict[str, str],
                                          tmp_path: Path) -> None:
-    with _console(build, sandbox, users.viewer, plugins, tmp_path / "bridge.log") as console, \
-            chromium(tmp_path / "profile") as context:
+    with contextlib.ExitStack() as stack:
+        console = stack.enter_context(
+            _console(build, sandbox, users.viewer, plugins, tmp_path / "bridge.log"))
+        context = stack.enter_context(chromium(tmp_path / "profile"))
         watched = open_page(context, console.url)
+        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
         page = _open(watched, VM_TAB, "[data-test='read-only']")
         assert "may not create USBAttachments" in page.inner_text("[data-test='read-only']")
         assert page.locator("section[data-test='attach-form']").count() == 0
