@@ -10,7 +10,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
+from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from kubevirt_usb.apiserver import bootstrap, errors
 from kubevirt_usb.apiserver.api import RequestContext
@@ -300,6 +300,37 @@ def test_watch_replays_changes_until_its_timeout(client: TestClient) -> None:
                                         "resourceVersion": created["metadata"]["resourceVersion"]})
     events = [orjson.loads(line) for line in response.content.splitlines()]
     assert [e["type"] for e in events] == ["MODIFIED"]
+
+
+def test_a_watch_over_a_websocket_sees_objects_and_changes(client: TestClient) -> None:
+    path = "/api/v1/namespaces/default/configmaps"
+    client.post(path, json={"metadata": {"name": "before"}})
+    with client.websocket_connect(f"{path}?watch=true") as ws:
+        first = orjson.loads(ws.receive_text())
+        assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "before")
+        client.post(path, json={"metadata": {"name": "after"}})
+        second = orjson.loads(ws.receive_text())
+        assert (second["type"], second["object"]["metadata"]["name"]) == ("ADDED", "after")
+
+
+def test_a_websocket_gets_the_same_refusals_as_http(client: TestClient) -> None:
+    with pytest.raises(WebSocketDenialResponse) as forbidden, client.websocket_connect(
+            "/api/v1/namespaces/default/secrets?watch=true",
+            headers={"Authorization": "Bearer alice"}):
+        pass
+    assert forbidden.value.status_code == 403
+    assert forbidden.value.json()["message"] == (
+        'secrets is forbidden: User "alice" cannot watch resource "secrets" in API group "" '
+        'in the namespace "default"')
+    with pytest.raises(WebSocketDenialResponse) as not_a_watch, client.websocket_connect(
+            "/api/v1/namespaces/default/configmaps"):
+        pass
+    assert not_a_watch.value.status_code == 400
+    assert not_a_watch.value.json()["message"] == "only watches are served over a websocket"
+    with pytest.raises(WebSocketDenialResponse) as unknown, client.websocket_connect(
+            "/apis/example.com/v1/widgets?watch=true"):
+        pass
+    assert unknown.value.status_code == 404
 
 
 def test_openapi_v2_content_negotiation(client: TestClient) -> None:

@@ -1,4 +1,5 @@
-"""Watch streams: bookmarks, selector transitions, encoding, replay and timeouts."""
+"""Watch streams: bookmarks, selector transitions, encoding, replay and timeouts; over a
+websocket."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from typing import Any
 
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kubevirt_usb.apiserver.resources import builtin_resources
 from kubevirt_usb.apiserver.store import Store, StoreEvent
@@ -17,7 +22,9 @@ from kubevirt_usb.apiserver.watching import (
     encode_event,
     event_type_for,
     next_bookmark,
+    watch_over_websocket,
 )
+from tests.polling import wait_until
 
 CONFIGMAPS = next(i for i in builtin_resources() if i.kind == "ConfigMap")
 GR = CONFIGMAPS.group_resource
@@ -166,3 +173,42 @@ async def test_one_encoding_per_event_is_shared_by_watchers() -> None:
     assert list(event.encoded) == ["ADDED/v1"]
     second = await _collect(_stream(store, WatchOptions(since=start, timeout=0.05)))
     assert first == second
+
+
+def _websocket_app(stream: Any) -> Starlette:
+    async def watch(websocket: WebSocket) -> None:
+        await watch_over_websocket(websocket, stream())
+
+    return Starlette(routes=[WebSocketRoute("/watch", watch)])
+
+
+def test_each_event_is_one_text_message_then_a_normal_close() -> None:
+    async def two_events() -> Any:
+        yield encode_event("ADDED", {"n": 1})
+        yield encode_event("MODIFIED", {"n": 2})
+
+    with TestClient(_websocket_app(two_events)) as client, \
+            client.websocket_connect("/watch", subprotocols=["base64.binary.k8s.io"]) as ws:
+        assert ws.accepted_subprotocol == "base64.binary.k8s.io"
+        assert orjson.loads(ws.receive_text()) == {"type": "ADDED", "object": {"n": 1}}
+        assert orjson.loads(ws.receive_text()) == {"type": "MODIFIED", "object": {"n": 2}}
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 1000
+
+
+def test_a_client_that_goes_away_ends_the_watch_at_once() -> None:
+    ended: list[bool] = []
+
+    async def quiet_forever() -> Any:
+        try:
+            yield encode_event("ADDED", {"n": 1})
+            await asyncio.Event().wait()
+        finally:
+            ended.append(True)
+
+    with TestClient(_websocket_app(quiet_forever)) as client:
+        with client.websocket_connect("/watch") as ws:
+            assert ws.accepted_subprotocol is None
+            assert orjson.loads(ws.receive_text())["type"] == "ADDED"
+        wait_until(lambda: ended, what="the watch to end when its client closed", timeout=10)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT
 from kubevirt_usb.sandbox.harness import SandboxHarness
+from tests.e2e.console_support import REASON as CONSOLE_REASON
 
 REAL_APISERVER_VARIABLE = "KUBEVIRT_USB_TEST_KUBECONFIG"
 
@@ -48,6 +50,14 @@ def sandbox(request: pytest.FixtureRequest,
     with SandboxHarness(state_dir=tmp_path_factory.mktemp("sandbox"),
                         apiserver_kubeconfig=real_apiserver_kubeconfig(request)) as harness:
         yield harness
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say once, visibly, why the real-console e2e did not run (it is opt-in)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if CONSOLE_REASON in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(f"console e2e skipped: {CONSOLE_REASON}")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -20,6 +20,12 @@ describe('useUSBWatches', () => {
     expect(result.current.items.map((a) => a.metadata?.name)).toEqual(['a', 'c']);
   });
 
+  it("reads the console's empty-string loadError as no error", () => {
+    fixtures.set('USBDevice', []);
+    const { result } = renderHook(() => useDevices());
+    expect(result.current).toEqual({ items: [], loaded: true, error: undefined });
+  });
+
   it('gives the watch error and no items', () => {
     fixtures.fail('USBDevice', new Error('forbidden'));
     const { result } = renderHook(() => useDevices());

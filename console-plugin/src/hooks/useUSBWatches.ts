@@ -20,10 +20,15 @@ export interface Watched<T> {
   error: unknown;
 }
 
+/** The console's "no error" is an empty string (its k8s reducer starts every watch with
+ * loadError ''), not undefined. */
+export const watchError = (error: unknown): unknown =>
+  error === '' || error === null ? undefined : error;
+
 const list = <T>([data, loaded, error]: [T[] | undefined, boolean, unknown]): Watched<T[]> => ({
   items: Array.isArray(data) ? data : [],
   loaded,
-  error: error ?? undefined,
+  error: watchError(error),
 });
 
 export const useAttachments = (namespace?: string): Watched<USBAttachment[]> =>
@@ -65,6 +70,6 @@ export const useVMI = (
   return {
     items: !notFound && data?.metadata?.name ? data : undefined,
     loaded: loaded || notFound,
-    error: notFound ? undefined : (error ?? undefined),
+    error: notFound ? undefined : watchError(error),
   };
 };

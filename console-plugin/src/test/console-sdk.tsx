@@ -91,14 +91,15 @@ export const useK8sWatchResource = jest.fn((resource: SDK.WatchK8sResource | nul
   const items = (objects.get(kind) ?? []).filter(
     (o) => !resource.namespace || o.metadata?.namespace === resource.namespace,
   );
+  // the console's k8s reducer reports "no error" as an empty string, not undefined
   if (resource.isList) {
-    return [error ? [] : items, true, error];
+    return [error ? [] : items, true, error ?? ''];
   }
   const found = items.find((o) => o.metadata?.name === resource.name);
   if (error || !found) {
     return [{}, false, error ?? { code: 404, message: 'not found' }];
   }
-  return [found, true, undefined];
+  return [found, true, ''];
 });
 
 export const useAccessReview = jest.fn((attrs: SDK.AccessReviewResourceAttributes) => {

@@ -18,8 +18,9 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from kubevirt_usb.apiserver import discovery, errors, rbac, tables
 from kubevirt_usb.apiserver.api import (
@@ -37,7 +38,7 @@ from kubevirt_usb.apiserver.gotypes import body_type_error
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo, builtin_resources
 from kubevirt_usb.apiserver.selectors import parse_field_selector, parse_label_selector
 from kubevirt_usb.apiserver.store import Obj, Store
-from kubevirt_usb.apiserver.watching import WatchOptions, WatchStream
+from kubevirt_usb.apiserver.watching import WatchOptions, WatchStream, watch_over_websocket
 from kubevirt_usb.apiserver.yamljson import YAMLBodyError, load_yaml_as_json
 from kubevirt_usb.clock import rfc3339
 
@@ -232,6 +233,29 @@ class APIServerApp:
         except Exception as exc:  # the emulator never crashes on a request
             log.exception("request %s %s failed", request.method, request.url.path)
             return status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
+
+    async def handle_websocket(self, websocket: WebSocket) -> None:
+        """A watch asked for with `Upgrade: websocket`, as browsers (the OpenShift console) ask:
+        kube-apiserver serves it with each event as one text message; anything else on a
+        websocket is refused with the Status the same request would get over plain HTTP."""
+        path = websocket.url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(websocket.url.query).items()}
+        user: UserInfo = websocket.scope["state"]["user"]
+        try:
+            info = parse_request_path("GET", path, query)
+            if info is None or info.verb != "watch":
+                raise errors.bad_request("only watches are served over a websocket")
+            resource = self._resource(info)
+            self._authorize(user, info)
+            if not resource.stored:
+                raise errors.method_not_allowed()
+            namespace = info.namespace if resource.namespaced else ""
+            stream = self._watch_stream(resource, info, namespace, query,
+                                        websocket.headers.get("accept", ""))
+        except errors.APIError as error:
+            await _refuse_websocket(websocket, error)
+            return
+        await watch_over_websocket(websocket, stream)
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
@@ -491,6 +515,11 @@ class APIServerApp:
 
     def _watch(self, resource: ResourceInfo, info: RequestInfo, namespace: str,
                query: dict[str, str], accept: str) -> Response:
+        return StreamingResponse(self._watch_stream(resource, info, namespace, query, accept),
+                                 media_type=JSON)
+
+    def _watch_stream(self, resource: ResourceInfo, info: RequestInfo, namespace: str,
+                      query: dict[str, str], accept: str) -> WatchStream:
         labels, fields = self._selectors(resource, query)
         rv_text = query.get("resourceVersion", "")
         since = parse_resource_version(rv_text) if rv_text not in ("", "0") else None
@@ -511,13 +540,12 @@ class APIServerApp:
         def matches(obj: Obj) -> bool:
             return self.api.matches(resource, obj, labels=labels, fields=fields)
 
-        stream = WatchStream(store=self.api.store, resource=resource,
-                             namespace=namespace if resource.namespaced and namespace else None,
-                             options=options,
-                             matches=matches if labels is not None or fields is not None
-                             else None,
-                             clock=self.api.clock, bookmark_interval=self.bookmark_interval)
-        return StreamingResponse(stream, media_type=JSON)
+        return WatchStream(store=self.api.store, resource=resource,
+                           namespace=namespace if resource.namespaced and namespace else None,
+                           options=options,
+                           matches=matches if labels is not None or fields is not None
+                           else None,
+                           clock=self.api.clock, bookmark_interval=self.bookmark_interval)
 
     # ---- virtual resources ------------------------------------------------------------------
 
@@ -688,6 +716,14 @@ async def _read_delete_options(request: Request) -> Obj:
     return body
 
 
+async def _refuse_websocket(websocket: WebSocket, error: errors.APIError) -> None:
+    """Answer the upgrade request with the error's Status (plain HTTP, before any handshake)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(status_response(error))
+    else:  # a server without the extension can only refuse the handshake
+        await websocket.close(code=1008)
+
+
 def build_app(*, api: API, control: ControlPlane, authenticator: Authenticator,
               extensions: Sequence[Extension] = (), server_address: str = "",
               bookmark_interval: float = 60.0) -> tuple[ASGIApp, APIServerApp]:
@@ -699,6 +735,7 @@ def build_app(*, api: API, control: ControlPlane, authenticator: Authenticator,
         routes.extend(ext.routes(server))
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     routes.append(Route("/{path:path}", server.handle, methods=methods))
+    routes.append(WebSocketRoute("/{path:path}", server.handle_websocket))
     app = Starlette(routes=routes)
     return AuthenticationMiddleware(app, authenticator=authenticator), server
 

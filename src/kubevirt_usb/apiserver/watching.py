@@ -1,14 +1,17 @@
 """Watch streams: events from the store as the newline-delimited JSON a real kube-apiserver
-writes (`{"type": ..., "object": ...}`), with bookmarks, selector filtering and timeouts."""
+writes (`{"type": ..., "object": ...}`), with bookmarks, selector filtering and timeouts; over
+plain HTTP or, for browsers, over a websocket (one event a text message)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kubevirt_usb.apiserver import errors, tables
 from kubevirt_usb.apiserver.resources import ResourceInfo
@@ -148,3 +151,44 @@ class WatchStream:
         if obj.get("apiVersion") != self.resource.api_version:
             return {**obj, "apiVersion": self.resource.api_version}
         return obj
+
+
+async def watch_over_websocket(websocket: WebSocket, stream: AsyncIterable[bytes]) -> None:
+    """Accept the upgrade (with the first subprotocol offered, as kube-apiserver's handshake
+    does) and send each event as one text message until the watch ends (normal close) or the
+    client goes away (the watch is dropped at once, not at its timeout)."""
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=offered[0] if offered else None)
+    sender = asyncio.create_task(_send_events(websocket, stream))
+    listener = asyncio.create_task(_until_client_closes(websocket))
+    for task in (sender, listener):
+        task.add_done_callback(_retrieve_outcome)
+    try:
+        await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # no await after this: whoever cancels this coroutine (the server stopping) sees it end
+        # at once; the cancelled watch cleans up on the loop's next turns
+        sender.cancel()
+        listener.cancel()
+    if sender.done() and not sender.cancelled() and sender.exception() is None:
+        with contextlib.suppress(RuntimeError, OSError):
+            await websocket.close(code=1000)
+
+
+def _retrieve_outcome(task: asyncio.Task[None]) -> None:
+    """A send to a client already gone fails; that is how watches end, not an error to log."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _send_events(websocket: WebSocket, stream: AsyncIterable[bytes]) -> None:
+    async for chunk in stream:
+        await websocket.send_text(chunk.decode())
+
+
+async def _until_client_closes(websocket: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
