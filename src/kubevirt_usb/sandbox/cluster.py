@@ -329,7 +329,9 @@ class Sandbox:
         current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
         if current is None:
             return None
-        body = {**current, "status": kubevirt.vmi_status(vm, phase=phase)}
+        launcher = self.launchers.get((vm.namespace, vm.name))
+        pods = {launcher.pod_uid: launcher.node} if launcher is not None else None
+        body = {**current, "status": kubevirt.vmi_status(vm, phase=phase, active_pods=pods)}
         updated: dict[str, Any] = self.api.api.update(
             info, namespace=vm.namespace, name=vm.name, body=body, ctx=self._ctx(),
             subresource="status")

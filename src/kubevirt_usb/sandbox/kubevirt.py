@@ -159,9 +159,12 @@ def vmi_object(vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
     }
 
 
-def vmi_status(vm: VMSpec, *, phase: str) -> dict[str, Any]:
+def vmi_status(vm: VMSpec, *, phase: str,
+               active_pods: dict[str, str] | None = None) -> dict[str, Any]:
+    """The VMI's status; `active_pods` (launcher Pod uid -> node) as virt-controller records it."""
     ready = phase == "Running"
-    return {"phase": phase, "nodeName": vm.node,
+    extra = {"activePods": dict(active_pods)} if active_pods else {}
+    return {"phase": phase, "nodeName": vm.node, **extra,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
             "guestOSInfo": {"id": "busybox"}}
 

@@ -76,7 +76,9 @@ def _splice_one_way(src: socket.socket, dst: socket.socket) -> None:
             dst.shutdown(socket.SHUT_WR)
 
 
-def _bridge(client: socket.socket, host: str, port: int) -> None:
+def bridge(client: socket.socket, host: str, port: int) -> None:
+    """Splice one accepted slot connection to TCP host:port, both ways, until both ends close.
+    Nothing is sent by the bridge itself: a held slot upstream stays silent, as QEMU's does."""
     upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # a numeric address: no NSS
     try:
         upstream.connect((host, port))
@@ -101,7 +103,7 @@ def _serve(listener: socket.socket, host: str, port: int) -> None:
             return
         if client.family == socket.AF_INET:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=_bridge, args=(client, host, port), daemon=True).start()
+        threading.Thread(target=bridge, args=(client, host, port), daemon=True).start()
 
 
 def _join_cgroup(cgroup: Path) -> None:
