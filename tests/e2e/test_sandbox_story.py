@@ -226,16 +226,17 @@ def test_the_launcher_process_sits_in_its_pods_cgroup_with_the_slots_under_its_r
                                         f"kubevirt-private/{launcher.vmi_uid}").ok
 
 
-_HELLO = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('virt-usbredir-3'); "
-          "s.settimeout(30); print(s.recv(200))")
+_HELLO = ("import os, socket; os.chdir({directory!r}); s = socket.socket(socket.AF_UNIX); "
+          "s.connect('virt-usbredir-3'); s.settimeout(30); print(s.recv(200))")
 
 
 def test_a_launcher_slot_socket_reaches_the_vms_usbredir_slot(sandbox: SandboxHarness) -> None:
     launcher = sandbox.launcher("default/vm1")
     node = sandbox.sandbox.node("node1")
+    # relative to the directory: the full path is longer than a unix socket address may be
     directory = f"/proc/{launcher.pid}/root/run/kubevirt-private/{launcher.vmi_uid}"
-    hello = sandbox.on_node("node1", f"cd {directory} && "
-                            + node.python_command(["-c", _HELLO])).check().output
+    script = _HELLO.format(directory=directory)
+    hello = sandbox.on_node("node1", node.python_command(["-c", script])).check().output
     assert "usb-redir" in hello  # QEMU's usbredir hello, from the VM guest's slot 3
 
 
