@@ -39,7 +39,7 @@ from kubevirt_usb.sandbox.launcher import (
     mount_cgroup2,
     start_standin,
 )
-from kubevirt_usb.sandbox.node_guest import NodeGuest
+from kubevirt_usb.sandbox.node_guest import NodeGuest, compile_project
 from kubevirt_usb.sandbox.scenario import DeviceSpec, NodeSpec, Scenario, VMSpec
 from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
 from kubevirt_usb.sandbox.vm_guest import VMGuest
@@ -144,6 +144,7 @@ class Sandbox:
         return self._image
 
     async def _start_guests(self, image: GuestImage, report: Progress) -> None:
+        await asyncio.to_thread(compile_project)
         work = self.state_dir / "guests"
         work.mkdir(parents=True, exist_ok=True)
         for node in self.scenario.nodes:
