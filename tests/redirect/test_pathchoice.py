@@ -22,6 +22,8 @@ from kubevirt_usb.redirect.pathchoice import (
     falls_back,
     find_launcher,
     pod_uid_from_cgroup,
+    pod_view,
+    vmi_view,
 )
 
 VMI_UID = "6a1f4c2e-0b3d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -163,3 +165,19 @@ def test_both_forms_of_any_pod_uid_read_back(uid: uuid.UUID) -> None:
     text = str(uid)
     assert pod_uid_from_cgroup(f"0::/kubepods-pod{text.replace('-', '_')}.slice") == text
     assert pod_uid_from_cgroup(f"1:cpu:/kubepods/pod{text}/c") == text
+
+
+def test_the_vmi_and_its_pods_are_read_from_their_objects() -> None:
+    vmi = vmi_view({"metadata": {"namespace": "default", "name": "vm1", "uid": VMI_UID},
+                    "status": {"phase": "Running", "nodeName": "node1",
+                               "activePods": {POD_UID: "node1"}}})
+    assert vmi == VMIView(namespace="default", name="vm1", uid=VMI_UID, node="node1",
+                          running=True, active_pods={POD_UID: "node1"})
+    assert vmi_view(None) is None
+    scheduling = vmi_view({"metadata": {"uid": VMI_UID}, "status": {"phase": "Scheduling"}})
+    assert scheduling is not None
+    assert (scheduling.node, scheduling.running, scheduling.active_pods) == (None, False, None)
+    pod = pod_view({"metadata": {"name": POD.name, "uid": POD_UID},
+                    "spec": {"nodeName": "node1"}, "status": {"phase": "Running"}})
+    assert pod == POD
+    assert pod_view({}) == PodView(name="", uid="", node=None, phase=None)

@@ -23,6 +23,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SLOTS = 4
 """usb-redir slots per VMI (KubeVirt's UsbClientPassthroughMaxNumberOf)."""
@@ -263,3 +264,28 @@ def falls_back(choice: Choice) -> bool:
     """Whether the stream goes through the API now (everything but a local slot, and all slots
     held: the API path would hand out a held slot too, and virt-handler would hang on it)."""
     return isinstance(choice, API) and choice.reason is not PathReason.NO_FREE_SLOT
+
+
+def vmi_view(obj: Mapping[str, Any] | None) -> VMIView | None:
+    """What the choice needs of a VirtualMachineInstance object (None without one)."""
+    if not obj:
+        return None
+    meta = obj.get("metadata") or {}
+    st = obj.get("status") or {}
+    active = st.get("activePods")
+    return VMIView(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
+                   uid=str(meta.get("uid") or ""), node=_str(st.get("nodeName")),
+                   running=st.get("phase") == "Running",
+                   active_pods={str(k): str(v) for k, v in active.items()}
+                   if isinstance(active, Mapping) else None)
+
+
+def pod_view(obj: Mapping[str, Any]) -> PodView:
+    meta = obj.get("metadata") or {}
+    return PodView(name=str(meta.get("name") or ""), uid=str(meta.get("uid") or ""),
+                   node=_str((obj.get("spec") or {}).get("nodeName")),
+                   phase=_str((obj.get("status") or {}).get("phase")))
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
