@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ByteSize
-from tests.e2e.datapath_support import (
+
+from kubevirt_usb.sandbox.datapath import (
     HOST_FROM_GUEST,
     GuestAgent,
     Objects,
@@ -28,7 +29,6 @@ from tests.e2e.datapath_support import (
     node_stick,
     plain_harness,
 )
-
 from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, Scenario, VMSpec
 

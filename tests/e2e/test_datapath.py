@@ -16,12 +16,7 @@ from typing import Any
 
 import pytest
 
-from kubevirt_usb.sandbox.guest import UsbDevice
-from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
-from kubevirt_usb.sandbox.vm_guest import VMProbe
-from kubevirt_usb.stream.endpoint import load_kubeconfig
-from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
-from tests.e2e.datapath_support import (
+from kubevirt_usb.sandbox.datapath import (
     GUEST_DIR,
     FaultProxy,
     GuestAgent,
@@ -33,6 +28,11 @@ from tests.e2e.datapath_support import (
     plain_harness,
     vm_device,
 )
+from kubevirt_usb.sandbox.guest import UsbDevice
+from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
+from kubevirt_usb.sandbox.vm_guest import VMProbe
+from kubevirt_usb.stream.endpoint import load_kubeconfig
+from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
 
 pytestmark = pytest.mark.qemu
 

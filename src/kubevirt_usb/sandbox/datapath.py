@@ -1,4 +1,5 @@
-"""Helpers for the data-path end-to-end tests and benchmark: the streaming agent running inside a
+"""Helpers for the data-path end-to-end tests and the data-path benchmark (bench/datapath.py), kept
+in the sandbox so a benchmark does not depend on the test tree: the streaming agent running inside a
 node guest, USBDevice/USBAttachment objects written by hand (as the inventory and the controller
 would), and a TCP proxy between the guests and the API emulator that can cut every connection
 (a network failure, as the agent sees it: ECONNRESET / EOF without a websocket close frame).
