@@ -97,7 +97,8 @@ def controller(attachments: int, devices: int, rate: float, selector: str, worke
 @click.option("--rounds", default=5, show_default=True,
               help="Measured rounds after the warm-up round, each: every path in turn.")
 @click.option("--reads", default=2, show_default=True, help="Reads per path per round.")
-@click.option("--paths", default="direct,local,api", show_default=True,
+@click.option("--paths", default=",".join(("direct", "local", "api", "direct-host")),
+              show_default=True,
               help="Which paths, comma-separated (direct is the baseline of the ratios).")
 def datapath(mib: int, rounds: int, reads: int, paths: str) -> None:
     """The data path: a read in the VM guest over usbredirect straight into the slot (direct),

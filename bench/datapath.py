@@ -6,6 +6,9 @@ measured alternately in one run, on one stick and the same two guests:
   no API server, no TLS: the limit.
 - **local**: the streaming agent's engine worker -> the launcher stand-in's slot socket (the
   node-local path) -> the same bridge -> the VM's slot socket.
+- **direct-host** (the bridge's cost): `usbredirect` -> TCP 10.0.2.2 straight to the bridge's
+  host end -> the VM's slot socket, skipping the stand-in's hop in the node guest (the baseline
+  before the node-local path existed).
 - **api**: the engine worker -> websocket over TLS -> the API emulator -> the virt-api emulator ->
   the VM's slot socket. The launcher stand-in is stopped for these rounds so that the agent, which
   tries the local path first, falls back to the API (reason LauncherProcessNotFound); the bridge
@@ -46,14 +49,14 @@ from kubevirt_usb.sandbox.datapath import (
     node_stick,
     plain_harness,
 )
-from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
+from kubevirt_usb.sandbox.harness import HOST_FROM_GUEST, SandboxHarness, poll_until
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, Scenario, VMSpec
 
 SERIAL = "BENCH1"
 VM = "default/vm1"
 ATTACHMENT = "bench"
 DIRECT_SLOT = 3  # the slot the agent's local path takes first (from 3 down)
-PATHS = ("direct", "local", "api")
+PATHS = ("direct", "local", "api", "direct-host")
 EXPECTED_PATH = {"local": "Local", "api": "API"}
 
 
@@ -115,8 +118,8 @@ class Bench:
 
     def round(self, path: str, into: PathRun, *, reads: int) -> None:
         attach: Callable[[], Callable[[], None]] = {
-            "direct": self._attach_direct, "local": self._attach_agent,
-            "api": self._attach_agent}[path]
+            "direct": self._attach_direct, "direct-host": self._attach_direct_host,
+            "local": self._attach_agent, "api": self._attach_agent}[path]
         self._launcher_for(path)
         started = time.monotonic()
         detach = attach()
@@ -124,7 +127,7 @@ class Bench:
             poll_until(lambda: self.harness.probe(VM).disk_by_serial(SERIAL) is not None,
                        within=180, interval=0.1, what=f"the VM's disk on {SERIAL} ({path})")
             into.attach.append(time.monotonic() - started)
-            if path != "direct":
+            if path in EXPECTED_PATH:
                 into.seen.append(self._path_seen(path))
             pids = self._pids(path)
             bridge = self._bridge_pids(path)
@@ -147,9 +150,14 @@ class Bench:
             self.harness.recreate_launcher(VM)
 
     def _attach_direct(self) -> Callable[[], None]:
-        port = self.harness.launcher(VM).tcp_ports[DIRECT_SLOT]
-        command = self.node.host_command(["usbredirect", "--device", "46f4:0001", "--to",
-                                          f"127.0.0.1:{port}"])
+        return self._usbredirect(f"127.0.0.1:{self.harness.launcher(VM).tcp_ports[DIRECT_SLOT]}")
+
+    def _attach_direct_host(self) -> Callable[[], None]:
+        port = self.harness.launcher(VM).bridge.ports[DIRECT_SLOT]
+        return self._usbredirect(f"{HOST_FROM_GUEST}:{port}")
+
+    def _usbredirect(self, to: str) -> Callable[[], None]:
+        command = self.node.host_command(["usbredirect", "--device", "46f4:0001", "--to", to])
         process = self.harness.run(self.node.start_background(
             command, log_path="/tmp/usbredirect.log"))
         return lambda: self.harness.run(self.node.signal(process, signal_name="TERM"))
@@ -176,13 +184,13 @@ class Bench:
         return seen
 
     def _pids(self, path: str) -> list[int]:
-        if path == "direct":
+        if path.startswith("direct"):
             return guest_pids(self.harness, self.node, "usbredirect --device")
         return self.agent.pids()
 
     def _bridge_pids(self, path: str) -> list[int]:
         pid = self.harness.launcher(VM).pid
-        return [pid] if path != "api" and pid is not None else []
+        return [pid] if path in ("direct", "local") and pid is not None else []
 
     def _cpu(self, pids: list[int]) -> float:
         return cpu_seconds(self.harness, self.node, pids)
@@ -257,6 +265,7 @@ def run(*, mib: int = 64, rounds: int = 5, reads: int = 2,
                      "socket -> bridge -> VM slot",
             "api": "engine worker -> wss (ChaCha20) -> API emulator -> virt-api emulator -> "
                    "VM slot",
+            "direct-host": "usbredirect 0.13.0 -> TCP 10.0.2.2 -> bridge's host end -> VM slot",
             "bridge": "stand-in in the node guest (splice) -> TCP 10.0.2.2 (QEMU user "
                       "networking) -> host asyncio splice -> VM guest's unix slot socket",
         },
