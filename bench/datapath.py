@@ -185,7 +185,7 @@ class Bench:
 
     def _pids(self, path: str) -> list[int]:
         if path.startswith("direct"):
-            return guest_pids(self.harness, self.node, "usbredirect --device")
+            return guest_pids(self.harness, self.node, "usbredirect")
         return self.agent.pids()
 
     def _bridge_pids(self, path: str) -> list[int]:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,11 +270,8 @@ class GuestAgent:
         """The agent's process and its engine workers (in the guest)."""
         if self.process is None:
             return []
-        script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-                  "case \"$c\" in *kubevirt_usb.agent.streaming*|*kubevirt_usb.redirect.worker*)"
-                  " echo ${p#/proc/};; esac; done")
-        output = self.harness.run(self.guest.exec(script, timeout=30)).output
-        return sorted(int(p) for p in output.split() if p.isdigit())
+        return _pids_matching(self.harness, self.guest, "kubevirt_usb.agent.streaming",
+                              "kubevirt_usb.redirect.worker")
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the agent and its workers so far (guest clock ticks)."""
@@ -287,10 +285,18 @@ class GuestAgent:
 
 def guest_pids(harness: SandboxHarness, guest: NodeGuest, needle: str) -> list[int]:
     """Processes in the guest whose command line contains `needle`."""
-    script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-              f"case \"$c\" in *{needle}*) echo ${{p#/proc/}};; esac; done")
-    output = harness.run(guest.exec(script, timeout=30)).output
-    return sorted(int(p) for p in output.split() if p.isdigit())
+    return _pids_matching(harness, guest, needle)
+
+
+def _pids_matching(harness: SandboxHarness, guest: NodeGuest, *needles: str) -> list[int]:
+    """Pids whose command line contains any of `needles`: one grep over /proc/*/cmdline (a
+    process per pid, as a shell loop would start, takes tens of seconds in a busy TCG guest)."""
+    # "a[.]b" matches "a.b" but not the pattern's own text in grep's (and its shell's) cmdline
+    patterns = " ".join(f"-e {shlex.quote(n.replace('.', '[.]'))}" for n in needles)
+    script = f"grep -ls {patterns} /proc/[0-9]*/cmdline"
+    output = harness.run(guest.exec(script, timeout=60)).output
+    pids = (line.split("/")[2] for line in output.splitlines() if line.count("/") == 3)
+    return sorted(int(p) for p in pids if p.isdigit())
 
 
 def cpu_seconds(harness: SandboxHarness, guest: NodeGuest, pids: list[int]) -> float:
