@@ -108,8 +108,11 @@ class Bench:
         self.objects.publish(self.stick)
         self.objects.attachment(ATTACHMENT, vm="vm1")
         self.agent.start(api_port=self.harness.sandbox.api.port)
-        poll_until(lambda: "ready (libusb" in self.agent.log(), within=300, interval=1,
-                   what="the agent and its spare engine worker")
+        try:
+            poll_until(lambda: "ready (libusb" in self.agent.log(), within=300, interval=1,
+                       what="the agent and its spare engine worker")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- agent log ---\n{self.agent.log()}") from None
 
     def spares_ready(self) -> int:
         return self.agent.log(lines=400).count("ready (libusb")
