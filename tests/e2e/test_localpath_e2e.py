@@ -138,6 +138,31 @@ def test_the_same_stick_into_vm3_on_node2_goes_through_the_api(world: World) -> 
     assert world.api_slots("vm3") == (0,)
 
 
+_HOLD = ("import os, socket, sys, time; os.chdir({directory!r}); "
+         "s = socket.socket(socket.AF_UNIX); s.connect('virt-usbredir-3'); s.settimeout(60); "
+         "print('held', s.recv(200)); sys.stdout.flush(); time.sleep(600)")
+
+
+def test_a_slot_held_by_another_client_is_passed_over(world: World) -> None:
+    """Someone (a virtctl usbredir user, say) holds slot 3: QEMU serves one client per slot and
+    leaves a second one waiting without its hello, so the agent takes slot 2."""
+    launcher = world.harness.launcher("default/vm1")
+    node = world.harness.sandbox.node("node1")
+    directory = f"/proc/{launcher.pid}/root/run/kubevirt-private/{launcher.vmi_uid}"
+    holder = world.harness.run(node.start_background(
+        node.python_command(["-c", _HOLD.format(directory=directory)]),
+        log_path="/tmp/slot-holder.log"))
+    try:
+        poll_until(lambda: "held" in world.harness.on_node("node1", "cat /tmp/slot-holder.log")
+                   .output, within=60, what="the other client to hold slot 3")
+        world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+        st = world.wait_path("att-vm1", path="Local", reason="SameNode")
+        assert (st["slot"], st["slotKind"]) == (2, "Direct")
+        world.sees("vm1")
+    finally:
+        world.harness.run(node.signal(holder, signal_name="KILL"))
+
+
 def test_a_symlink_planted_at_the_slot_is_refused_and_the_stream_takes_the_api(
         world: World) -> None:
     path = world.harness.plant_at_slot("default/vm1", slot=3, kind="symlink",
