@@ -3,6 +3,7 @@ tree with a real listening slot socket, the choice and the connected socket out.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import tempfile
 import threading
@@ -109,3 +110,34 @@ async def test_an_api_that_cannot_be_asked_means_the_api_path(host_proc: Path) -
     assert isinstance(dialed.choice, API)
     assert dialed.choice.reason is PathReason.LAUNCHER_NOT_FOUND
     assert "connection refused" in dialed.choice.message
+
+
+async def test_a_dial_cancelled_midway_lets_the_slot_go() -> None:
+    """The binding ends while the thread waits for QEMU's hello: once the hello comes, the
+    connected socket is closed at once instead of holding the slot."""
+    with tempfile.TemporaryDirectory(prefix="kvu-lp") as base:
+        root = Path(base) / "root"
+        slots = root / "run" / "kubevirt-private" / VMI_UID
+        slots.mkdir(parents=True)
+        proc = Path(base) / "proc"
+        (proc / "120").mkdir(parents=True)
+        (proc / "120" / "cgroup").write_text(f"0::/kubepods/pod{POD_UID}/c\n")
+        (proc / "120" / "root").symlink_to(root)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(slots / "virt-usbredir-3"))
+            server.listen(1)
+            task = asyncio.create_task(dial(
+                node="node1", settings=LocalPathSettings(host_proc=proc, hello_timeout=30),
+                look_up=look_up((vmi("node1"), [POD])), namespace="default", vm="vm1"))
+            conn, _ = await asyncio.to_thread(server.accept)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with conn:
+                conn.sendall(b"hello")
+                conn.settimeout(30)
+                try:  # closed with the hello unread: a reset, else an end of file
+                    got = await asyncio.to_thread(conn.recv, 10)
+                except ConnectionResetError:
+                    got = b""
+                assert got == b""  # the agent's end is closed: the slot is free

@@ -106,7 +106,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for name, vm in (("att-aaa1", "vm1"), ("att-aaa2", "vm1"), ("att-vm2", "vm2"),
                          ("att-gone", "vm-gone"), ("att-pending", "vm-pending")):
             objects.attachment(name, vm=vm)
-        agent.start(api_port=proxy.port)
+        # vm1 runs on node1 too: this module tests the API path (the websocket through the
+        # fault proxy), so the node-local path is switched off; test_localpath_e2e tests it
+        agent.start(api_port=proxy.port, local_path=False)
         poll_until(lambda: "ready (libusb" in agent.log(), within=180,
                  what="the agent and its spare engine worker to start")
         yield World(harness, proxy, objects, agent, aaa1, aaa2)

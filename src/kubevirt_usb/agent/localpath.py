@@ -60,7 +60,20 @@ async def dial(*, node: str, settings: LocalPathSettings, look_up: LookUp, names
             return Dialed(found if isinstance(found, API) else _unknown(), None)
         return host.dial(found, vmi_uid=vmi.uid)
 
-    return await asyncio.to_thread(look)
+    looking = asyncio.ensure_future(asyncio.to_thread(look))
+    try:
+        return await asyncio.shield(looking)
+    except asyncio.CancelledError:
+        # the binding ended while the thread dials: the slot it may connect is let go at once
+        looking.add_done_callback(_let_go)
+        raise
+
+
+def _let_go(looking: asyncio.Future[Dialed]) -> None:
+    if not looking.cancelled() and looking.exception() is None:
+        sock = looking.result().sock
+        if sock is not None:
+            sock.close()
 
 
 def _unknown() -> API:  # pragma: no cover - find_launcher answers API without a VMI

@@ -245,13 +245,15 @@ class GuestAgent:
     def guest(self) -> NodeGuest:
         return self.harness.sandbox.node(self.node)
 
-    def start(self, *, api_port: int, metrics_port: int = 9108) -> None:
+    def start(self, *, api_port: int, metrics_port: int = 9108, local_path: bool = True) -> None:
+        """Start it; `local_path=False` streams through the API even into VMs on this node."""
         kubeconfig = f"{GUEST_DIR}/kubeconfig"
         push_file(self.harness, self.guest, kubeconfig, guest_kubeconfig(self.harness,
                                                                          port=api_port))
         command = self.guest.python_command([
             "-m", "kubevirt_usb.agent.streaming", "--node", self.node,
-            "--kubeconfig", kubeconfig, "--metrics-port", str(metrics_port)])
+            "--kubeconfig", kubeconfig, "--metrics-port", str(metrics_port),
+            *([] if local_path else ["--no-local-path"])])
         self.process = self.harness.run(self.guest.start_background(command,
                                                                     log_path=self.log_path))
 
@@ -259,6 +261,12 @@ class GuestAgent:
         if self.process is not None:
             with contextlib.suppress(Exception):
                 self.harness.run(self.guest.signal(self.process, signal_name="TERM"))
+            self.process = None
+
+    def kill(self) -> None:
+        """kill -9 the agent (its engine workers follow it: PR_SET_PDEATHSIG)."""
+        if self.process is not None:
+            self.harness.run(self.guest.signal(self.process, signal_name="KILL"))
             self.process = None
 
     def log(self, lines: int = 40) -> str:
