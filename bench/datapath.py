@@ -109,7 +109,7 @@ class Bench:
         self.objects.attachment(ATTACHMENT, vm="vm1")
         self.agent.start(api_port=self.harness.sandbox.api.port)
         try:
-            poll_until(lambda: "ready (libusb" in self.agent.log(), within=300, interval=1,
+            poll_until(lambda: "ready (libusb" in self.agent.log(), within=600, interval=1,
                        what="the agent and its spare engine worker")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- agent log ---\n{self.agent.log()}") from None
