@@ -127,8 +127,13 @@ class Bench:
         started = time.monotonic()
         detach = attach()
         try:
-            poll_until(lambda: self.harness.probe(VM).disk_by_serial(SERIAL) is not None,
-                       within=180, interval=0.1, what=f"the VM's disk on {SERIAL} ({path})")
+            try:
+                poll_until(lambda: self.harness.probe(VM).disk_by_serial(SERIAL) is not None,
+                           within=300, interval=0.1, what=f"the VM's disk on {SERIAL} ({path})")
+            except AssertionError as exc:
+                status = self.objects.status(ATTACHMENT)
+                raise AssertionError(f"{exc}\nstatus: {status}\n--- agent log ---\n"
+                                     f"{self.agent.log(lines=60)}") from None
             into.attach.append(time.monotonic() - started)
             if path in EXPECTED_PATH:
                 into.seen.append(self._path_seen(path))
