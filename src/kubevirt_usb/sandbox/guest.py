@@ -33,7 +33,7 @@ from kubevirt_usb.sandbox.guest_image import GuestImage
 from kubevirt_usb.sandbox.qmp import QMPClient, QMPConnectionError, QMPError
 
 QEMU_BINARY = "qemu-system-x86_64"
-BOOT_TIMEOUT = 180.0
+BOOT_TIMEOUT = 300.0
 _SOCKET_PATH_MAX = 107
 _BEGIN = b"@@KVU BEGIN "
 _END = b"@@KVU END "
