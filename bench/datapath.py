@@ -49,7 +49,8 @@ from kubevirt_usb.sandbox.datapath import (
     node_stick,
     plain_harness,
 )
-from kubevirt_usb.sandbox.harness import HOST_FROM_GUEST, SandboxHarness, poll_until
+from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
+from kubevirt_usb.sandbox.launcher import HOST_FROM_GUEST
 from kubevirt_usb.sandbox.scenario import DeviceKind, DeviceSpec, NodeSpec, Scenario, VMSpec
 
 SERIAL = "BENCH1"

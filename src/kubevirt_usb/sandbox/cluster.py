@@ -2,13 +2,15 @@
 emulated USB devices, QEMU VM guests behind KubeVirt's usb-redir slots, and the Node, VM and VMI
 objects that mirror them, all on one asyncio loop.
 
+With `apiserver_kubeconfig` the same guests and components run against a real kube-apiserver the
+user brings instead (sandbox/realplane.py), the virt-api emulator served as an aggregated API.
+
 `Sandbox` is what tests, benchmarks and `kubevirt-usb sandbox up` stand on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import shlex
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from kubevirt_usb import crds
-from kubevirt_usb.apiserver.api import RequestContext
-from kubevirt_usb.apiserver.server import ADMIN, APIServer, ServerOptions
+from kubevirt_usb.apiserver.kubeconfig import write_kubeconfig
+from kubevirt_usb.apiserver.server import APIServer
 from kubevirt_usb.sandbox import kubevirt
 from kubevirt_usb.sandbox.components import (
     NAMESPACE,
@@ -29,6 +31,17 @@ from kubevirt_usb.sandbox.components import (
     agent_log,
     agent_ready,
     install_manifests,
+)
+from kubevirt_usb.sandbox.controlplane import (
+    LEASES,
+    NODES,
+    PODS,
+    USB_DEVICES,
+    VMIS,
+    VMS,
+    ControlPlane,
+    ControlPlaneError,
+    EmulatorPlane,
 )
 from kubevirt_usb.sandbox.guest import ExecResult, GuestError
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
@@ -65,6 +78,7 @@ class SandboxOptions:
     extra_manifests: list[dict[str, Any]] = field(default_factory=list)
     components: bool = True  # run the node agents and the controller, as an install would
     components_timeout: float = 120.0
+    apiserver_kubeconfig: Path | None = None  # a real kube-apiserver instead of the emulator
 
 
 class Sandbox:
@@ -78,18 +92,34 @@ class Sandbox:
         self.vms: dict[VMKey, VMGuest] = {}
         self.launchers: dict[VMKey, Launcher] = {}
         self.virtapi = VirtAPIEmulator(slot_dir=self._slot_dir)
-        self.api_server: APIServer | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self.plane: ControlPlane = self._new_plane(options)
+        self._started = False
         self._image: GuestImage | None = options.image
         self.components: Components | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
+    def _new_plane(self, options: SandboxOptions) -> ControlPlane:
+        if options.apiserver_kubeconfig is None:
+            return EmulatorPlane(virtapi=self.virtapi, state_dir=self.state_dir / "apiserver",
+                                 host=options.api_host, port=options.api_port)
+        from kubevirt_usb.sandbox.realplane import RealPlane
+
+        return RealPlane(kubeconfig=options.apiserver_kubeconfig, virtapi=self.virtapi,
+                         state_dir=self.state_dir / "real-apiserver", progress=options.progress)
+
+    @property
+    def on_real_apiserver(self) -> bool:
+        return self.plane.kind == "real"
+
     @property
     def api(self) -> APIServer:
-        if self.api_server is None:
+        """The API emulator (web UI, demo, tests of the emulator itself)."""
+        if not self._started:
             raise SandboxError("the sandbox has not been started")
-        return self.api_server
+        if not isinstance(self.plane, EmulatorPlane):
+            raise SandboxError("this sandbox runs against a real API server, not the emulator")
+        return self.plane.api
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -109,32 +139,25 @@ class Sandbox:
             raise
 
     async def _start_api(self, report: Progress) -> None:
-        report("starting the API emulator with the virt-api emulator")
+        if self.on_real_apiserver:
+            report("installing KubeVirt's CRDs, the product's CRDs and RBAC on the real API "
+                   "server")
+        else:
+            report("starting the API emulator with the virt-api emulator")
         manifests = [*kubevirt.crds(), *crds.all_crds(), *kubevirt.cluster_roles(),
                      *(kubevirt.node_object(n.name) for n in self.scenario.nodes),
                      *self.options.extra_manifests]
         namespaces = sorted({vm.namespace for vm in self.scenario.vms} - {"default"})
         manifests += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                       for ns in namespaces]
-        options = ServerOptions(host=self.options.api_host, port=self.options.api_port,
-                                state_dir=self.state_dir / "apiserver", manifests=[],
-                                extensions=[self.virtapi])
-        server = APIServer(options)
-        # CRDs are served once established; create them first, then the rest.
-        for obj in manifests:  # a CRD is served as soon as it is stored
-            server.create_object(obj)
-        self.api_server = server
-        ready = asyncio.Event()
-        self._serve_task = asyncio.create_task(server.serve(on_ready=ready.set))
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._serve_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if self._serve_task in done:
-            waiter.cancel()
-            self._serve_task.result()
-            raise SandboxError("the API emulator stopped while starting")
-        server.write_kubeconfig(self.kubeconfig_path)
-        report(f"API emulator ready at {server.url}")
+        self._started = True
+        try:
+            await self.plane.start(manifests=manifests)
+        except ControlPlaneError as exc:
+            raise SandboxError(str(exc)) from exc
+        write_kubeconfig(self.kubeconfig_path, self.plane.admin_kubeconfig())
+        what = "real API server" if self.on_real_apiserver else "API emulator"
+        report(f"{what} ready at {self.plane.url}")
 
     async def _guest_image(self, report: Progress) -> GuestImage:
         if self._image is None:
@@ -166,22 +189,19 @@ class Sandbox:
 
     async def _start_node(self, guest: NodeGuest, report: Progress) -> None:
         await self._boot(f"node {guest.name}", guest.start(), report)
-        self._set_node_ready(guest, ready=True)
+        await self._set_node_ready(guest, ready=True)
 
-    def _set_node_ready(self, guest: NodeGuest, *, ready: bool) -> None:
-        info = self.api.api.registry.get("", "v1", "nodes")
-        current = self.api.api.store.get(info.group_resource, "", guest.name) if info else None
-        if info is None or current is None:
+    async def _set_node_ready(self, guest: NodeGuest, *, ready: bool) -> None:
+        current = await self.plane.get(NODES, name=guest.name)
+        if current is None:
             return
         status = kubevirt.node_status(ready=ready, kernel_release=guest.image.kernel_release)
-        self.api.api.update(info, namespace="", name=guest.name,
-                            body={**current, "status": status}, ctx=self._ctx(),
-                            subresource="status")
+        await self.plane.update_status(NODES, {**current, "status": status})
 
     async def _start_vm(self, vm: VMSpec, *, image: GuestImage, work: Path,
                         report: Progress) -> None:
-        vm_obj = self._write(kubevirt.vm_object(vm))
-        vmi = self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
+        vm_obj = await self._write(kubevirt.vm_object(vm))
+        vmi = await self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
         guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work)
         self.vms[(vm.namespace, vm.name)] = guest
         await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
@@ -189,13 +209,13 @@ class Sandbox:
     async def _launch_vmi(self, key: VMKey) -> None:
         """The VMI's launcher Pod and its stand-in on the VM's node, then the VMI is Running."""
         await self._start_launcher(key)
-        self._set_running(self.vms[key].vm, running=True)
+        await self._set_running(self.vms[key].vm, running=True)
 
     async def _start_launcher(self, key: VMKey) -> Launcher:
         guest = self.vms[key]
         vm = guest.vm
-        pod = self._write(kubevirt.launcher_pod_object(vm, vmi_uid=guest.vmi_uid,
-                                                       suffix=secrets.token_hex(3)[:5]))
+        pod = await self.plane.create(PODS, kubevirt.launcher_pod_object(
+            vm, vmi_uid=guest.vmi_uid, suffix=secrets.token_hex(3)[:5]))
         bridge = SlotBridge({slot: guest.usbredir_socket(slot) for slot in range(guest.slots)})
         await bridge.start()
         launcher = Launcher(namespace=vm.namespace, vm=vm.name, node=vm.node,
@@ -203,7 +223,7 @@ class Sandbox:
                             pod_uid=pod["metadata"]["uid"], bridge=bridge)
         self.launchers[key] = launcher
         await start_standin(self.node(vm.node), launcher, python=sys.executable)
-        self._set_pod_running(launcher, running=True)
+        await self._set_pod_running(launcher, running=True)
         return launcher
 
     async def _stop_launcher(self, key: VMKey) -> None:
@@ -214,30 +234,25 @@ class Sandbox:
         if node is not None:
             await kill_standin(node, launcher, remove_root=True)
         await launcher.bridge.stop()
-        info = self.api.api.registry.get("", "v1", "pods")
-        if info is not None and self.api.api.store.get(info.group_resource, launcher.namespace,
-                                                       launcher.pod_name) is not None:
-            self.api.api.delete(info, namespace=launcher.namespace, name=launcher.pod_name,
-                                options={}, ctx=self._ctx())
+        if await self.plane.get(PODS, namespace=launcher.namespace,
+                                name=launcher.pod_name) is not None:
+            await self.plane.delete(PODS, namespace=launcher.namespace, name=launcher.pod_name)
 
-    def _set_pod_running(self, launcher: Launcher, *, running: bool) -> None:
-        info = self.api.api.registry.get("", "v1", "pods")
-        current = (self.api.api.store.get(info.group_resource, launcher.namespace,
-                                          launcher.pod_name) if info else None)
-        if info is None or current is None:
+    async def _set_pod_running(self, launcher: Launcher, *, running: bool) -> None:
+        current = await self.plane.get(PODS, namespace=launcher.namespace,
+                                       name=launcher.pod_name)
+        if current is None:
             return
-        self.api.api.update(info, namespace=launcher.namespace, name=launcher.pod_name,
-                            body={**current, "status": kubevirt.launcher_pod_status(
-                                running=running)},
-                            ctx=self._ctx(), subresource="status")
+        await self.plane.update_status(PODS, {**current, "status": kubevirt.launcher_pod_status(
+            running=running)})
 
     async def _start_components(self, report: Progress) -> None:
-        components = Components(api=self.api, state_dir=self.state_dir)
+        components = Components(plane=self.plane, state_dir=self.state_dir)
         self.components = components
         try:
             for obj in install_manifests():
-                self._write(obj)
-        except ComponentError as exc:
+                await self._write(obj)
+        except (ComponentError, ControlPlaneError) as exc:
             raise SandboxError(str(exc)) from exc
         report("starting the controller and the node agents")
         await components.start_controller()
@@ -253,10 +268,10 @@ class Sandbox:
             if failed is not None:
                 raise SandboxError(failed)
             for node in sorted(waiting):
-                if self._agent_published(node) and await agent_ready(self.nodes[node]):
+                if await self._agent_published(node) and await agent_ready(self.nodes[node]):
                     report(f"node {node}: the agent published its devices")
                     waiting.discard(node)
-            if not waiting and self._controller_leading():
+            if not waiting and await self._controller_leading():
                 report("the controller holds its election lease")
                 return
             if loop.time() > deadline:
@@ -266,27 +281,26 @@ class Sandbox:
                                    f"{self.options.components_timeout:.0f} s\n" + "\n".join(logs))
             await asyncio.sleep(0.2)
 
-    def _agent_published(self, node: str) -> bool:
+    async def _agent_published(self, node: str) -> bool:
         """A cheap first sign (no guest round trip): the agent's Lease and the devices with a
         serial are there; `agent_ready` then asks the agent whether its first publish is done."""
-        store = self.api.api.store
-        if store.get(("coordination.k8s.io", "leases"), NAMESPACE,
-                     f"kubevirt-usb-agent-{node}") is None:
+        if await self.plane.get(LEASES, namespace=NAMESPACE,
+                                name=f"kubevirt-usb-agent-{node}") is None:
             return False
         guest = self.nodes[node]
         wanted = {d.serial for d in guest.node.devices if d.serial and guest.is_plugged(d.id)}
         published = {(o.get("status") or {}).get("serial")
-                     for o in store.items(("usb.kubevirt-usb.io", "usbdevices"))
+                     for o in await self.plane.list(USB_DEVICES)
                      if (o.get("status") or {}).get("node") == node}
         return wanted <= published
 
-    def _controller_leading(self) -> bool:
-        lease = self.api.api.store.get(("coordination.k8s.io", "leases"), NAMESPACE,
-                                       "kubevirt-usb-controller")
+    async def _controller_leading(self) -> bool:
+        lease = await self.plane.get(LEASES, namespace=NAMESPACE, name="kubevirt-usb-controller")
         return lease is not None and bool((lease.get("spec") or {}).get("holderIdentity"))
 
     async def stop(self) -> None:
-        """Stop every guest and the API emulator; nothing is left running."""
+        """Stop every guest and the API emulator; nothing is left running (and on a real API
+        server nothing the sandbox created is left)."""
         if self.components is not None:
             await self.components.stop()
         for launcher in self.launchers.values():
@@ -296,65 +310,39 @@ class Sandbox:
         for guest, result in zip(guests, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("stopping guest %s failed: %s", guest.name, result)
-        if self.api_server is not None:
-            self.api_server.request_stop()
-        if self._serve_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._serve_task, timeout=10)
-            self._serve_task = None
+        if self._started:
+            await self.plane.stop()
 
     # ---- the API mirror ---------------------------------------------------------------------
 
-    def _ctx(self) -> RequestContext:
-        return RequestContext(user=ADMIN, field_manager="kubevirt-usb-sandbox")
+    async def _write(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.plane.apply(obj)
 
-    def _write(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.api.create_object(obj)
+    async def _new_vmi(self, vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
+        created = await self.plane.create(VMIS, kubevirt.vmi_object(vm, vm_uid=vm_uid))
+        return await self._set_vmi_phase(vm, "Scheduled") or created
 
-    def _info(self, resource: str) -> Any:
-        info = self.api.api.registry.get(kubevirt.KUBEVIRT_GROUP, kubevirt.KUBEVIRT_VERSION,
-                                         resource)
-        if info is None:
-            raise SandboxError(f"KubeVirt's {resource} are not served")
-        return info
-
-    def _new_vmi(self, vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
-        info = self._info("virtualmachineinstances")
-        created = self.api.api.create(info, namespace=vm.namespace,
-                                      body=kubevirt.vmi_object(vm, vm_uid=vm_uid),
-                                      ctx=self._ctx())
-        return self._set_vmi_phase(vm, "Scheduled") or created
-
-    def _set_vmi_phase(self, vm: VMSpec, phase: str) -> dict[str, Any] | None:
-        info = self._info("virtualmachineinstances")
-        current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
+    async def _set_vmi_phase(self, vm: VMSpec, phase: str) -> dict[str, Any] | None:
+        current = await self.plane.get(VMIS, namespace=vm.namespace, name=vm.name)
         if current is None:
             return None
         launcher = self.launchers.get((vm.namespace, vm.name))
         pods = {launcher.pod_uid: launcher.node} if launcher is not None else None
         body = {**current, "status": kubevirt.vmi_status(vm, phase=phase, active_pods=pods)}
-        updated: dict[str, Any] = self.api.api.update(
-            info, namespace=vm.namespace, name=vm.name, body=body, ctx=self._ctx(),
-            subresource="status")
-        return updated
+        return await self.plane.update_status(VMIS, body)
 
-    def _set_running(self, vm: VMSpec, *, running: bool) -> None:
+    async def _set_running(self, vm: VMSpec, *, running: bool) -> None:
         if running:
-            self._set_vmi_phase(vm, "Running")
-        info = self._info("virtualmachines")
-        current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
+            await self._set_vmi_phase(vm, "Running")
+        current = await self.plane.get(VMS, namespace=vm.namespace, name=vm.name)
         if current is not None:
-            self.api.api.update(info, namespace=vm.namespace, name=vm.name,
-                                body={**current, "status": kubevirt.vm_status(running=running)},
-                                ctx=self._ctx(), subresource="status")
+            await self.plane.update_status(
+                VMS, {**current, "status": kubevirt.vm_status(running=running)})
 
-    def _delete_vmi(self, vm: VMSpec) -> None:
-        info = self._info("virtualmachineinstances")
-        if self.api.api.store.get(info.group_resource, vm.namespace, vm.name) is None:
+    async def _delete_vmi(self, vm: VMSpec) -> None:
+        if await self.plane.get(VMIS, namespace=vm.namespace, name=vm.name) is None:
             return
-        _obj, removed = self.api.api.delete(info, namespace=vm.namespace, name=vm.name,
-                                            options={}, ctx=self._ctx())
-        if not removed:
+        if not await self.plane.delete(VMIS, namespace=vm.namespace, name=vm.name):
             raise SandboxError(f"the VMI {vm.namespace}/{vm.name} has finalizers and cannot be "
                                "replaced")
 
@@ -428,15 +416,16 @@ class Sandbox:
         guest = self.vm(namespace, name)
         if node is not None:
             self.node(node)  # SandboxError naming the nodes when there is no such node
-        self._set_running(guest.vm, running=False)
+        await self._set_running(guest.vm, running=False)
         await self._stop_launcher((namespace, name))
-        self._delete_vmi(guest.vm)
+        await self._delete_vmi(guest.vm)
         await guest.stop()
         if node is not None:
             guest.vm = guest.vm.model_copy(update={"node": node})
-        vm_info = self._info("virtualmachines")
-        vm_obj = self.api.api.get(vm_info, namespace=namespace, name=name)
-        vmi = self._new_vmi(guest.vm, vm_uid=vm_obj["metadata"]["uid"])
+        vm_obj = await self.plane.get(VMS, namespace=namespace, name=name)
+        if vm_obj is None:
+            raise SandboxError(f"the VM {namespace}/{name} is gone from the API")
+        vmi = await self._new_vmi(guest.vm, vm_uid=vm_obj["metadata"]["uid"])
         guest.vmi_uid = vmi["metadata"]["uid"]
         await guest.start()
         await self._launch_vmi((namespace, name))
@@ -486,7 +475,8 @@ class Sandbox:
 
     def status(self) -> dict[str, Any]:
         return {
-            "api": self.api.url if self.api_server else None,
+            "api": self.plane.url if self._started else None,
+            "controlPlane": self.plane.kind,
             "kubeconfig": str(self.kubeconfig_path),
             "nodes": {name: {"running": g.running,
                              "devices": {d.serial or d.id: {

@@ -16,15 +16,14 @@ from typing import Any
 
 import yaml
 
-from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.apiserver.server import APIServer
+from kubevirt_usb.apiserver.kubeconfig import write_kubeconfig
+from kubevirt_usb.sandbox.controlplane import ControlPlane, guest_server_url
 from kubevirt_usb.sandbox.guest import BackgroundProcess
 from kubevirt_usb.sandbox.node_guest import NodeGuest
 
 NAMESPACE = "kubevirt-usb"
 AGENT_SA = "kubevirt-usb-agent"
 CONTROLLER_SA = "kubevirt-usb-controller"
-HOST_FROM_GUEST = "10.0.2.2"
 GUEST_RUN_DIR = "/run/kubevirt-usb"  # inside the chroot of the host's root (a tmpfs)
 DEPLOY_BASE = Path(__file__).resolve().parents[3] / "deploy" / "base"
 RBAC_FILES = ("namespace.yaml", "agent-rbac.yaml", "controller-rbac.yaml", "user-roles.yaml")
@@ -50,10 +49,10 @@ def install_manifests(*, deploy_base: Path = DEPLOY_BASE) -> list[dict[str, Any]
     return objects
 
 
-def guest_kubeconfig(api: APIServer, *, token: str, user: str) -> dict[str, Any]:
-    config = api.kubeconfig(token=token, user=user)
+def guest_kubeconfig(plane: ControlPlane, *, token: str, user: str) -> dict[str, Any]:
+    config = plane.kubeconfig(token=token, user=user)
     for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = f"https://{HOST_FROM_GUEST}:{api.port}"
+        cluster["cluster"]["server"] = guest_server_url(plane.url, port=plane.port)
     return config
 
 
@@ -76,18 +75,17 @@ def controller_argv(*, kubeconfig: Path) -> list[str]:
 class Components:
     """The agents (one per node guest) and the controller of one sandbox."""
 
-    api: APIServer
+    plane: ControlPlane
     state_dir: Path
     agents: dict[str, BackgroundProcess] = field(default_factory=dict)
     controller: asyncio.subprocess.Process | None = None
 
-    def service_account_token(self, name: str) -> str:
-        return self.api.authenticator.mint(UserInfo.service_account(namespace=NAMESPACE,
-                                                                    name=name))
+    async def service_account_token(self, name: str) -> str:
+        return await self.plane.service_account_token(namespace=NAMESPACE, name=name)
 
     async def start_agent(self, guest: NodeGuest) -> None:
-        token = self.service_account_token(AGENT_SA)
-        config = yaml.safe_dump(guest_kubeconfig(self.api, token=token, user=AGENT_SA))
+        token = await self.service_account_token(AGENT_SA)
+        config = yaml.safe_dump(guest_kubeconfig(self.plane, token=token, user=AGENT_SA))
         encoded = base64.b64encode(config.encode()).decode()
         path = f"{GUEST_RUN_DIR}/agent.kubeconfig"
         write = (f"mkdir -p /host{GUEST_RUN_DIR} && echo {encoded} | base64 -d > /host{path} && "
@@ -98,9 +96,9 @@ class Components:
                                                                log_path="/tmp/agent.log")
 
     async def start_controller(self) -> None:
-        token = self.service_account_token(CONTROLLER_SA)
+        token = await self.service_account_token(CONTROLLER_SA)
         kubeconfig = self.state_dir / "controller.kubeconfig"
-        self.api.write_kubeconfig(kubeconfig, token=token, user=CONTROLLER_SA)
+        write_kubeconfig(kubeconfig, self.plane.kubeconfig(token=token, user=CONTROLLER_SA))
         log = (self.state_dir / "controller.log").open("ab")
         try:
             self.controller = await asyncio.create_subprocess_exec(

@@ -32,7 +32,7 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 HOST_FROM_GUEST = "10.0.2.2"
 SLOT_PREFIX = "virt-usbredir-"
 START_TIMEOUT = 300.0
-"""Seconds for a stand-in to start: a Python start in a TCG guest on a loaded host can take minutes."""
+"""Seconds for a stand-in to start (a Python start in a TCG guest on a loaded host: minutes)."""
 
 
 def pod_cgroup(pod_uid: str) -> str:
