@@ -15,6 +15,7 @@ from kubevirt_usb.sandbox.guest import UsbDevice, wait_until
 from kubevirt_usb.sandbox.guest_image import build_guest_image
 from kubevirt_usb.sandbox.node_guest import (
     NodeGuest,
+    compile_project,
     device_option,
     device_properties,
     keep_argument,
@@ -187,3 +188,12 @@ async def test_moved_device_shows_on_its_new_port(node: NodeGuest) -> None:
 
     await wait_until(moved, within=60, what="the serial adapter on port 6")
     assert node.port_of("serial1") == "6"
+
+
+def test_the_project_is_byte_compiled_for_the_guests_read_only_view(tmp_path: Path) -> None:
+    module = tmp_path / "pkg" / "engine.py"
+    module.parent.mkdir()
+    module.write_text("VALUE = 1\n")
+    compile_project(tmp_path / "pkg")
+    assert [p.name.split(".")[0] for p in (tmp_path / "pkg" / "__pycache__").iterdir()] == [
+        "engine"]

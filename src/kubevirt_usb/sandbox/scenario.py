@@ -210,8 +210,10 @@ class Scenario(BaseModel):
 
 
 def default_scenario() -> Scenario:
-    """One node with two identical memory sticks (serials AAA1, AAA2) and a serial adapter;
-    VM default/vm1 allows USB redirection, default/vm2 does not."""
+    """node1 with two identical memory sticks (serials AAA1, AAA2) and a serial adapter, and
+    node2 without devices; on node1 VM default/vm1 allows USB redirection and default/vm2 does
+    not; on node2 VM default/vm3 allows it. A stick of node1 reaches vm1 on the node-local path
+    and vm3 through the API server."""
     return Scenario(
         nodes=[
             NodeSpec(
@@ -221,11 +223,13 @@ def default_scenario() -> Scenario:
                     DeviceSpec(id="stick2", kind=DeviceKind.USB_STORAGE, serial="AAA2"),
                     DeviceSpec(id="serial1", kind=DeviceKind.USB_SERIAL, serial="FT0001"),
                 ],
-            )
+            ),
+            NodeSpec(name="node2"),
         ],
         vms=[
             VMSpec(namespace="default", name="vm1", client_passthrough=True, node="node1"),
             VMSpec(namespace="default", name="vm2", client_passthrough=False, node="node1"),
+            VMSpec(namespace="default", name="vm3", client_passthrough=True, node="node2"),
         ],
     )
 

@@ -1,4 +1,5 @@
-"""Helpers for the data-path end-to-end tests and benchmark: the streaming agent running inside a
+"""Helpers for the data-path end-to-end tests and the data-path benchmark (bench/datapath.py), kept
+in the sandbox so a benchmark does not depend on the test tree: the streaming agent running inside a
 node guest, USBDevice/USBAttachment objects written by hand (as the inventory and the controller
 would), and a TCP proxy between the guests and the API emulator that can cut every connection
 (a network failure, as the agent sees it: ECONNRESET / EOF without a websocket close frame).
@@ -10,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,13 +245,15 @@ class GuestAgent:
     def guest(self) -> NodeGuest:
         return self.harness.sandbox.node(self.node)
 
-    def start(self, *, api_port: int, metrics_port: int = 9108) -> None:
+    def start(self, *, api_port: int, metrics_port: int = 9108, local_path: bool = True) -> None:
+        """Start it; `local_path=False` streams through the API even into VMs on this node."""
         kubeconfig = f"{GUEST_DIR}/kubeconfig"
         push_file(self.harness, self.guest, kubeconfig, guest_kubeconfig(self.harness,
                                                                          port=api_port))
         command = self.guest.python_command([
             "-m", "kubevirt_usb.agent.streaming", "--node", self.node,
-            "--kubeconfig", kubeconfig, "--metrics-port", str(metrics_port)])
+            "--kubeconfig", kubeconfig, "--metrics-port", str(metrics_port),
+            *([] if local_path else ["--no-local-path"])])
         self.process = self.harness.run(self.guest.start_background(command,
                                                                     log_path=self.log_path))
 
@@ -257,6 +261,12 @@ class GuestAgent:
         if self.process is not None:
             with contextlib.suppress(Exception):
                 self.harness.run(self.guest.signal(self.process, signal_name="TERM"))
+            self.process = None
+
+    def kill(self) -> None:
+        """kill -9 the agent (its engine workers follow it: PR_SET_PDEATHSIG)."""
+        if self.process is not None:
+            self.harness.run(self.guest.signal(self.process, signal_name="KILL"))
             self.process = None
 
     def log(self, lines: int = 40) -> str:
@@ -268,11 +278,8 @@ class GuestAgent:
         """The agent's process and its engine workers (in the guest)."""
         if self.process is None:
             return []
-        script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-                  "case \"$c\" in *kubevirt_usb.agent.streaming*|*kubevirt_usb.redirect.worker*)"
-                  " echo ${p#/proc/};; esac; done")
-        output = self.harness.run(self.guest.exec(script, timeout=30)).output
-        return sorted(int(p) for p in output.split() if p.isdigit())
+        return _pids_matching(self.harness, self.guest, "kubevirt_usb.agent.streaming",
+                              "kubevirt_usb.redirect.worker")
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the agent and its workers so far (guest clock ticks)."""
@@ -286,10 +293,18 @@ class GuestAgent:
 
 def guest_pids(harness: SandboxHarness, guest: NodeGuest, needle: str) -> list[int]:
     """Processes in the guest whose command line contains `needle`."""
-    script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-              f"case \"$c\" in *{needle}*) echo ${{p#/proc/}};; esac; done")
-    output = harness.run(guest.exec(script, timeout=30)).output
-    return sorted(int(p) for p in output.split() if p.isdigit())
+    return _pids_matching(harness, guest, needle)
+
+
+def _pids_matching(harness: SandboxHarness, guest: NodeGuest, *needles: str) -> list[int]:
+    """Pids whose command line contains any of `needles`: one grep over /proc/*/cmdline (a
+    process per pid, as a shell loop would start, takes tens of seconds in a busy TCG guest)."""
+    # "a[.]b" matches "a.b" but not the pattern's own text in grep's (and its shell's) cmdline
+    patterns = " ".join(f"-e {shlex.quote(n.replace('.', '[.]'))}" for n in needles)
+    script = f"grep -ls {patterns} /proc/[0-9]*/cmdline"
+    output = harness.run(guest.exec(script, timeout=60)).output
+    pids = (line.split("/")[2] for line in output.splitlines() if line.count("/") == 3)
+    return sorted(int(p) for p in pids if p.isdigit())
 
 
 def cpu_seconds(harness: SandboxHarness, guest: NodeGuest, pids: list[int]) -> float:
