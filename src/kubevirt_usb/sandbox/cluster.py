@@ -25,8 +25,10 @@ from kubevirt_usb.sandbox.components import (
     Components,
     agent_log,
     agent_ready,
+    controller_identities,
     install_manifests,
 )
+from kubevirt_usb.sandbox.fault_proxy import FaultProxy
 from kubevirt_usb.sandbox.guest import ExecResult, GuestError
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
 from kubevirt_usb.sandbox.node_guest import NodeGuest
@@ -55,6 +57,8 @@ class SandboxOptions:
     extra_manifests: list[dict[str, Any]] = field(default_factory=list)
     components: bool = True  # run the node agents and the controller, as an install would
     components_timeout: float = 120.0
+    controller_replicas: int = 1  # more: they elect a leader through their Lease
+    api_proxy: bool = False  # the product reaches the API through a `FaultProxy` (`fault_proxy`)
 
 
 class Sandbox:
@@ -71,6 +75,7 @@ class Sandbox:
         self._serve_task: asyncio.Task[None] | None = None
         self._image: GuestImage | None = options.image
         self.components: Components | None = None
+        self.fault_proxy: FaultProxy | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -176,13 +181,18 @@ class Sandbox:
     async def _start_components(self, report: Progress) -> None:
         components = Components(api=self.api, state_dir=self.state_dir)
         self.components = components
+        if self.options.api_proxy:
+            self.fault_proxy = FaultProxy(target_port=self.api.port)
+            await self.fault_proxy.start()
+            components.client_port = self.fault_proxy.port
         try:
             for obj in install_manifests():
                 self._write(obj)
         except ComponentError as exc:
             raise SandboxError(str(exc)) from exc
         report("starting the controller and the node agents")
-        await components.start_controller()
+        for identity in controller_identities(self.options.controller_replicas):
+            await components.start_controller(identity)
         await asyncio.gather(*(components.start_agent(g) for g in self.nodes.values()))
         await self._wait_components_ready(components, report)
 
@@ -231,6 +241,8 @@ class Sandbox:
         """Stop every guest and the API emulator; nothing is left running."""
         if self.components is not None:
             await self.components.stop()
+        if self.fault_proxy is not None:
+            await self.fault_proxy.stop()
         guests = [*self.vms.values(), *self.nodes.values()]
         results = await asyncio.gather(*(g.stop() for g in guests), return_exceptions=True)
         for guest, result in zip(guests, results, strict=True):
