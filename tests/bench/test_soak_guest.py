@@ -38,5 +38,6 @@ def test_a_half_written_last_line_is_left_for_the_next_read() -> None:
 
 def test_commands_pass_the_serial_and_the_starting_generation() -> None:
     words = shlex.split(block_command(serial="AAA1", block_bytes=65536, slots=128, start=42))
-    assert words[0:2] == ["sh", "-c"] and words[3:] == ["soak", "AAA1", "65536", "128", "42"]
+    assert words[0:2] == ["sh", "-c"]
+    assert words[3:] == ["soak", "AAA1", "65536", "128", "42"]
     assert shlex.split(serial_command(serial="FT0001", start=7))[3:] == ["soak", "FT0001", "7"]
