@@ -39,10 +39,8 @@ async def test_it_forwards_until_cut_and_then_the_client_sees_the_connection_end
     writer.write(b"ping")
     assert await asyncio.wait_for(reader.readexactly(4), 10) == b"ping"
     assert proxy.cut() == 2  # both sides of the one connection
-    try:
+    with contextlib.suppress(ConnectionResetError):  # an abort may also read as a reset
         assert await asyncio.wait_for(reader.read(1), 10) == b""
-    except ConnectionResetError:
-        pass  # an abort may also read as a reset
     writer.close()
     reader, writer = await _connect(proxy)  # a new connection works again
     writer.write(b"pong")
