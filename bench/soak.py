@@ -319,8 +319,8 @@ class Soak:
     def sample_rss(self) -> None:
         now = time.monotonic() - self.t0
         for pid in self.node_pids(AGENT):
-            kib = self.h.on_node(NODE, f"sed -n 's/^VmRSS: *\\([0-9]*\\).*/\\1/p' "
-                                       f"/proc/{pid}/status", timeout=60).output.strip()
+            kib = self.h.on_node(NODE, f"awk '/^VmRSS:/{{print $2}}' /proc/{pid}/status",
+                                 timeout=60).output.strip()
             if kib.isdigit():
                 self.rss["agent"].append((now, pid, int(kib) / 1024))
         components = self.h.sandbox.components
@@ -489,6 +489,10 @@ class Soak:
         self.wait(lambda: all(self.attached(s.attachment, self.attachments())
                               for s in STREAMS), within=RECOVERY_BOUND,
                   what="every attachment Attached")
+        agents, workers = self.node_pids(AGENT), self.node_pids(WORKER)
+        if not agents or len(workers) < len(STREAMS):
+            raise RuntimeError(f"the soak does not see the agent's processes on {NODE} "
+                               f"(agent {agents}, engine workers {workers})")
         for workload in self.workloads.values():
             self.start_workload(workload)
 
