@@ -565,11 +565,18 @@ class Soak:
         lines = [f"{w.stream.serial} in {w.stream.vm}: {phases.get(name)}, last progress "
                  f"{now - w.last_progress:.0f} s ago, last line {w.last_line!r}"
                  for name, w in self.workloads.items()]
-        for vm in ("vm1", "vm2"):
+        procs = ("for p in /proc/[0-9]*; do [ -s $p/cmdline ] && echo \"${p#/proc/} "
+                 "$(cut -d' ' -f3 $p/stat) $(cat $p/wchan) $(head -c 60 $p/cmdline | "
+                 "tr '\\0' ' ')\"; done; ls /sys/block; ")
+        for name, w in self.workloads.items():
+            if w.process is None or now - w.last_progress < 30:
+                continue
             with contextlib.suppress(Exception):
-                lines.append(f"{vm}:\n" + self.h.in_vm(
-                    f"default/{vm}", "ps -o pid,stat,args | grep -v ']$'; dmesg | tail -n 15",
-                    timeout=60).output)
+                lines.append(f"{w.stream.vm} ({name} stuck):\n" + self.h.in_vm(
+                    f"default/{w.stream.vm}", procs + f"cat /proc/{w.process.pid}/stack; "
+                    f"tail -n 5 {log_path(w.stream.serial)}", timeout=60).output)
+                lines.append(self.h.in_vm(f"default/{w.stream.vm}", "dmesg | tail -n 40",
+                                          timeout=60).output)
         return "\n".join(lines)
 
     def elapsed(self) -> str:

@@ -186,11 +186,22 @@ class RssTrend:
     instances: int
 
 
-def rss_trend(samples: Sequence[tuple[float, int, float]]) -> RssTrend | None:
-    """From (seconds, pid, MiB) samples."""
+RSS_WARMUP = 120.0
+"""Seconds after a process's first sample that do not count for its trend: a Python process
+on an emulated node is still importing and opening its connections then."""
+
+
+def rss_trend(samples: Sequence[tuple[float, int, float]], *,
+              warmup: float = RSS_WARMUP) -> RssTrend | None:
+    """From (seconds, pid, MiB) samples; each instance's first `warmup` seconds are left out
+    (unless that leaves fewer than two samples)."""
     by_pid: dict[int, list[tuple[float, float]]] = {}
     for t, pid, mib in samples:
         by_pid.setdefault(pid, []).append((t, mib))
+    for pid, series in by_pid.items():
+        settled = [(t, v) for t, v in series if t - series[0][0] >= warmup]
+        if len(settled) >= 2:
+            by_pid[pid] = settled
     if not by_pid:
         return None
     longest = max(by_pid.values(), key=lambda s: (s[-1][0] - s[0][0], len(s)))

@@ -93,8 +93,17 @@ def test_percentiles_by_nearest_rank() -> None:
 def test_rss_slope_is_per_hour_and_follows_the_longest_lived_process() -> None:
     assert slope_per_hour([(0.0, 100.0), (1800.0, 101.0), (3600.0, 102.0)]) == 2.0
     assert slope_per_hour([(0.0, 1.0)]) == 0.0
-    trend = rss_trend([(0.0, 1, 50.0), (60.0, 1, 51.0), (60.0, 2, 40.0), (3600.0, 2, 40.0)])
+    trend = rss_trend([(0.0, 1, 50.0), (60.0, 1, 51.0), (60.0, 2, 40.0), (3600.0, 2, 40.0)],
+                      warmup=0)
     assert trend is not None
     assert (trend.start_mib, trend.end_mib, trend.slope_mib_per_hour) == (40.0, 40.0, 0.0)
     assert trend.instances == 2
     assert rss_trend([]) is None
+
+
+def test_a_process_still_starting_up_does_not_count_as_growing() -> None:
+    samples = [(0.0, 7, 13.0), (30.0, 7, 40.0), (120.0, 7, 54.0), (1800.0, 7, 54.0),
+               (3600.0, 7, 54.0)]
+    trend = rss_trend(samples)
+    assert trend is not None
+    assert (trend.start_mib, trend.slope_mib_per_hour) == (54.0, 0.0)
