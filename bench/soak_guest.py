@@ -84,7 +84,8 @@ tty_of() {
 }
 while :; do
   t=$(tty_of) || { echo N; sleep 1; continue; }
-  stty -F /dev/$t raw -echo clocal 2>/dev/null || { echo "E $c stty"; sleep 1; continue; }
+  stty -F /dev/$t raw -echo clocal 2>/tmp/soak-stty.err \
+    || { echo "E $c stty $t $(tail -n 1 /tmp/soak-stty.err)"; sleep 1; continue; }
   timeout 1 cat /dev/$t > /dev/null 2>&1  # whatever an interrupted round left behind
   p="kvu-serial-$c-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
   timeout 5 head -n 1 /dev/$t > /tmp/soak-serial.in 2>/dev/null &
