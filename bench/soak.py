@@ -583,9 +583,9 @@ class Soak:
         lines = [f"{w.stream.serial} in {w.stream.vm}: {phases.get(name)}, last progress "
                  f"{now - w.last_progress:.0f} s ago, last line {w.last_line!r}"
                  for name, w in self.workloads.items()]
-        procs = ("for p in /proc/[0-9]*; do [ -n \"$(head -c 1 $p/cmdline)\" ] && echo \"${p#/proc/} "
-                 "$(cut -d' ' -f3 $p/stat) $(cat $p/wchan) $(head -c 60 $p/cmdline | "
-                 "tr '\\0' ' ')\"; done; ls /sys/block; ")
+        procs = ("for p in /proc/[0-9]*; do [ -n \"$(head -c 1 $p/cmdline)\" ] && "
+                 "echo \"${p#/proc/} $(cut -d' ' -f3 $p/stat) $(cat $p/wchan) "
+                 "$(head -c 60 $p/cmdline | tr '\\0' ' ')\"; done; ls /sys/block; ")
         for name, w in self.workloads.items():
             if w.process is None or now - w.last_progress < 30:
                 continue
