@@ -15,7 +15,8 @@ lint: bootstrap
 test: lint
 	.venv/bin/pytest
 
-# Every benchmark docs/benchmarks.md cites (about 15 minutes); each records its results in
+# Every benchmark docs/benchmarks.md cites (about 15 minutes, then the 30-minute chaos soak);
+# each records its results in
 # docs/benchmark-results.json. One alone: .venv/bin/python -m bench NAME --help
 bench: bootstrap
 	.venv/bin/python -m bench apiserver
@@ -27,3 +28,4 @@ bench: bootstrap
 	.venv/bin/python -m bench controller --selector model --rate 0
 	.venv/bin/python -m bench controller --sandbox
 	.venv/bin/python -m bench datapath
+	.venv/bin/python -m bench soak --minutes 30
