@@ -275,6 +275,7 @@ class Soak:
         return self.h.call(lambda: virtapi.active_slots(namespace="default", name=vm))
 
     def check_seen_once(self) -> None:
+        """No serial in two VMs, nor twice in one VM (a stale stream beside a new one)."""
         seen: dict[str, list[str]] = {}
         for vm in ("vm1", "vm2"):
             with contextlib.suppress(Exception):
@@ -586,6 +587,11 @@ class Soak:
         procs = ("for p in /proc/[0-9]*; do [ -n \"$(head -c 1 $p/cmdline)\" ] && "
                  "echo \"${p#/proc/} $(cut -d' ' -f3 $p/stat) $(cat $p/wchan) "
                  "$(head -c 60 $p/cmdline | tr '\\0' ' ')\"; done; ls /sys/block; ")
+        for vm in ("vm1", "vm2"):
+            with contextlib.suppress(Exception):
+                lines.append(f"{vm}'s USB devices: " + ", ".join(
+                    f"{d.name} {d.vid_pid} {d.serial}"
+                    for d in self.h.probe(f"default/{vm}").usb_devices))
         for name, w in self.workloads.items():
             if w.process is None or now - w.last_progress < 30:
                 continue
