@@ -26,7 +26,14 @@ find_usb() {  # $1: a /sys path under a USB device; prints the USB device's seri
 }
 """
 
-BLOCK_SCRIPT = _FIND + r"""
+_HEAL = r"""
+heal() {  # a write to /dev/X while X was unplugged created a regular file there, which would
+  # hide the device node when the device comes back (devtmpfs does not replace files)
+  for f in /dev/sd* /dev/ttyUSB*; do [ -f "$f" ] && rm -f "$f"; done
+}
+"""
+
+BLOCK_SCRIPT = _FIND + _HEAL + r"""
 serial=$1; bs=$2; slots=$3; c=$4
 w=/tmp/soak-$serial
 dev_of() {
@@ -39,13 +46,14 @@ dev_of() {
 blk() { yes "kvu $serial $1 $2" | head -c "$bs"; }
 sum() { s=$(sha256sum < "$1"); echo "${s%% *}"; }
 while :; do
-  d=$(dev_of) || { echo N; sleep 1; continue; }
+  heal
+  d=$(dev_of) && [ -b /dev/$d ] || { echo N; sleep 1; continue; }
   i=$((c % slots))
   blk $i $c > $w.blk
   want=$(sum $w.blk)
   echo "T $i $c"
   if dd if=$w.blk of=/dev/$d bs=$bs seek=$i count=1 oflag=direct conv=fsync,notrunc \
-      2>$w.err; then
+      2>$w.err && [ -b /dev/$d ]; then
     echo "A $i $c"
     if dd if=/dev/$d of=$w.rd bs=$bs skip=$i count=1 iflag=direct 2>$w.err; then
       [ "$(sum $w.rd)" = "$want" ] && echo "V $i $c ok" || echo "V $i $c bad"
@@ -73,7 +81,7 @@ while :; do
 done
 """
 
-SERIAL_SCRIPT = _FIND + r"""
+SERIAL_SCRIPT = _FIND + _HEAL + r"""
 serial=$1; c=$2
 tty_of() {
   for t in /sys/bus/usb-serial/devices/ttyUSB*; do
@@ -83,7 +91,8 @@ tty_of() {
   return 1
 }
 while :; do
-  t=$(tty_of) || { echo N; sleep 1; continue; }
+  heal
+  t=$(tty_of) && [ -c /dev/$t ] || { echo N; sleep 1; continue; }
   stty -F /dev/$t raw -echo clocal 2>/tmp/soak-stty.err \
     || { echo "E $c stty $t $(tail -n 1 /tmp/soak-stty.err)"; sleep 1; continue; }
   timeout 1 cat /dev/$t > /dev/null 2>&1  # whatever an interrupted round left behind
