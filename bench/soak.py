@@ -680,7 +680,7 @@ def run(*, minutes: float, seed: int | None = None, state_dir: Path | None = Non
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kvu-soak-")))
         progress(f"soak: starting the cluster in a box in {state_dir}")
         harness = SandboxHarness(state_dir=state_dir, scenario=soak_scenario(),
-                                 controller_replicas=2, api_proxy=True,
+                                 controller_replicas=2, api_proxy=True, boot_timeout=600,
                                  progress=lambda m: progress(f"sandbox: {m}"))
         with harness:
             return Soak(harness, seed=seed, minutes=minutes, progress=progress).run()

@@ -29,7 +29,7 @@ from kubevirt_usb.sandbox.components import (
     install_manifests,
 )
 from kubevirt_usb.sandbox.fault_proxy import FaultProxy
-from kubevirt_usb.sandbox.guest import ExecResult, GuestError
+from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult, GuestError
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
 from kubevirt_usb.sandbox.node_guest import NodeGuest
 from kubevirt_usb.sandbox.scenario import DeviceSpec, NodeSpec, Scenario, VMSpec
@@ -59,6 +59,7 @@ class SandboxOptions:
     components_timeout: float = 120.0
     controller_replicas: int = 1  # more: they elect a leader through their Lease
     api_proxy: bool = False  # the product reaches the API through a `FaultProxy` (`fault_proxy`)
+    boot_timeout: float = BOOT_TIMEOUT  # per guest (a soak on a loaded machine needs more)
 
 
 class Sandbox:
@@ -141,7 +142,8 @@ class Sandbox:
         work = self.state_dir / "guests"
         work.mkdir(parents=True, exist_ok=True)
         for node in self.scenario.nodes:
-            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work)
+            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work,
+                                              boot_timeout=self.options.boot_timeout)
         starts: list[Awaitable[None]] = []
         for node_guest in self.nodes.values():
             starts.append(self._start_node(node_guest, report))
@@ -173,7 +175,8 @@ class Sandbox:
                         report: Progress) -> None:
         vm_obj = self._write(kubevirt.vm_object(vm))
         vmi = self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
-        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work)
+        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work,
+                        boot_timeout=self.options.boot_timeout)
         self.vms[(vm.namespace, vm.name)] = guest
         await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
         self._set_running(vm, running=True)
