@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up everything they need first (scripts/bootstrap).
-.PHONY: sandbox test lint bootstrap bench
+.PHONY: sandbox test lint plugin bootstrap bench
 
 bootstrap:
 	@scripts/bootstrap
@@ -12,7 +12,12 @@ lint: bootstrap
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
-test: lint
+# The console plugin (console-plugin/): type-check, ESLint, Prettier, jest, and the SDK's build
+# (which validates console-extensions.json), with the Node that bootstrap put in .node.
+plugin: bootstrap
+	cd console-plugin && PATH="$(CURDIR)/console-plugin/.node/node_modules/.bin:$$PATH" npm run check
+
+test: lint plugin
 	.venv/bin/pytest
 
 # Every benchmark docs/benchmarks.md cites (about 15 minutes, then the 30-minute chaos soak);

@@ -1,4 +1,5 @@
-"""`kubevirt-usb`: the program with the agent, controller, web and sandbox subcommands."""
+"""`kubevirt-usb`: the program with the agent, controller, web, plugin-serve and sandbox
+subcommands."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from kubevirt_usb.lazycli import LazyGroup
              lazy={"sandbox": "kubevirt_usb.sandbox.cli:sandbox",
                    "agent": "kubevirt_usb.agent.cli:agent",
                    "controller": "kubevirt_usb.controller.cli:controller",
-                   "web": "kubevirt_usb.web.cli:web"})
+                   "web": "kubevirt_usb.web.cli:web",
+                   "plugin-serve": "kubevirt_usb.web.pluginserve:plugin_serve"})
 @click.version_option(__version__, prog_name="kubevirt-usb")
 def cli() -> None:
     """USB devices on Kubernetes nodes, into KubeVirt VMs."""

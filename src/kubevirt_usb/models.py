@@ -107,9 +107,14 @@ class ClaimRef(_Model):
                                 "restarted) means: connect again")
 
 
+IDENTITY_KEY_MAX_LENGTH = 4608
+"""Fits the longest key: `serial+descriptors` with three 126-character descriptor strings (the
+most a USB string descriptor holds), each character percent-encoded from up to 4 UTF-8 bytes."""
+
+
 class DeviceIdentity(_Model):
     tier: IdentityTier
-    key: str = Field(max_length=1024)
+    key: str = Field(max_length=IDENTITY_KEY_MAX_LENGTH)
 
 
 class DeviceClass(_Model):

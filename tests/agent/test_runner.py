@@ -285,3 +285,19 @@ async def test_a_device_that_cannot_be_read_is_not_published_half_nor_marked_abs
         before[unreadable]["metadata"]["resourceVersion"]
     assert after[unreadable]["status"]["present"] is True
     assert after["node1-46f4-0001-2-2"]["status"]["present"] is False
+
+
+async def test_a_devices_directory_that_cannot_be_listed_marks_nothing_absent(
+        cluster: Emulator, api: KubeClient, node: Node) -> None:
+    async with agent_on(node, cluster=cluster) as running:
+        before = await eventually(lambda: _published(api, EXPECTED), what="the devices")
+        listing = node.root / "bus" / "usb" / "devices"
+        listing.rename(listing.with_name("devices.aside"))
+        listing.write_text("not a directory\n")
+        running.plugged("2-2", "remove")
+        problem = await eventually(lambda: _async(running.agent.ready()),
+                                   what="the agent saying why it cannot publish")
+        after = await _objects(api)
+    assert problem == f"publishing failed: cannot list {listing}: Not a directory"
+    assert {n: o["status"]["present"] for n, o in after.items()} == {
+        n: o["status"]["present"] for n, o in before.items()}

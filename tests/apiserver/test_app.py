@@ -296,11 +296,11 @@ class _Connect:
     def routes(self, context: Any) -> list[Any]:
         async def connect(request: Request) -> JSONResponse:
             user: UserInfo = request.state.user
-            allowed = context.is_allowed(user=user, verb="get", group=self.group,
-                                         resource="widgets", subresource="connect",
-                                         namespace="default", name="w")
-            namespace = context.get_object(group="", resource="namespaces", namespace="",
-                                           name="default")
+            allowed = await context.is_allowed(user=user, verb="get", group=self.group,
+                                               resource="widgets", subresource="connect",
+                                               namespace="default", name="w")
+            namespace = await context.get_object(group="", resource="namespaces",
+                                                 namespace="", name="default")
             return JSONResponse({"user": user.name, "allowed": allowed,
                                  "namespace": namespace["metadata"]["name"]})
 

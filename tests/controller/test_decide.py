@@ -18,6 +18,7 @@ from kubevirt_usb.controller.decide import (
     Situation,
     decide,
 )
+from kubevirt_usb.controller.matching import matches
 from kubevirt_usb.controller.model import (
     FINALIZER,
     VM,
@@ -29,7 +30,11 @@ from kubevirt_usb.controller.model import (
     Device,
     OwnerRef,
     Policy,
+    parse_attachment,
+    parse_device,
+    parse_policy,
 )
+from kubevirt_usb.controller.policy import granting
 
 NS = "lab"
 VM_UID = "vm-uid"
@@ -433,3 +438,73 @@ def test_preordered_devices_give_the_first_free_one() -> None:
     bind = decide(situation(devices=devs, preordered=True)).steps[0]
     assert isinstance(bind, Bind)
     assert bind.device == "x"
+
+
+# ---- fuzzed objects ---------------------------------------------------------------------------
+# Raw USBDevice, USBAttachment and USBPolicy bodies with anything JSON can hold where the schema
+# has strings, lists or maps (huge strings, unicode, wrong types, selectors that match nothing or
+# everything) go through the controller's parsers and its decision. Nothing raises; a Bind only
+# ever names a present, unclaimed device the selector matches and a policy grants; a spec the
+# schema would refuse binds nothing; the status written validates against the CRD's model.
+
+_TEXT = st.one_of(st.sampled_from(["AAA1", "46f4", "0001", "node1", "1-1", "lab", "vm1", "", "*"]),
+                  st.text(max_size=12), st.just("x" * 300), st.just("\u202e\x1b[31m"))
+_ANY = st.recursive(st.none() | st.booleans() | st.integers() | _TEXT,
+                    lambda inner: st.lists(inner, max_size=2)
+                    | st.dictionaries(_TEXT, inner, max_size=2), max_leaves=4)
+_SELECTOR = st.dictionaries(
+    st.sampled_from(["name", "vendorId", "productId", "serial", "product", "node", "port", "x"]),
+    st.one_of(_TEXT, _ANY), max_size=4)
+_RAW_DEVICES = st.lists(st.fixed_dictionaries({
+    "metadata": st.fixed_dictionaries({"name": st.sampled_from(["d0", "d1", "d2"]),
+                                       "resourceVersion": st.just("1")}),
+    "spec": st.one_of(st.just({}), st.fixed_dictionaries({"claimRef": st.one_of(_ANY, st.just(
+        {"namespace": NS, "attachment": "other", "vm": "vm2"}))})),
+    "status": st.one_of(_ANY, st.fixed_dictionaries({}, optional={
+        k: st.one_of(_TEXT, _ANY) for k in ("node", "vendorId", "productId", "serial",
+                                            "product", "productName", "portPath", "present",
+                                            "state", "conditions")})),
+}), max_size=4, unique_by=lambda d: d["metadata"]["name"])
+_RAW_ATTACHMENT = st.fixed_dictionaries({
+    "metadata": st.fixed_dictionaries({"name": st.just("a1"), "namespace": st.just(NS)}, optional={
+        "ownerReferences": _ANY, "finalizers": _ANY, "generation": _ANY, "uid": _ANY}),
+    "spec": st.one_of(_ANY, st.fixed_dictionaries({"vm": st.one_of(st.just("vm1"), _ANY)},
+                                                  optional={"device": st.one_of(_SELECTOR, _ANY)})),
+    "status": _ANY,
+})
+_RAW_POLICIES = st.lists(st.fixed_dictionaries({
+    "metadata": st.just({"name": "p"}),
+    "spec": st.one_of(_ANY, st.fixed_dictionaries({}, optional={
+        "namespaces": st.one_of(st.just([NS]), _ANY), "devices": st.one_of(_SELECTOR, _ANY),
+        "namespaceSelector": st.one_of(st.just({}), _ANY, st.fixed_dictionaries({
+            "matchExpressions": st.lists(st.fixed_dictionaries({
+                "key": _TEXT, "operator": st.sampled_from(["In", "NotIn", "Exists", "Bogus"]),
+                "values": st.lists(_TEXT, max_size=2)}), max_size=2)}))})),
+}), max_size=3)
+
+
+@settings(max_examples=150)
+@given(raw_devices=_RAW_DEVICES, raw_attachment=_RAW_ATTACHMENT, raw_policies=_RAW_POLICIES,
+       labels=st.dictionaries(_TEXT, _TEXT, max_size=2))
+def test_fuzzed_objects_never_crash_the_decision_and_bind_only_what_is_allowed(
+        raw_devices: list[Any], raw_attachment: Any, raw_policies: list[Any],
+        labels: dict[str, str]) -> None:
+    devices = [d for d in map(parse_device, raw_devices) if d is not None]
+    a = parse_attachment(raw_attachment)
+    policies = [p for p in map(parse_policy, raw_policies) if p is not None]
+    assert a is not None
+    s = situation(a, devices=devices, policies=policies, namespace_labels=labels)
+
+    plan = decide(s)
+
+    assert len(plan.binds) <= 1
+    for bind in plan.binds:
+        assert a.problem is None
+        (bound,) = [d for d in devices if d.name == bind.device]
+        assert bound.present
+        assert bound.claim is None
+        assert matches(a.selector, bound)
+        assert granting(policies, bound, namespace=NS, labels=labels)
+    for step in plan.steps:
+        if isinstance(step, ApplyStatus):
+            models.USBAttachmentStatus.model_validate(step.status)

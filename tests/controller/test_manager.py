@@ -5,18 +5,24 @@ restarts, as users and admins see them."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kubevirt_usb.controller.model import FINALIZER
 from kubevirt_usb.kube.client import Obj
+from kubevirt_usb.kube.errors import KubeError, Unavailable
 from kubevirt_usb.kube.resources import (
     USBAttachment,
     USBPolicy,
     VirtualMachine,
     VirtualMachineInstance,
 )
+from kubevirt_usb.models import API_VERSION
 from tests.controller.cluster import Kit, wait_for
 
 
@@ -467,3 +473,90 @@ async def test_two_replicas_only_the_leader_acts_and_the_other_takes_over(kit: K
     event = await kit.wait_event(name="a2", reason="Bound")
     assert event["reportingInstance"] == other
     assert most == 1
+
+
+# ---- fuzzed bodies through the API -----------------------------------------------------------
+# USBAttachment and USBPolicy bodies drawn by hypothesis (schema edges, huge strings, unicode,
+# selectors that match nothing or everything) are sent to the API with the project's CRDs while
+# the controller runs. The API refuses what the schema refuses (4xx, never 5xx); the controller
+# gives every accepted attachment a status, never stops, and when the objects are deleted nothing
+# is left half-done: every attachment goes (its finalizer removed) and every device is free.
+
+_EDGE_TEXT = st.one_of(
+    st.sampled_from(["AAA1", "AAA2", "", "*", "46f4", "0001", "node1", "1-1", "vm1", "x" * 256,
+                     "x" * 257, "\u202eevil", "Ünïcödé 🔌", "[bold]x[/bold]", "\x1b[31m",
+                     "a" * 5000]),
+    st.text(max_size=8))
+_FITTING = {"name": st.sampled_from(["STICK1", "STICK2"]), "vendorId": st.just("46f4"),
+            "productId": st.just("0001"), "serial": st.sampled_from(["AAA1", "AAA2", "AAA3"]),
+            "product": st.just("QEMU USB HARDDRIVE"), "node": st.just("node1"),
+            "port": st.just("1-1"), "unknown": st.just("x")}
+_EDGE_SELECTOR = st.lists(st.sampled_from(sorted(_FITTING)), max_size=3, unique=True).flatmap(
+    lambda keys: st.fixed_dictionaries(
+        {k: st.one_of(_FITTING[k], _FITTING[k], _FITTING[k], _EDGE_TEXT) for k in keys}))
+_EDGE_ATTACHMENT = st.fixed_dictionaries({
+    "vm": st.one_of(st.just("vm1"), st.just("vm1"), _EDGE_TEXT), "device": _EDGE_SELECTOR})
+_EDGE_POLICY = st.fixed_dictionaries({}, optional={
+    "namespaces": st.one_of(st.just(["NS"]), st.just(["NS"]),
+                            st.lists(st.one_of(st.just("NS"), _EDGE_TEXT), max_size=2)),
+    "devices": _EDGE_SELECTOR,
+    "namespaceSelector": st.one_of(st.just({}), st.fixed_dictionaries({"matchLabels": st.just(
+        {"kubernetes.io/metadata.name": "nothing"})}))})
+
+
+async def _create_or_refused(kit: Kit, resource: Any, body: dict[str, Any]) -> Obj | None:
+    """The object the API accepted, or None for a refusal a client is told (4xx); a 5xx fails
+    the test."""
+    try:
+        return await kit.client.create(resource, body)
+    except Unavailable:
+        raise
+    except KubeError:
+        return None
+
+
+@pytest.fixture
+async def fuzz_kit(kit: Kit) -> Kit:
+    await kit.vm("vm1")
+    await kit.device("stick1", serial="AAA1")
+    await kit.device("stick2", serial="AAA2")
+    await kit.start_controller()
+    return kit
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attachments=st.lists(_EDGE_ATTACHMENT, min_size=1, max_size=3), policy=_EDGE_POLICY)
+async def test_fuzzed_bodies_never_stop_the_controller_or_leave_anything_half_done(
+        fuzz_kit: Kit, attachments: list[dict[str, Any]], policy: dict[str, Any]) -> None:
+    kit = fuzz_kit
+    if policy.get("namespaces"):
+        policy["namespaces"] = [kit.namespace if n == "NS" else n for n in policy["namespaces"]]
+    for selector in [policy.get("devices") or {}, *(a["device"] for a in attachments)]:
+        if selector.get("name") in ("STICK1", "STICK2"):
+            selector["name"] = kit.name(selector["name"].lower())
+    name = f"{kit.tag}-fuzz-{uuid.uuid4().hex[:6]}"
+    created_policy = await _create_or_refused(kit, USBPolicy, {
+        "apiVersion": API_VERSION, "kind": "USBPolicy", "metadata": {"name": name},
+        "spec": policy})
+    accepted: list[str] = []
+    for index, spec in enumerate(attachments):
+        obj = await _create_or_refused(kit, USBAttachment, {
+            "apiVersion": API_VERSION, "kind": "USBAttachment",
+            "metadata": {"name": f"fuzz{index}", "namespace": kit.namespace}, "spec": spec})
+        if obj is not None:
+            accepted.append(obj["metadata"]["name"])
+    for attachment in accepted:
+        async def decided(attachment: str = attachment) -> Obj | None:
+            obj = await kit.attachment(attachment)
+            return obj if status(obj).get("observedGeneration") else None
+        await wait_for(decided, what=f"a status on attachment {attachment}", timeout=30)
+    assert not any(task.done() for task in kit.controllers), "the controller stopped"
+
+    for attachment in accepted:
+        await kit.client.delete(USBAttachment, attachment, namespace=kit.namespace)
+    if created_policy is not None:
+        await kit.client.delete(USBPolicy, name)
+    for attachment in accepted:
+        await kit.wait_gone(attachment)
+    for stick in ("stick1", "stick2"):
+        await kit.wait_claim(stick, None)

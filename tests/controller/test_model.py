@@ -104,3 +104,10 @@ def test_policies_parse_and_bad_ones_grant_nothing() -> None:
     assert p.namespace_selector.match_labels == (("x", "y"),)
     assert parse_policy({"metadata": {"name": "bad"}, "spec": {"namespaces": ["NOT OK"]}}) \
         is None
+
+
+def test_an_attachment_with_malformed_metadata_lists_still_parses() -> None:
+    a = parse_attachment({"metadata": {"namespace": "lab", "name": "a1", "ownerReferences": 5,
+                                       "finalizers": 7}, "spec": {"vm": "vm1"}})
+    assert a is not None
+    assert (a.owners, a.finalizers) == ((), ())

@@ -1,6 +1,6 @@
 """The Containerfile: hadolint passes (there is no container engine here, so the file is kept
-correct by lint and review), it installs what the agent loads from distribution packages, and it
-is the image the manifests run."""
+correct by lint and review), it installs what the agent loads from distribution packages, it
+builds the console plugin it serves, and it is the image the manifests run."""
 
 from __future__ import annotations
 
@@ -79,5 +79,19 @@ def test_build_context_holds_only_what_the_image_copies() -> None:
     ignored = (REPO / ".containerignore").read_text().split()
     copied = [args.split()[:-1] for word, args in instructions()
               if word == "COPY" and "--from" not in args]
-    assert ignored[ignored.index("*") + 1:][:3] == ["!pyproject.toml", "!README.md", "!src/"]
-    assert copied == [["pyproject.toml", "README.md"], ["src"]]
+    assert ignored[ignored.index("*") + 1:][:4] == ["!pyproject.toml", "!README.md", "!src/",
+                                                    "!console-plugin/"]
+    assert copied == [["pyproject.toml", "README.md"], ["src"],
+                      ["console-plugin/package.json", "console-plugin/package-lock.json"],
+                      ["console-plugin"]]
+    # what the plugin's build makes inside never comes from the machine that builds the image
+    for made in ("console-plugin/node_modules", "console-plugin/.node", "console-plugin/dist"):
+        assert made in ignored
+
+
+def test_the_image_serves_the_console_plugin_it_built() -> None:
+    copies = [args for word, args in instructions() if word == "COPY" and "--from" in args]
+    assert "--from=plugin /src/console-plugin/dist /opt/kubevirt-usb/console-plugin" in copies
+    runs = " ".join(args for word, args in instructions() if word == "RUN")
+    assert "npm ci" in runs  # the committed lockfile, not whatever resolves today
+    assert "test -s dist/plugin-manifest.json" in runs

@@ -5,6 +5,7 @@ only the host paths it needs)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.deploy.support import (
     DEPLOY,
     NAMESPACE,
     OVERLAYS,
+    REPO,
     Obj,
     containers,
     documents,
@@ -32,12 +34,20 @@ from tests.deploy.support import (
 
 # OpenShift 4.15 ships Kubernetes 1.28, 4.17 ships 1.30 (like this kubectl).
 KUBERNETES_VERSIONS = ("1.28.0", "1.30.0")
-PLATFORM_KINDS = {"Route", "ConsoleLink", "SecurityContextConstraints", "OAuthClient",
-                  "ServiceMonitor"}
+PLATFORM_KINDS = {"Route", "ConsoleLink", "ConsolePlugin", "SecurityContextConstraints",
+                  "OAuthClient", "ServiceMonitor"}
 COMPONENTS = {"kubevirt-usb-agent": "agent", "kubevirt-usb-controller": "controller",
               "kubevirt-usb-web": "web"}
+OPENSHIFT_COMPONENTS = {"kubevirt-usb-console-plugin": "plugin-serve"}
 AGENT_HOST_PATHS = {"/dev/bus/usb": False, "/sys/bus/usb": True, "/sys/devices": True,
                     "/run/kubevirt-usb": False}  # path: mounted read-only
+
+
+def components(objects: list[Obj]) -> dict[str, str]:
+    """The workloads an overlay runs (name: subcommand); OpenShift's also serves the console
+    plugin."""
+    openshift = bool(of_kind(objects, "Route"))
+    return COMPONENTS | (OPENSHIFT_COMPONENTS if openshift else {})
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -58,7 +68,7 @@ def schema_problems(obj: Obj, version: str) -> list[str]:
 
 
 def test_every_overlay_renders_every_component(objects: list[Obj]) -> None:
-    assert {w["metadata"]["name"] for w in workloads(objects)} == set(COMPONENTS)
+    assert {w["metadata"]["name"] for w in workloads(objects)} == set(components(objects))
     assert len(of_kind(objects, "CustomResourceDefinition")) == 3
     assert {o["metadata"].get("namespace", NAMESPACE) for o in objects} == {NAMESPACE}
 
@@ -116,11 +126,11 @@ def here(arg: str, mounts: list[str], root: Path) -> str:
     return f"{option}={stand_in}"
 
 
-def test_one_image_three_entry_points(objects: list[Obj]) -> None:
+def test_one_image_for_every_entry_point(objects: list[Obj]) -> None:
     images = {c["image"] for w in workloads(objects) for c in containers(w)
               if c["name"] != "oauth-proxy"}
     assert images == {"quay.io/kubevirt-usb/kubevirt-usb:0.1.0"}
-    assert {name: args[0] for name, args, _ in command_lines(objects)} == COMPONENTS
+    assert {name: args[0] for name, args, _ in command_lines(objects)} == components(objects)
 
 
 def test_command_lines_are_ones_the_program_accepts(objects: list[Obj], tmp_path: Path) -> None:
@@ -340,3 +350,36 @@ def test_kubernetes_web_ui_signs_users_in_itself_behind_an_ingress() -> None:
     ingress = find(objects, "Ingress", "kubevirt-usb-web")
     (rule,) = ingress["spec"]["rules"]
     assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+
+
+def test_openshift_console_plugin_is_served_by_the_image_with_the_service_ca() -> None:
+    objects = render("openshift")
+    package = json.loads((REPO / "console-plugin" / "package.json").read_text())
+    plugin = find(objects, "ConsolePlugin", package["consolePlugin"]["name"])
+    backend = plugin["spec"]["backend"]
+    assert backend["type"] == "Service"
+    assert "proxy" not in plugin["spec"]  # the plugin talks to the API through the console only
+    service = find(objects, "Service", backend["service"]["name"])
+    assert backend["service"]["namespace"] == service["metadata"]["namespace"] == NAMESPACE
+    (port,) = service["spec"]["ports"]
+    assert backend["service"]["port"] == port["port"] == 9443
+    secret = service["metadata"]["annotations"][
+        "service.beta.openshift.io/serving-cert-secret-name"]
+    deployment = find(objects, "Deployment", "kubevirt-usb-console-plugin")
+    spec = pod_spec(deployment)
+    (container,) = spec["containers"]
+    assert port["targetPort"] in [p["name"] for p in container["ports"]]
+    assert {v["name"]: v["secret"]["secretName"] for v in spec["volumes"]} == {
+        "serving-cert": secret}
+    (mount,) = container["volumeMounts"]
+    assert container["args"] == ["plugin-serve", "--listen=0.0.0.0:9443",
+                                 f"--tls-cert={mount['mountPath']}/tls.crt",
+                                 f"--tls-key={mount['mountPath']}/tls.key"]
+    assert spec["automountServiceAccountToken"] is False  # static files: no token, no rights
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    (rule,) = find(objects, "NetworkPolicy", "kubevirt-usb-console-plugin")["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "openshift-console"}}}]
+    assert rule["ports"] == [{"port": "plugin", "protocol": "TCP"}]
+    # the link to the standalone UI stays, for consoles without the plugin
+    assert find(objects, "ConsoleLink", "kubevirt-usb")["spec"]["location"] == "ApplicationMenu"

@@ -16,7 +16,7 @@ import pytest
 
 from kubevirt_usb.sandbox.harness import SandboxHarness
 
-pytestmark = pytest.mark.qemu
+pytestmark = [pytest.mark.qemu, pytest.mark.real_apiserver]
 
 GROUP = "/apis/usb.kubevirt-usb.io/v1alpha1"
 ATTACHMENTS = f"{GROUP}/namespaces/default/usbattachments"

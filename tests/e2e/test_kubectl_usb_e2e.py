@@ -19,7 +19,7 @@ import pytest
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
 from kubevirt_usb.sandbox.harness import SandboxHarness
 
-pytestmark = pytest.mark.qemu
+pytestmark = [pytest.mark.qemu, pytest.mark.real_apiserver]
 
 BIN = Path(sys.executable).parent
 

@@ -15,7 +15,7 @@ from kubevirt_usb.stream.endpoint import load_kubeconfig
 from kubevirt_usb.stream.failures import HandshakeRejected
 from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
 
-pytestmark = pytest.mark.qemu
+pytestmark = [pytest.mark.qemu, pytest.mark.real_apiserver]
 
 
 def _redirect(sandbox: SandboxHarness, serial_or_id: str, *, vm: str) -> Any:
@@ -100,7 +100,7 @@ def test_a_vmi_that_is_not_running_is_400(sandbox: SandboxHarness) -> None:
     vmi = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
            "metadata": {"name": "pending", "namespace": "default"},
            "spec": {"domain": {"devices": {"clientPassthrough": {}}}}}
-    sandbox.call(lambda: sandbox.sandbox.api.create_object(vmi))
+    sandbox.create_object(vmi)
     error = _refusal(sandbox, "pending")
     assert error.status_code == 400
     assert str(error) == "VMI is not running"
@@ -136,10 +136,7 @@ def test_a_fifth_stream_to_one_vmi_is_refused_as_kubevirt_refuses_it(
 
 
 def test_a_user_without_usbredir_rights_is_forbidden(sandbox: SandboxHarness) -> None:
-    from kubevirt_usb.apiserver.auth import UserInfo
-
-    token = sandbox.call(lambda: sandbox.sandbox.api.add_user(
-        UserInfo(name="mallory", groups=("system:authenticated",))))
+    token = sandbox.user_token("mallory")
 
     async def attempt() -> None:
         endpoint = load_kubeconfig(sandbox.write_kubeconfig(

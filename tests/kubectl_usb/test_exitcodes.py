@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kubevirt_usb.kubectl_usb.exitcodes import CLIError, ExitCode, exit_codes_epilog, one_line
+from kubevirt_usb.kubectl_usb.exitcodes import (
+    MAX_LINE,
+    CLIError,
+    ExitCode,
+    exit_codes_epilog,
+    one_line,
+)
 
 
 def test_every_exit_code_is_documented_in_the_epilog() -> None:
@@ -20,3 +26,10 @@ def test_a_cli_error_is_one_line() -> None:
     assert error.message == "first second third"
     assert error.code is ExitCode.NOT_FOUND
     assert one_line("  a \n b ") == "a b"
+
+
+def test_an_error_line_shows_terminal_escapes_and_is_bounded() -> None:
+    message = one_line("usbattachments \"a\x1b]0;pwned\x07\" is forbidden:\n\x1b[2J" + "x" * 5000)
+    assert message.startswith('usbattachments "a\\x1b]0;pwned\\x07" is forbidden: \\x1b[2J')
+    assert message.endswith("xxx…")
+    assert len(message) < MAX_LINE + 20  # cut after MAX_LINE characters of the message

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
+from typing import Any
 
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubevirt_usb.clock import rfc3339
+from kubevirt_usb.kubectl_usb.tables import MAX_CELL
 from kubevirt_usb.kubectl_usb.views import (
+    OUTPUTS,
     attachment_message,
     attachment_row,
     device_row,
@@ -110,3 +116,73 @@ def test_one_object_for_scripts() -> None:
                          kind="usbattachment.usb.kubevirt-usb.io") == \
         "usbattachment.usb.kubevirt-usb.io/a\n"
     assert json.loads(render_object(attachment, output="json", kind="x")) == attachment
+
+
+# ---- hostile strings --------------------------------------------------------------------------
+# Objects whose fields hold anything JSON can: terminal escapes, carriage returns, newlines, bidi
+# overrides, lone surrogates, rich-style markup, huge strings, or numbers, lists and maps where
+# text belongs. Every output form renders; a table keeps one line per object, shows nothing a
+# terminal would act on, and cuts huge cells.
+
+_HOSTILE = st.one_of(
+    st.text(alphabet=st.characters(codec=None), max_size=30),
+    st.sampled_from(["\x1b[2J\x1b[31mred", "a\rb", "line1\nline2", "\u202eevil", "[bold]x[/]",
+                     "\x9b31m", "\ud800", "<script>alert(1)</script>", "x" * 5000]),
+)
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | _HOSTILE,
+                     lambda inner: st.lists(inner, max_size=2)
+                     | st.dictionaries(_HOSTILE, inner, max_size=2), max_leaves=4)
+_DEVICE_FIELDS = ["node", "vendorId", "productId", "productName", "product", "serial",
+                  "portPath", "state", "present", "busNumber", "deviceNumber", "vendorName",
+                  "manufacturer", "speed", "lastSeen", "identity"]
+_ATTACHMENT_FIELDS = ["phase", "device", "node", "bytesToVM", "bytesFromVM", "attachedSince",
+                      "message", "lastError", "reconnects"]
+
+
+def _hostile_object(fields: list[str], spec: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries({
+        "metadata": st.fixed_dictionaries({"name": st.just("obj1"),
+                                           "namespace": st.just("default")}),
+        "spec": spec,
+        "status": st.dictionaries(st.sampled_from(fields), _JSON),
+    })
+
+
+_HOSTILE_DEVICES = st.lists(_hostile_object(_DEVICE_FIELDS, st.fixed_dictionaries(
+    {}, optional={"claimRef": st.dictionaries(st.sampled_from(["namespace", "attachment", "vm"]),
+                                              _JSON)})), max_size=3)
+_HOSTILE_ATTACHMENTS = st.lists(_hostile_object(_ATTACHMENT_FIELDS, st.fixed_dictionaries(
+    {}, optional={"vm": _JSON, "device": _JSON})), max_size=3)
+
+
+def _assert_safe_table(text: str, *, rows: int) -> None:
+    lines = text.splitlines()
+    assert len(lines) == rows + 1
+    assert all(len(line) < 20 * MAX_CELL for line in lines)
+    hidden = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
+    assert not [ch for ch in text.replace("\n", "") if unicodedata.category(ch) in hidden]
+
+
+@settings(max_examples=60)
+@given(devices=_HOSTILE_DEVICES, output=st.sampled_from(OUTPUTS))
+def test_hostile_device_fields_render_safely(devices: list[Any], output: str) -> None:
+    text = render_devices(devices, output=output, now=NOW)
+    if output in ("table", "wide"):
+        _assert_safe_table(text, rows=len(devices))
+
+
+@settings(max_examples=60)
+@given(attachments=_HOSTILE_ATTACHMENTS, output=st.sampled_from(OUTPUTS))
+def test_hostile_attachment_fields_render_safely(attachments: list[Any], output: str) -> None:
+    text = render_attachments(attachments, output=output, now=NOW, with_namespace=True)
+    if output in ("table", "wide"):
+        _assert_safe_table(text, rows=len(attachments))
+
+
+def test_a_terminal_escape_in_a_message_is_shown_not_acted_on() -> None:
+    attachment = attachment_obj("a1", vm="vm1", device={"name": "d1"}, status={
+        "phase": "Failed", "message": "\x1b[2J\x1b[Hall good\rline\u202e"})
+    text = render_attachments([attachment], output="wide", now=NOW)
+    assert "\\x1b[2J\\x1b[Hall good\\x0dline\\u202e" in text
+    assert "\x1b" not in text
+    assert "\r" not in text

@@ -7,18 +7,35 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from kubevirt_usb.redirect.engine import Engine
+from kubevirt_usb.redirect.libusb import LibUsb
 from kubevirt_usb.redirect.lock import DeviceLock
 from kubevirt_usb.redirect.protocol import Ended, Open, OpenFailed
 from kubevirt_usb.redirect.usbredirhost import (
     READ_DEVICE_LOST,
     READ_DEVICE_REJECTED,
+    READ_IO_ERROR,
     READ_PARSE_ERROR,
+    UsbRedirHost,
+    UsbRedirHostLib,
 )
-from kubevirt_usb.redirect.worker import Pump, _read_result, _verify, usbfs_minor, usbfs_path
+from kubevirt_usb.redirect.worker import (
+    Pump,
+    _flush,
+    _read_result,
+    _verify,
+    usbfs_minor,
+    usbfs_path,
+)
 
 
 @dataclass
@@ -108,3 +125,55 @@ async def test_ctrl_c_at_the_terminal_leaves_stopping_to_the_agent(tmp_path: Pat
     finally:
         await engine.stop()
     assert engine.process.returncode == 0
+
+
+# ---- malformed usbredir packets from the VM side ------------------------------------------------
+# Packets drawn by hypothesis (any type, length fields that lie, truncated or oversized payloads,
+# with or without the peer's hello first) go through the real libusbredirhost with no device
+# attached (usbredirhost accepts a NULL handle), read as the worker reads them. Whatever comes,
+# the host answers with a read result the worker turns into "go on" or an Ended with its reason;
+# nothing raises, and the library's own words for a malformed packet reach the worker's log.
+
+_HELLO = struct.pack("<IIi", 0, 68, 0) + b"fuzz".ljust(64, b"\0") + struct.pack("<I", 0xFF)
+_PACKETS = st.lists(st.builds(
+    lambda kind, length, ident, payload: struct.pack("<IIQ", kind, length, ident) + payload,
+    kind=st.one_of(st.integers(0, 27), st.integers(100, 105), st.integers(0, 2**32 - 1)),
+    length=st.one_of(st.integers(0, 64), st.sampled_from([2**27 + 1024, 2**31, 2**32 - 1])),
+    ident=st.integers(0, 2**64 - 1), payload=st.binary(max_size=64)), max_size=4)
+
+
+@pytest.fixture(scope="module")
+def usb_context() -> Iterator[LibUsb]:
+    usb = LibUsb()
+    usb.init()
+    yield usb
+    usb.exit()
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hello=st.booleans(), packets=_PACKETS, garbage=st.binary(max_size=32))
+def test_malformed_usbredir_packets_from_the_vm_end_the_session_with_a_reason(
+        usb_context: LibUsb, hello: bool, packets: list[bytes], garbage: bytes) -> None:
+    pump = Pump(link=Outlet())
+    logs: list[str] = []
+    host = UsbRedirHost(UsbRedirHostLib(), context=usb_context.ctx.value or 0, handle=0,
+                        read=pump.read, write=pump.write,
+                        log=lambda _level, message: logs.append(message), version="fuzz")
+    try:
+        pump.inbound += (_HELLO if hello else b"") + b"".join(packets) + garbage
+        ended = None
+        for _ in range(8):
+            rc = host.read_guest_data()
+            assert rc in (0, READ_IO_ERROR, READ_PARSE_ERROR, READ_DEVICE_REJECTED,
+                          READ_DEVICE_LOST)
+            ended = _read_result(rc)
+            _flush(host, pump)
+            if ended is not None or not pump.inbound:
+                break
+    finally:
+        host.close()
+    if ended is not None:
+        assert ended.reason in ("protocol-error", "rejected", "device-lost")
+        assert ended.detail
+    if ended is not None and ended.reason == "protocol-error":
+        assert any("usbredirparser" in line for line in logs)

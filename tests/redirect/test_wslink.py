@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import select
+import socket
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from kubevirt_usb.redirect import wslink
 from kubevirt_usb.redirect.wslink import Link
@@ -176,3 +182,98 @@ async def test_a_server_that_hangs_up_during_the_tls_handshake_is_connect_failed
                                     path=PATH, timeout=600)
     finally:
         server.close()
+
+
+# ---- fuzzed frames from the VM side ------------------------------------------------------------
+# Whatever the VM side's end of the websocket sends (garbage, truncated frames, frames over
+# MAX_FRAME, masked or fragmented control frames, bad opcodes, reserved bits, a close with any
+# payload), over a real socket, the link hands out payloads, reports a clean close (None), or
+# raises StreamBroken with the reason: never anything else, which would end the worker with a
+# bug's "error" instead of a reason users can read.
+
+
+def _frame(fin: bool, rsv: int, opcode: int, masked: bool, payload: bytes, length: int | None,
+           cut: int | None) -> bytes:
+    size = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        head += bytes([mask_bit | size])
+    elif size < 1 << 16:
+        head += bytes([mask_bit | 126]) + size.to_bytes(2, "big")
+    else:
+        head += bytes([mask_bit | 127]) + size.to_bytes(8, "big")
+    if masked:
+        head += b"\x00\x00\x00\x00"
+    data = head + payload
+    return data if cut is None else data[:cut]
+
+
+_FRAMES = st.builds(
+    _frame, fin=st.booleans(), rsv=st.integers(0, 7),
+    opcode=st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA, 0xB, 0xF]),
+    masked=st.booleans(), payload=st.binary(max_size=40),
+    length=st.one_of(st.none(), st.sampled_from([0, 125, 126, 65535, wslink.MAX_FRAME + 1,
+                                                 2**63 - 1])),
+    cut=st.one_of(st.none(), st.integers(0, 12)))
+_VM_SIDE_BYTES = st.one_of(st.binary(min_size=1, max_size=64),
+                           st.lists(_FRAMES, min_size=1, max_size=4).map(b"".join))
+
+
+def _link_over(sock: socket.socket) -> Link:
+    sock.setblocking(False)
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/usbredir"), state=State.OPEN,
+                              max_size=wslink.MAX_FRAME)
+    return Link(sock, protocol, None, leftover=[], clock=time.monotonic)
+
+
+@settings(max_examples=150)
+@given(sent=_VM_SIDE_BYTES, hang_up=st.booleans())
+def test_any_bytes_from_the_vm_side_end_in_payloads_a_close_or_stream_broken(
+        sent: bytes, hang_up: bool) -> None:
+    ours, theirs = socket.socketpair()
+    link = _link_over(ours)
+    theirs.sendall(sent)
+    if hang_up:
+        theirs.shutdown(socket.SHUT_WR)
+    try:
+        broken = _drive(link)
+    finally:
+        link.close()
+        theirs.close()
+    assert broken is None or broken.detail
+
+
+def _drive(link: Link) -> StreamBroken | None:
+    """A few rounds of what the worker does with a link; how it broke, if it did."""
+    try:
+        for _ in range(4):
+            if link.receive() is None:
+                return None
+            link.send(b"usbredir bytes")
+            link.flush()
+            link.tick()
+    except StreamBroken as broken:
+        return broken
+    return None
+
+
+@pytest.mark.parametrize(("sent", "code", "detail"), [
+    (b"garbage!", 1002, "invalid websocket frame from the VM side: invalid opcode"),
+    (b"\x82\x7f" + (wslink.MAX_FRAME + 1).to_bytes(8, "big"), 1009,
+     "invalid websocket frame from the VM side: frame with 1048577 bytes exceeds limit of "
+     "1048576 bytes"),
+])
+def test_an_invalid_frame_from_the_vm_side_ends_the_stream_with_the_reason(
+        sent: bytes, code: int, detail: str) -> None:
+    ours, theirs = socket.socketpair()
+    link = _link_over(ours)
+    theirs.sendall(sent)
+    try:
+        with pytest.raises(StreamBroken) as broken:
+            link.receive()
+        assert (broken.value.code, broken.value.detail) == (code, detail)
+        assert theirs.recv(64)[:1] == b"\x88"  # the close frame saying why was sent
+    finally:
+        link.close()
+        theirs.close()

@@ -152,3 +152,25 @@ def test_down_stops_every_process_and_removes_the_state(running: Path) -> None:
     leftovers = subprocess.run(["pgrep", "-f", str(running)], capture_output=True, text=True,
                                check=False)
     assert leftovers.stdout == ""
+
+
+def test_a_real_api_server_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "real.kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}))
+    state = tmp_path / "state"
+    result = _run(state, "up", "--detach", "--apiserver-kubeconfig", str(kubeconfig))
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"error: cannot reach the API server at https://127.0.0.1:{port}")
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not state.exists()

@@ -65,14 +65,15 @@ class FakeContext:
         meta = vmi["metadata"]
         self.vmis[(meta["namespace"], meta["name"])] = vmi
 
-    def get_object(
+    async def get_object(
         self, *, group: str, resource: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         assert (group, resource) == ("kubevirt.io", "virtualmachineinstances")
         return self.vmis.get((namespace, name))
 
-    def is_allowed(self, *, user: UserInfo, verb: str, group: str, resource: str,
-                   subresource: str = "", namespace: str = "", name: str = "") -> bool:
+    async def is_allowed(self, *, user: UserInfo, verb: str, group: str, resource: str,
+                         subresource: str = "", namespace: str = "", name: str = ""
+                         ) -> bool:
         wanted = ("get", "subresources.kubevirt.io", "virtualmachineinstances", "usbredir")
         return (verb, group, resource, subresource) == wanted and user.name in self.allowed_users
 

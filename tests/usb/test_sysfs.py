@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import shutil
+import tempfile
+import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kubevirt_usb.usb.model import UsbInterface
+from kubevirt_usb import crds, models
+from kubevirt_usb.agent.objects import device_labels, device_status, is_label_value
+from kubevirt_usb.apiserver.schema import validate
+from kubevirt_usb.usb.identity import MAX_NAME_LENGTH, published_records
+from kubevirt_usb.usb.model import NodeDevice, UsbDevice, UsbInterface
 from kubevirt_usb.usb.sysfs import (
+    MAX_ATTRIBUTE_BYTES,
+    MAX_DESCRIPTOR_LENGTH,
     ScanResult,
     SkippedDevice,
+    SysfsUnreadable,
     read_device,
     resolve_port,
     scan,
@@ -321,3 +335,210 @@ def test_a_captured_node_reads_every_device_once_with_its_facts() -> None:
     assert [(i.number, i.class_code, i.subclass) for i in composite.interfaces] == [
         (0, 1, 1), (1, 1, 2)]
     assert composite.drivers == ()  # no driver bound to either interface
+
+
+
+def test_a_file_larger_than_a_sysfs_attribute_skips_its_device(
+    tree: SysfsTree, usb_ids: UsbIds
+) -> None:
+    tree.device("2-1", serial=b"A" * (MAX_ATTRIBUTE_BYTES + 1))
+    tree.device("2-2", serial="AAA2")
+    result = _scan(tree, usb_ids)
+    assert [d.port_path for d in result.devices] == ["2-2"]
+    assert result.skipped == (
+        SkippedDevice("2-1", "2-1/serial is larger than a sysfs attribute can be"),)
+
+
+def test_descriptor_strings_are_cut_to_what_a_usb_string_descriptor_holds(
+    tree: SysfsTree, usb_ids: UsbIds
+) -> None:
+    longest = "\U0001f600" * 1000  # each character percent-encodes to 12
+    tree.device("2-1", serial=longest, manufacturer=longest, product=longest)
+    (device,) = _scan(tree, usb_ids).devices
+    assert device.serial == device.product == "\U0001f600" * MAX_DESCRIPTOR_LENGTH
+    _assert_publishable((device, dataclasses.replace(device, port_path="2-2")))
+
+
+def test_skip_reasons_quote_a_shortened_value(tree: SysfsTree, usb_ids: UsbIds) -> None:
+    tree.device("2-1", idVendor="\u202e" * 1000)
+    (skipped,) = _scan(tree, usb_ids).skipped
+    assert skipped.reason == "malformed idVendor " + repr("\u202e" * 40 + "...")
+
+
+# ---- fuzzed trees ---------------------------------------------------------------------------
+# Trees drawn by hypothesis: attribute files missing, valid, binary, huge, with control characters
+# or invalid UTF-8, or a directory where a file should be; a device may be unplugged (its files
+# vanish: ENOENT or ENODEV) or replugged (a new devnum) part-way through the scan, through the
+# scanner's `read_file` seam. Whatever the tree, the scan never raises, never reports an unplugged
+# or replugged device, and everything it reports is publishable: a valid USBDevice name and a
+# status that the CRD schema accepts.
+
+_FUZZ_NODE = "node1"
+_FUZZ_PORTS = ("1-1", "1-2", "2-1", "2-1.4", "2-1.4.1", "3-10.2")
+_DIRECTORY = b"<directory>"
+_NUMBER_ATTRS = ("busnum", "devnum", "idVendor", "idProduct", "bDeviceClass", "bDeviceSubClass",
+                 "bDeviceProtocol")
+_TEXT_ATTRS = ("manufacturer", "product", "serial", "speed", "version", "bcdDevice", "removable")
+_IFACE_ATTRS = ("bInterfaceNumber", "bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol")
+
+_hostile_text = st.text(
+    alphabet=st.characters(codec=None, exclude_categories=["Cs"]), max_size=40
+).map(lambda s: s.encode("utf-8"))
+_huge = st.tuples(st.sampled_from(["A", "é", "\u202e", "\U0001f600", "\x1b[31m", "%"]),
+                  st.integers(min_value=100, max_value=6000)).map(
+    lambda t: (t[0] * t[1]).encode("utf-8"))
+_file_value = st.one_of(
+    st.none(),                       # missing
+    st.binary(max_size=40),          # binary, invalid UTF-8
+    _hostile_text,                   # control characters, bidi overrides, any script
+    _huge,                           # far beyond a page
+    st.just(_DIRECTORY),             # a directory where a file should be
+)
+
+
+def _number_value(name: str) -> st.SearchStrategy[bytes | None]:
+    valid = st.integers(0, 0xFF if name.startswith("b") else 0xFFFF).map(
+        lambda n: (f"{n}" if name in ("busnum", "devnum") else f"{n:04x}").encode() + b"\n")
+    return st.one_of(valid, valid, valid, _file_value)
+
+
+_text_value = st.one_of(st.just(b"AAA1\n"), _file_value)
+
+
+@st.composite
+def _fuzz_devices(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
+    ports = draw(st.lists(st.sampled_from(_FUZZ_PORTS), max_size=4, unique=True))
+    devices: dict[str, dict[str, Any]] = {}
+    for port in ports:
+        attrs = {name: draw(_number_value(name)) for name in _NUMBER_ATTRS}
+        attrs |= {name: draw(_text_value) for name in _TEXT_ATTRS}
+        interfaces = draw(st.lists(
+            st.fixed_dictionaries({name: _number_value("b") for name in _IFACE_ATTRS}),
+            max_size=2))
+        devices[port] = {"attrs": attrs, "interfaces": interfaces}
+    return devices
+
+
+def _write_fuzzed(directory: Path, attrs: dict[str, bytes | None]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in attrs.items():
+        if value == _DIRECTORY:
+            (directory / name).mkdir()
+        elif value is not None:
+            (directory / name).write_bytes(value)
+
+
+def _build_fuzzed(root: Path, devices: dict[str, dict[str, Any]]) -> SysfsTree:
+    tree = SysfsTree(root)
+    tree.root_hub(1)
+    for port, device in devices.items():
+        path = tree.device(port, interfaces=(), attrs={})
+        for name in [*_NUMBER_ATTRS, *_TEXT_ATTRS]:
+            (path / name).unlink(missing_ok=True)
+        _write_fuzzed(path, device["attrs"])
+        for number, iface in enumerate(device["interfaces"]):
+            iface_path = path / f"{port}:1.{number}"
+            _write_fuzzed(iface_path, iface)
+            (tree.bus_dir / iface_path.name).symlink_to(iface_path)
+    return tree
+
+
+class _UnplugDuringScan:
+    """A `read_file` that unplugs (its files vanish) or replugs (a new devnum) one device after
+    a number of reads; `touched` says whether the scan read that device since."""
+
+    def __init__(self, *, bus_dir: Path, port: str, after_reads: int, how: str) -> None:
+        self.bus_dir, self.port, self.after_reads, self.how = bus_dir, port, after_reads, how
+        self.reads = 0
+        self.first_devnum: bytes | None = None
+        self.touched = False
+
+    def _of_device(self, path: Path) -> bool:
+        name = path.relative_to(self.bus_dir).parts[0]
+        return name == self.port or name.startswith(f"{self.port}:")
+
+    def __call__(self, path: Path) -> bytes:
+        self.reads += 1
+        data = path.read_bytes()
+        if not self._of_device(path):
+            return data
+        if self.reads <= self.after_reads:
+            if path.name == "devnum" and self.first_devnum is None:
+                self.first_devnum = data
+            return data
+        if self.how == "replug":
+            if path.name == "devnum" and self.first_devnum is not None:
+                self.touched = True
+                return b"%d\n" % (int(data) + 1) if data.strip().isdigit() else b"1\n"
+            return data
+        self.touched = True
+        if self.how == "gone":
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        raise OSError(errno.ENODEV, "No such device", str(path))
+
+
+_DEVICE_CRD = crds.usb_device_crd()
+_DEVICE_SCHEMA = _DEVICE_CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def _assert_publishable(devices: tuple[UsbDevice, ...]) -> None:
+    node_devices = [NodeDevice(_FUZZ_NODE, d) for d in devices]
+    for record in published_records(node_devices):
+        assert models.is_dns_subdomain(record.name)
+        assert len(record.name) <= MAX_NAME_LENGTH
+        status = device_status(record.device, node=_FUZZ_NODE, identity=record.identity,
+                               last_seen="2026-01-01T00:00:00Z")
+        body = {"apiVersion": models.API_VERSION, "kind": "USBDevice",
+                "metadata": {"name": record.name},
+                "status": {k: v for k, v in status.items() if v is not None}}
+        assert validate(body, schema=_DEVICE_SCHEMA, kind="USBDevice", group=models.GROUP) == []
+        models.USBDeviceStatus.model_validate(body["status"])
+        labels = device_labels(record.device, node=_FUZZ_NODE)
+        assert all(is_label_value(value) for value in labels.values())
+        for text in _strings({**status, "identity": None}):
+            assert not any(unicodedata.category(ch) == "Cc" for ch in text), text
+            assert len(text) <= MAX_DESCRIPTOR_LENGTH
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@settings(max_examples=30)
+@given(devices=_fuzz_devices(), unplug=st.tuples(
+    st.sampled_from(_FUZZ_PORTS), st.integers(0, 60), st.sampled_from(["gone", "nodev", "replug"])))
+def test_fuzzed_trees_scan_without_errors_and_publish_only_whole_valid_devices(
+    devices: dict[str, dict[str, Any]], unplug: tuple[str, int, str]
+) -> None:
+    port, after_reads, how = unplug
+    with tempfile.TemporaryDirectory(prefix="sysfs-fuzz-") as scratch:
+        tree = _build_fuzzed(Path(scratch) / "sys", devices)
+        usb_ids_path = Path(scratch) / "usb.ids"
+        usb_ids_path.write_text(USB_IDS_TEXT)
+        read = _UnplugDuringScan(bus_dir=tree.bus_dir, port=port, after_reads=after_reads, how=how)
+
+        result = scan(sysfs_root=tree.root, usb_ids=UsbIds(usb_ids_path), read_file=read)
+
+    reported = [d.port_path for d in result.devices]
+    skipped = [s.port_path for s in result.skipped]
+    assert sorted(reported + skipped) == sorted(devices)
+    if read.touched:
+        assert port not in reported
+    _assert_publishable(result.devices)
+    for entry in result.skipped:
+        assert len(entry.reason) < 500  # a value is quoted by its first 40 characters
+
+
+def test_a_devices_directory_that_cannot_be_listed_is_an_error_not_no_devices(
+        tree: SysfsTree, usb_ids: UsbIds) -> None:
+    shutil.rmtree(tree.bus_dir)
+    tree.bus_dir.write_text("")
+    with pytest.raises(SysfsUnreadable, match=r"cannot list .*/bus/usb/devices: Not a directory"):
+        _scan(tree, usb_ids)
+    assert read_device(sysfs_root=tree.root, port_path="2-1", usb_ids=usb_ids) is None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubevirt_usb.usb.usbids import (
     DEFAULT_USB_IDS,
@@ -160,3 +163,26 @@ def test_installed_debian_usb_ids(
     assert ids.product_name(vendor, product) == product_name
     assert ids.class_name(0x09) == "Hub"
     assert ids.protocol_name(0x08, 0x06, 0x50) == "Bulk-Only"
+
+
+@settings(max_examples=100)
+@given(st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda prefix, code, name: prefix + code + b"  " + name,
+              st.sampled_from([b"", b"\t", b"\t\t", b"C "]),
+              st.sampled_from([b"00", b"08", b"46f4", b"ffff", b"zz"]),
+              st.one_of(st.binary(max_size=20), st.just(b"Evil\x1b[2J\xe2\x80\xae\rName")))),
+    max_size=12).map(b"\n".join))
+def test_any_usb_ids_bytes_parse_into_printable_names(raw: bytes) -> None:
+    data = parse_usb_ids(decode_lines(raw))
+    for table in (data.vendors, data.products, data.classes, data.subclasses, data.protocols):
+        for name in table.values():
+            assert name == name.strip()
+            assert name
+            assert not [c for c in name if unicodedata.category(c) == "Cc"]
+
+
+def test_control_characters_in_usb_ids_names_are_dropped() -> None:
+    data = parse_usb_ids(["C 08  Mass\x1b[2J Storage\r", "46f4  QE\x00MU"])
+    assert data.classes[0x08] == "Mass[2J Storage"
+    assert data.vendors[0x46F4] == "QEMU"

@@ -27,13 +27,6 @@ def _attachment(name: str, *, vm: str = "vm1", **status: Any) -> dict[str, Any]:
             "spec": {"vm": vm, "device": {"serial": "AAA1"}}, "status": status}
 
 
-def test_printable_shows_control_and_invisible_characters_as_escapes() -> None:
-    assert views.printable("a\x1b[31mb\u202ec\nd\x00") == "a\\x1b[31mb\\u202ec\\x0ad\\x00"
-    assert views.printable("<script>") == "<script>"  # markup is the templates' job
-    assert views.printable(None) == ""
-    assert views.printable("x" * 10, limit=4) == "xxxx…"
-
-
 def test_age_and_bytes_read_like_kubectl() -> None:
     assert views.age("2026-11-01T10:04:48Z", now=NOW) == "12s"
     assert views.age("2026-11-01T09:00:00.5Z", now=NOW) == "1h"
@@ -182,3 +175,10 @@ def test_event_rows_keep_ours_newest_first() -> None:
     assert [r.message for r in views.event_rows(events, now=NOW, keep=only)] == \
         ["msg new", "msg old"]
     assert len(views.event_rows(events, now=NOW, limit=1)) == 1
+
+
+def test_an_attachment_time_that_is_no_time_is_shown_as_text() -> None:
+    row = views.attachment_row(_attachment("a1", phase="Attached",
+                                           attachedSince="\x1b[31m\u202e" + "9" * 500), now=NOW)
+    assert row.since == "\\x1b[31m\\u202e" + "9" * 58 + "…"
+    assert row.since_age == ""

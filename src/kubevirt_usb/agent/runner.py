@@ -88,7 +88,7 @@ class Agent:
     def __init__(self, options: AgentOptions, *, client: KubeClient, events: EventSource,
                  clock: WallClock = utc_now, metrics: AgentMetrics | None = None,
                  rand: RandomSource = random.random,
-                 read_file: sysfs.FileReader = Path.read_bytes) -> None:
+                 read_file: sysfs.FileReader = sysfs.read_attribute) -> None:
         self.options = options
         self.read_file = read_file
         self.client = client
@@ -212,6 +212,9 @@ class Agent:
             result = await self._scan_and_publish()
         except KubeError as exc:
             self._failed(exc.reason, exc.message, exc)
+            return
+        except sysfs.SysfsUnreadable as exc:
+            self._failed("SysfsUnreadable", str(exc), None)
             return
         except Exception as exc:  # a bug must not stop the agent; it is logged with its trace
             log.exception("publishing failed unexpectedly", extra=self._extra)

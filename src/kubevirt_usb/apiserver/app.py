@@ -204,12 +204,13 @@ class APIServerApp:
 
     # ---- the APIContext extensions see ---------------------------------------------------
 
-    def get_object(self, *, group: str, resource: str, namespace: str, name: str
-                   ) -> dict[str, Any] | None:
+    async def get_object(self, *, group: str, resource: str, namespace: str, name: str
+                         ) -> dict[str, Any] | None:
         return self.api.store.get((group, resource), namespace, name)
 
-    def is_allowed(self, *, user: UserInfo, verb: str, group: str, resource: str,
-                   subresource: str = "", namespace: str = "", name: str = "") -> bool:
+    async def is_allowed(self, *, user: UserInfo, verb: str, group: str, resource: str,
+                         subresource: str = "", namespace: str = "", name: str = ""
+                         ) -> bool:
         attrs = rbac.RequestAttributes(verb=verb, api_group=group, resource=resource,
                                        subresource=subresource, namespace=namespace, name=name,
                                        path="", is_resource_request=True)

@@ -3,7 +3,8 @@
 
 An extension gets an `APIContext`: read access to stored objects and the emulator's authorizer,
 exactly what an aggregated API server gets from the real kube-apiserver (the object store through
-its own client, the user from `X-Remote-User`/`X-Remote-Group`).
+its own client, the user from `X-Remote-User`/`X-Remote-Group`). Both are coroutines: behind a real
+kube-apiserver (sandbox/aggregated.py) they are a GET and a SubjectAccessReview over the network.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from kubevirt_usb.apiserver.auth import UserInfo
 
 
 class APIContext(Protocol):
-    def get_object(
+    async def get_object(
         self, *, group: str, resource: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         """The stored object as a client would read it, or None."""
         ...
 
-    def is_allowed(
+    async def is_allowed(
         self,
         *,
         user: UserInfo,

@@ -32,6 +32,10 @@ def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -252,7 +256,7 @@ def parse_attachment(obj: Obj) -> Attachment | None:
         selector, vm = parsed.device, parsed.vm
     except ValidationError as exc:
         problem = _problem(exc)
-    refs = tuple(o for o in meta.get("ownerReferences") or [] if isinstance(o, Mapping))
+    refs = tuple(o for o in _list(meta.get("ownerReferences")) if isinstance(o, Mapping))
     owners = tuple(OwnerRef(kind=str(o.get("kind") or ""), name=str(o.get("name") or ""),
                             uid=str(o.get("uid") or "")) for o in refs)
     generation = meta.get("generation")
@@ -262,7 +266,7 @@ def parse_attachment(obj: Obj) -> Attachment | None:
         generation=generation if isinstance(generation, int) else 1,
         created=str(meta.get("creationTimestamp") or ""), vm=vm, selector=selector,
         problem=problem, deleting=bool(meta.get("deletionTimestamp")),
-        finalizers=tuple(str(f) for f in meta.get("finalizers") or []), owners=owners,
+        finalizers=tuple(str(f) for f in _list(meta.get("finalizers"))), owners=owners,
         owner_refs=refs,
         status=_attachment_status(obj.get("status")))
 

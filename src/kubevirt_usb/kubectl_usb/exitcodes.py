@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from kubevirt_usb.printable import printable
+
+MAX_LINE = 2048
+"""An error line longer than this is cut (a server may echo a whole hostile value)."""
+
 
 class ExitCode(IntEnum):
     """The exit codes of `kubectl usb` (documented in docs/cli.md and `--help`)."""
@@ -60,5 +65,6 @@ class CLIError(Exception):
 
 
 def one_line(text: str) -> str:
-    """`text` with its line breaks and runs of blanks folded into single spaces."""
-    return " ".join(text.split())
+    """`text` with its line breaks and runs of blanks folded into single spaces, and any other
+    control or invisible character (a terminal escape in a server's message) shown as an escape."""
+    return printable(" ".join(text.split()), limit=MAX_LINE)

@@ -1,5 +1,11 @@
 """Text tables as kubectl prints them (upper-case headers, columns three blanks apart, no borders)
-and the small formats in their cells: ages, byte counts, durations the user types."""
+and the small formats in their cells: ages, byte counts, durations the user types.
+
+Cells come from objects anyone with write access to them (or a device's descriptors) filled in, so
+every cell is shown `printable`: a terminal escape sequence, a carriage return, a newline or a
+bidi override is shown as an escape (`\x1b`), never acted on, and a cell longer than `MAX_CELL`
+characters is cut, so one row stays one line and the columns line up (kubectl escapes ESC and CR
+in its tables the same way)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kubevirt_usb.printable import printable
+
 _GAP = "   "
+MAX_CELL = 512
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -18,6 +27,10 @@ class Table:
 
     headers: Sequence[str]
     rows: Sequence[Sequence[str]]
+
+    def __post_init__(self) -> None:
+        rows = [[printable(cell, limit=MAX_CELL) for cell in row] for row in self.rows]
+        object.__setattr__(self, "rows", rows)
 
     def widths(self) -> list[int]:
         """Each column's width: its widest cell, header included."""

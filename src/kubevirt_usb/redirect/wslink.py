@@ -171,7 +171,9 @@ class Link:
 
     def receive(self) -> list[bytes] | None:
         """The usbredir payloads that arrived; None once the peer closed the websocket cleanly.
-        StreamBroken when the connection broke (reset, EOF without a close frame)."""
+        StreamBroken when the connection broke (reset, EOF without a close frame) or the peer
+        sent what is no websocket frame (garbage, a frame over MAX_FRAME, a masked frame...):
+        the close frame saying so (1002, 1009) is sent, best effort, and the stream ends."""
         payloads = [bytes(f.data) for f in self._frames
                     if f.opcode in (Opcode.BINARY, Opcode.CONT)]
         self._frames = []
@@ -203,6 +205,8 @@ class Link:
                 self.closed_by_peer = True
         self._queue_protocol_output()
         self.bytes_in += sum(len(p) for p in payloads)
+        if self._protocol.parser_exc is not None:
+            self._broken_frame(self._protocol.parser_exc)
         if self.closed_by_peer:
             with contextlib.suppress(StreamBroken):
                 self.flush()
@@ -211,6 +215,13 @@ class Link:
             raise StreamBroken(side="remote", code=1006, detail="the connection was closed "
                                "without a close frame")
         return payloads
+
+    def _broken_frame(self, exc: Exception) -> None:
+        sent = self._protocol.close_sent
+        with contextlib.suppress(StreamBroken):
+            self.flush()
+        raise StreamBroken(side="remote", code=int(sent.code) if sent else 1002,
+                           detail=f"invalid websocket frame from the VM side: {exc}")
 
     # ---- keepalive and closing -------------------------------------------------------------
 

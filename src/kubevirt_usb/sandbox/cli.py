@@ -71,13 +71,21 @@ def sandbox(ctx: click.Context, state_dir: Path) -> None:
               default=None, help="A scenario YAML file (default: node1 with AAA1, AAA2 and a "
               "serial adapter; VMs default/vm1 and default/vm2).")
 @click.option("--detach", is_flag=True, help="Return once ready and leave it running.")
+@click.option("--apiserver-kubeconfig", "apiserver_kubeconfig",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Run against the real kube-apiserver this kubeconfig names (cluster-admin; "
+              "you bring it, with kube-controller-manager and the front-proxy flags for "
+              "aggregated APIs) instead of the API emulator. Everything the sandbox creates "
+              "there is removed when it stops.")
 @click.pass_context
-def up(ctx: click.Context, config: Path | None, detach: bool) -> None:
+def up(ctx: click.Context, config: Path | None, detach: bool,
+       apiserver_kubeconfig: Path | None) -> None:
     """Start the sandbox; return (with --detach) or stay (without) once everything is ready."""
+    real = apiserver_kubeconfig.resolve() if apiserver_kubeconfig is not None else None
     if detach:
-        _start_detached(ctx, config)
+        _start_detached(ctx, config, apiserver_kubeconfig=real)
     else:
-        _run_foreground(ctx, config=config, demo=False)
+        _run_foreground(ctx, config=config, demo=False, apiserver_kubeconfig=real)
 
 
 @sandbox.command()
@@ -122,7 +130,8 @@ def status(ctx: click.Context, output: str) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"API: {state['api']}   kubeconfig: {state['kubeconfig']}")
+    plane = " (a real API server)" if state.get("controlPlane") == "real" else ""
+    console.print(f"API: {state['api']}{plane}   kubeconfig: {state['kubeconfig']}")
     devices = Table("NODE", "DEVICE", "KIND", "PORT", "PLUGGED", title="Nodes")
     for node, info in state["nodes"].items():
         for ref, dev in info["devices"].items():
@@ -257,7 +266,8 @@ def _remove_state(directory: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool) -> None:
+def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool,
+                    apiserver_kubeconfig: Path | None = None) -> None:
     from kubevirt_usb.sandbox.runner import run_sandbox
 
     scenario = _load_scenario(config)
@@ -265,7 +275,8 @@ def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool) -> N
     _claim_state_dir(paths.directory)
     held = _hold_state_dir(paths.directory)
     try:
-        code = asyncio.run(run_sandbox(scenario, paths, demo=demo, echo=click.echo))
+        code = asyncio.run(run_sandbox(scenario, paths, demo=demo, echo=click.echo,
+                                       apiserver_kubeconfig=apiserver_kubeconfig))
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -274,7 +285,8 @@ def _run_foreground(ctx: click.Context, *, config: Path | None, demo: bool) -> N
     ctx.exit(code)
 
 
-def _start_detached(ctx: click.Context, config: Path | None) -> None:
+def _start_detached(ctx: click.Context, config: Path | None, *,
+                    apiserver_kubeconfig: Path | None) -> None:
     from kubevirt_usb.sandbox.control import pid_alive, read_state
 
     paths = _paths(ctx)
@@ -287,6 +299,8 @@ def _start_detached(ctx: click.Context, config: Path | None) -> None:
             str(paths.directory), "up"]
     if config is not None:
         argv += ["--config", str(config.resolve())]
+    if apiserver_kubeconfig is not None:
+        argv += ["--apiserver-kubeconfig", str(apiserver_kubeconfig)]
     with paths.log.open("ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                                  stderr=subprocess.STDOUT, start_new_session=True)

@@ -2,13 +2,15 @@
 emulated USB devices, QEMU VM guests behind KubeVirt's usb-redir slots, and the Node, VM and VMI
 objects that mirror them, all on one asyncio loop.
 
+With `apiserver_kubeconfig` the same guests and components run against a real kube-apiserver the
+user brings instead (sandbox/realplane.py), the virt-api emulator served as an aggregated API.
+
 `Sandbox` is what tests, benchmarks and `kubevirt-usb sandbox up` stand on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from kubevirt_usb import crds
-from kubevirt_usb.apiserver.api import RequestContext
-from kubevirt_usb.apiserver.server import ADMIN, APIServer, ServerOptions
+from kubevirt_usb.apiserver.kubeconfig import write_kubeconfig
+from kubevirt_usb.apiserver.server import APIServer
 from kubevirt_usb.sandbox import kubevirt
 from kubevirt_usb.sandbox.components import (
     NAMESPACE,
@@ -27,6 +29,16 @@ from kubevirt_usb.sandbox.components import (
     agent_ready,
     controller_identities,
     install_manifests,
+)
+from kubevirt_usb.sandbox.controlplane import (
+    LEASES,
+    NODES,
+    USB_DEVICES,
+    VMIS,
+    VMS,
+    ControlPlane,
+    ControlPlaneError,
+    EmulatorPlane,
 )
 from kubevirt_usb.sandbox.fault_proxy import FaultProxy
 from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult, GuestError
@@ -57,6 +69,7 @@ class SandboxOptions:
     extra_manifests: list[dict[str, Any]] = field(default_factory=list)
     components: bool = True  # run the node agents and the controller, as an install would
     components_timeout: float = 120.0
+    apiserver_kubeconfig: Path | None = None  # a real kube-apiserver instead of the emulator
     controller_replicas: int = 1  # more: they elect a leader through their Lease
     api_proxy: bool = False  # the product reaches the API through a `FaultProxy` (`fault_proxy`)
     boot_timeout: float = BOOT_TIMEOUT  # per guest (a soak on a loaded machine needs more)
@@ -72,19 +85,35 @@ class Sandbox:
         self.nodes: dict[str, NodeGuest] = {}
         self.vms: dict[VMKey, VMGuest] = {}
         self.virtapi = VirtAPIEmulator(slot_dir=self._slot_dir)
-        self.api_server: APIServer | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self.plane: ControlPlane = self._new_plane(options)
+        self._started = False
         self._image: GuestImage | None = options.image
         self.components: Components | None = None
         self.fault_proxy: FaultProxy | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
+    def _new_plane(self, options: SandboxOptions) -> ControlPlane:
+        if options.apiserver_kubeconfig is None:
+            return EmulatorPlane(virtapi=self.virtapi, state_dir=self.state_dir / "apiserver",
+                                 host=options.api_host, port=options.api_port)
+        from kubevirt_usb.sandbox.realplane import RealPlane
+
+        return RealPlane(kubeconfig=options.apiserver_kubeconfig, virtapi=self.virtapi,
+                         state_dir=self.state_dir / "real-apiserver", progress=options.progress)
+
+    @property
+    def on_real_apiserver(self) -> bool:
+        return self.plane.kind == "real"
+
     @property
     def api(self) -> APIServer:
-        if self.api_server is None:
+        """The API emulator (web UI, demo, tests of the emulator itself)."""
+        if not self._started:
             raise SandboxError("the sandbox has not been started")
-        return self.api_server
+        if not isinstance(self.plane, EmulatorPlane):
+            raise SandboxError("this sandbox runs against a real API server, not the emulator")
+        return self.plane.api
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -104,32 +133,25 @@ class Sandbox:
             raise
 
     async def _start_api(self, report: Progress) -> None:
-        report("starting the API emulator with the virt-api emulator")
+        if self.on_real_apiserver:
+            report("installing KubeVirt's CRDs, the product's CRDs and RBAC on the real API "
+                   "server")
+        else:
+            report("starting the API emulator with the virt-api emulator")
         manifests = [*kubevirt.crds(), *crds.all_crds(), *kubevirt.cluster_roles(),
                      *(kubevirt.node_object(n.name) for n in self.scenario.nodes),
                      *self.options.extra_manifests]
         namespaces = sorted({vm.namespace for vm in self.scenario.vms} - {"default"})
         manifests += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                       for ns in namespaces]
-        options = ServerOptions(host=self.options.api_host, port=self.options.api_port,
-                                state_dir=self.state_dir / "apiserver", manifests=[],
-                                extensions=[self.virtapi])
-        server = APIServer(options)
-        # CRDs are served once established; create them first, then the rest.
-        for obj in manifests:  # a CRD is served as soon as it is stored
-            server.create_object(obj)
-        self.api_server = server
-        ready = asyncio.Event()
-        self._serve_task = asyncio.create_task(server.serve(on_ready=ready.set))
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._serve_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if self._serve_task in done:
-            waiter.cancel()
-            self._serve_task.result()
-            raise SandboxError("the API emulator stopped while starting")
-        server.write_kubeconfig(self.kubeconfig_path)
-        report(f"API emulator ready at {server.url}")
+        self._started = True
+        try:
+            await self.plane.start(manifests=manifests)
+        except ControlPlaneError as exc:
+            raise SandboxError(str(exc)) from exc
+        write_kubeconfig(self.kubeconfig_path, self.plane.admin_kubeconfig())
+        what = "real API server" if self.on_real_apiserver else "API emulator"
+        report(f"{what} ready at {self.plane.url}")
 
     async def _guest_image(self, report: Progress) -> GuestImage:
         if self._image is None:
@@ -159,39 +181,36 @@ class Sandbox:
 
     async def _start_node(self, guest: NodeGuest, report: Progress) -> None:
         await self._boot(f"node {guest.name}", guest.start(), report)
-        self._set_node_ready(guest, ready=True)
+        await self._set_node_ready(guest, ready=True)
 
-    def _set_node_ready(self, guest: NodeGuest, *, ready: bool) -> None:
-        info = self.api.api.registry.get("", "v1", "nodes")
-        current = self.api.api.store.get(info.group_resource, "", guest.name) if info else None
-        if info is None or current is None:
+    async def _set_node_ready(self, guest: NodeGuest, *, ready: bool) -> None:
+        current = await self.plane.get(NODES, name=guest.name)
+        if current is None:
             return
         status = kubevirt.node_status(ready=ready, kernel_release=guest.image.kernel_release)
-        self.api.api.update(info, namespace="", name=guest.name,
-                            body={**current, "status": status}, ctx=self._ctx(),
-                            subresource="status")
+        await self.plane.update_status(NODES, {**current, "status": status})
 
     async def _start_vm(self, vm: VMSpec, *, image: GuestImage, work: Path,
                         report: Progress) -> None:
-        vm_obj = self._write(kubevirt.vm_object(vm))
-        vmi = self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
+        vm_obj = await self._write(kubevirt.vm_object(vm))
+        vmi = await self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
         guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work,
                         boot_timeout=self.options.boot_timeout)
         self.vms[(vm.namespace, vm.name)] = guest
         await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
-        self._set_running(vm, running=True)
+        await self._set_running(vm, running=True)
 
     async def _start_components(self, report: Progress) -> None:
-        components = Components(api=self.api, state_dir=self.state_dir)
+        components = Components(plane=self.plane, state_dir=self.state_dir)
         self.components = components
         if self.options.api_proxy:
-            self.fault_proxy = FaultProxy(target_port=self.api.port)
+            self.fault_proxy = FaultProxy(target_port=self.plane.port)
             await self.fault_proxy.start()
             components.client_port = self.fault_proxy.port
         try:
             for obj in install_manifests():
-                self._write(obj)
-        except ComponentError as exc:
+                await self._write(obj)
+        except (ComponentError, ControlPlaneError) as exc:
             raise SandboxError(str(exc)) from exc
         report("starting the controller and the node agents")
         for identity in controller_identities(self.options.controller_replicas):
@@ -208,10 +227,10 @@ class Sandbox:
             if failed is not None:
                 raise SandboxError(failed)
             for node in sorted(waiting):
-                if self._agent_published(node) and await agent_ready(self.nodes[node]):
+                if await self._agent_published(node) and await agent_ready(self.nodes[node]):
                     report(f"node {node}: the agent published its devices")
                     waiting.discard(node)
-            if not waiting and self._controller_leading():
+            if not waiting and await self._controller_leading():
                 report("the controller holds its election lease")
                 return
             if loop.time() > deadline:
@@ -221,27 +240,26 @@ class Sandbox:
                                    f"{self.options.components_timeout:.0f} s\n" + "\n".join(logs))
             await asyncio.sleep(0.2)
 
-    def _agent_published(self, node: str) -> bool:
+    async def _agent_published(self, node: str) -> bool:
         """A cheap first sign (no guest round trip): the agent's Lease and the devices with a
         serial are there; `agent_ready` then asks the agent whether its first publish is done."""
-        store = self.api.api.store
-        if store.get(("coordination.k8s.io", "leases"), NAMESPACE,
-                     f"kubevirt-usb-agent-{node}") is None:
+        if await self.plane.get(LEASES, namespace=NAMESPACE,
+                                name=f"kubevirt-usb-agent-{node}") is None:
             return False
         guest = self.nodes[node]
         wanted = {d.serial for d in guest.node.devices if d.serial and guest.is_plugged(d.id)}
         published = {(o.get("status") or {}).get("serial")
-                     for o in store.items(("usb.kubevirt-usb.io", "usbdevices"))
+                     for o in await self.plane.list(USB_DEVICES)
                      if (o.get("status") or {}).get("node") == node}
         return wanted <= published
 
-    def _controller_leading(self) -> bool:
-        lease = self.api.api.store.get(("coordination.k8s.io", "leases"), NAMESPACE,
-                                       "kubevirt-usb-controller")
+    async def _controller_leading(self) -> bool:
+        lease = await self.plane.get(LEASES, namespace=NAMESPACE, name="kubevirt-usb-controller")
         return lease is not None and bool((lease.get("spec") or {}).get("holderIdentity"))
 
     async def stop(self) -> None:
-        """Stop every guest and the API emulator; nothing is left running."""
+        """Stop every guest and the API emulator; nothing is left running (and on a real API
+        server nothing the sandbox created is left)."""
         if self.components is not None:
             await self.components.stop()
         if self.fault_proxy is not None:
@@ -251,63 +269,37 @@ class Sandbox:
         for guest, result in zip(guests, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("stopping guest %s failed: %s", guest.name, result)
-        if self.api_server is not None:
-            self.api_server.request_stop()
-        if self._serve_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._serve_task, timeout=10)
-            self._serve_task = None
+        if self._started:
+            await self.plane.stop()
 
     # ---- the API mirror ---------------------------------------------------------------------
 
-    def _ctx(self) -> RequestContext:
-        return RequestContext(user=ADMIN, field_manager="kubevirt-usb-sandbox")
+    async def _write(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.plane.apply(obj)
 
-    def _write(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.api.create_object(obj)
+    async def _new_vmi(self, vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
+        created = await self.plane.create(VMIS, kubevirt.vmi_object(vm, vm_uid=vm_uid))
+        return await self._set_vmi_phase(vm, "Scheduled") or created
 
-    def _info(self, resource: str) -> Any:
-        info = self.api.api.registry.get(kubevirt.KUBEVIRT_GROUP, kubevirt.KUBEVIRT_VERSION,
-                                         resource)
-        if info is None:
-            raise SandboxError(f"KubeVirt's {resource} are not served")
-        return info
-
-    def _new_vmi(self, vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
-        info = self._info("virtualmachineinstances")
-        created = self.api.api.create(info, namespace=vm.namespace,
-                                      body=kubevirt.vmi_object(vm, vm_uid=vm_uid),
-                                      ctx=self._ctx())
-        return self._set_vmi_phase(vm, "Scheduled") or created
-
-    def _set_vmi_phase(self, vm: VMSpec, phase: str) -> dict[str, Any] | None:
-        info = self._info("virtualmachineinstances")
-        current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
+    async def _set_vmi_phase(self, vm: VMSpec, phase: str) -> dict[str, Any] | None:
+        current = await self.plane.get(VMIS, namespace=vm.namespace, name=vm.name)
         if current is None:
             return None
         body = {**current, "status": kubevirt.vmi_status(vm, phase=phase)}
-        updated: dict[str, Any] = self.api.api.update(
-            info, namespace=vm.namespace, name=vm.name, body=body, ctx=self._ctx(),
-            subresource="status")
-        return updated
+        return await self.plane.update_status(VMIS, body)
 
-    def _set_running(self, vm: VMSpec, *, running: bool) -> None:
+    async def _set_running(self, vm: VMSpec, *, running: bool) -> None:
         if running:
-            self._set_vmi_phase(vm, "Running")
-        info = self._info("virtualmachines")
-        current = self.api.api.store.get(info.group_resource, vm.namespace, vm.name)
+            await self._set_vmi_phase(vm, "Running")
+        current = await self.plane.get(VMS, namespace=vm.namespace, name=vm.name)
         if current is not None:
-            self.api.api.update(info, namespace=vm.namespace, name=vm.name,
-                                body={**current, "status": kubevirt.vm_status(running=running)},
-                                ctx=self._ctx(), subresource="status")
+            await self.plane.update_status(
+                VMS, {**current, "status": kubevirt.vm_status(running=running)})
 
-    def _delete_vmi(self, vm: VMSpec) -> None:
-        info = self._info("virtualmachineinstances")
-        if self.api.api.store.get(info.group_resource, vm.namespace, vm.name) is None:
+    async def _delete_vmi(self, vm: VMSpec) -> None:
+        if await self.plane.get(VMIS, namespace=vm.namespace, name=vm.name) is None:
             return
-        _obj, removed = self.api.api.delete(info, namespace=vm.namespace, name=vm.name,
-                                            options={}, ctx=self._ctx())
-        if not removed:
+        if not await self.plane.delete(VMIS, namespace=vm.namespace, name=vm.name):
             raise SandboxError(f"the VMI {vm.namespace}/{vm.name} has finalizers and cannot be "
                                "replaced")
 
@@ -379,20 +371,22 @@ class Sandbox:
         """Restart the VM guest as KubeVirt restarts a VM: a new VMI (new uid) and new sockets."""
         guest = self.vm(namespace, name)
         vm = guest.vm
-        self._set_running(vm, running=False)
-        self._delete_vmi(vm)
+        await self._set_running(vm, running=False)
+        await self._delete_vmi(vm)
         await guest.stop()
-        vm_info = self._info("virtualmachines")
-        vm_obj = self.api.api.get(vm_info, namespace=namespace, name=name)
-        vmi = self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
+        vm_obj = await self.plane.get(VMS, namespace=namespace, name=name)
+        if vm_obj is None:
+            raise SandboxError(f"the VM {namespace}/{name} is gone from the API")
+        vmi = await self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
         guest.vmi_uid = vmi["metadata"]["uid"]
         await guest.start()
-        self._set_running(vm, running=True)
+        await self._set_running(vm, running=True)
         return guest.vmi_uid
 
     def status(self) -> dict[str, Any]:
         return {
-            "api": self.api.url if self.api_server else None,
+            "api": self.plane.url if self._started else None,
+            "controlPlane": self.plane.kind,
             "kubeconfig": str(self.kubeconfig_path),
             "nodes": {name: {"running": g.running,
                              "devices": {d.serial or d.id: {

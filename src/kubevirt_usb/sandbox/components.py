@@ -16,16 +16,14 @@ from typing import Any
 
 import yaml
 
-from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.apiserver.kubeconfig import write_kubeconfig
-from kubevirt_usb.apiserver.server import APIServer
+from kubevirt_usb.sandbox.controlplane import ControlPlane, guest_server_url
 from kubevirt_usb.sandbox.guest import BackgroundProcess
 from kubevirt_usb.sandbox.node_guest import NodeGuest
 
 NAMESPACE = "kubevirt-usb"
 AGENT_SA = "kubevirt-usb-agent"
 CONTROLLER_SA = "kubevirt-usb-controller"
-HOST_FROM_GUEST = "10.0.2.2"
 GUEST_RUN_DIR = "/run/kubevirt-usb"  # inside the chroot of the host's root (a tmpfs)
 DEPLOY_BASE = Path(__file__).resolve().parents[3] / "deploy" / "base"
 RBAC_FILES = ("namespace.yaml", "agent-rbac.yaml", "controller-rbac.yaml", "user-roles.yaml")
@@ -51,13 +49,13 @@ def install_manifests(*, deploy_base: Path = DEPLOY_BASE) -> list[dict[str, Any]
     return objects
 
 
-def guest_kubeconfig(api: APIServer, *, token: str, user: str,
+def guest_kubeconfig(plane: ControlPlane, *, token: str, user: str,
                      port: int | None = None) -> dict[str, Any]:
-    """A kubeconfig for a program in a node guest: the API (or, with `port`, whatever listens
-    there in front of it) at 10.0.2.2, the host as QEMU's user networking shows it."""
-    config = api.kubeconfig(token=token, user=user)
+    """A kubeconfig for a program in a node guest; with `port`, whatever listens there in front
+    of the API (the chaos soak's fault proxy)."""
+    config = plane.kubeconfig(token=token, user=user)
     for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = f"https://{HOST_FROM_GUEST}:{port or api.port}"
+        cluster["cluster"]["server"] = guest_server_url(plane.url, port=port or plane.port)
     return config
 
 
@@ -92,7 +90,7 @@ class Components:
     reaches the API at `client_port` (default: the API's own port; the chaos soak puts a fault
     proxy there)."""
 
-    api: APIServer
+    plane: ControlPlane
     state_dir: Path
     agents: dict[str, BackgroundProcess] = field(default_factory=dict)
     controllers: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
@@ -103,13 +101,12 @@ class Components:
         """The first replica."""
         return next(iter(self.controllers.values()), None)
 
-    def service_account_token(self, name: str) -> str:
-        return self.api.authenticator.mint(UserInfo.service_account(namespace=NAMESPACE,
-                                                                    name=name))
+    async def service_account_token(self, name: str) -> str:
+        return await self.plane.service_account_token(namespace=NAMESPACE, name=name)
 
     async def start_agent(self, guest: NodeGuest) -> None:
-        token = self.service_account_token(AGENT_SA)
-        config = yaml.safe_dump(guest_kubeconfig(self.api, token=token, user=AGENT_SA,
+        token = await self.service_account_token(AGENT_SA)
+        config = yaml.safe_dump(guest_kubeconfig(self.plane, token=token, user=AGENT_SA,
                                                  port=self.client_port))
         encoded = base64.b64encode(config.encode()).decode()
         path = f"{GUEST_RUN_DIR}/agent.kubeconfig"
@@ -126,9 +123,9 @@ class Components:
 
     async def start_controller(self, identity: str = CONTROLLER_IDENTITY) -> None:
         """Start (or, after it died, start again) the replica `identity`."""
-        token = self.service_account_token(CONTROLLER_SA)
+        token = await self.service_account_token(CONTROLLER_SA)
         kubeconfig = self.state_dir / "controller.kubeconfig"
-        config = self.api.kubeconfig(token=token, user=CONTROLLER_SA)
+        config = self.plane.kubeconfig(token=token, user=CONTROLLER_SA)
         if self.client_port is not None:
             for cluster in config["clusters"]:
                 cluster["cluster"]["server"] = f"https://127.0.0.1:{self.client_port}"

@@ -247,9 +247,10 @@ def base_qemu_argv(
     qemu_binary: str = QEMU_BINARY,
 ) -> list[str]:
     """QEMU's command line for a sandbox guest, before its devices (software emulation, q35)."""
-    # no_timer_check: on a loaded host the emulated timer can look dead during boot, and the
-    # kernel would panic ("IO-APIC + timer doesn't work!") instead of booting on
-    append = " ".join(["console=ttyS0", "panic=-1", "loglevel=5", "no_timer_check", *kernel_args])
+    # no_timer_check: under TCG on a busy host the kernel's IO-APIC timer check can miss its
+    # ticks and panic ("IO-APIC + timer doesn't work!") before the guest boots
+    append = " ".join(["console=ttyS0", "panic=-1", "loglevel=5", "no_timer_check",
+                       *kernel_args])
     return [
         qemu_binary,
         "-accel", "tcg",

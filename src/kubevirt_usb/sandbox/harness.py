@@ -18,13 +18,12 @@ import httpx
 import yaml
 
 from kubevirt_usb.sandbox.cluster import Sandbox, SandboxOptions
+from kubevirt_usb.sandbox.controlplane import guest_server_url
 from kubevirt_usb.sandbox.guest import ExecResult
 from kubevirt_usb.sandbox.scenario import Scenario, default_scenario
 from kubevirt_usb.sandbox.vm_guest import VMProbe
 
 T = TypeVar("T")
-HOST_FROM_GUEST = "10.0.2.2"
-
 
 
 def poll_until(condition: Callable[[], bool], *, within: float, what: str,
@@ -44,13 +43,15 @@ class SandboxHarness:
 
     def __init__(self, *, state_dir: Path, scenario: Scenario | None = None,
                  progress: Callable[[str], None] | None = None,
-                 components: bool = True, controller_replicas: int = 1,
-                 api_proxy: bool = False, boot_timeout: float | None = None) -> None:
+                 components: bool = True, apiserver_kubeconfig: Path | None = None,
+                 controller_replicas: int = 1, api_proxy: bool = False,
+                 boot_timeout: float | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                         name="kubevirt-usb-sandbox")
         options = SandboxOptions(scenario=scenario or default_scenario(), state_dir=state_dir,
                                  components=components,
+                                 apiserver_kubeconfig=apiserver_kubeconfig,
                                  controller_replicas=controller_replicas, api_proxy=api_proxy)
         if boot_timeout is not None:
             options.boot_timeout = boot_timeout
@@ -100,11 +101,25 @@ class SandboxHarness:
     def kubeconfig(self) -> Path:
         return self.sandbox.kubeconfig_path
 
+    @property
+    def on_real_apiserver(self) -> bool:
+        return self.sandbox.on_real_apiserver
+
     def http(self, *, token: str | None = None) -> httpx.Client:
-        """An HTTP client for the API emulator (cluster-admin unless another token is given)."""
-        api = self.sandbox.api
-        return httpx.Client(base_url=api.url, verify=api.ssl_context(), timeout=30,
-                            headers={"Authorization": f"Bearer {token or api.admin_token}"})
+        """An HTTP client for the API server, emulator or real (cluster-admin unless another
+        token is given)."""
+        plane = self.sandbox.plane
+        return httpx.Client(base_url=plane.url, verify=plane.ssl_context(), timeout=30,
+                            headers={"Authorization": f"Bearer {token or plane.admin_token}"})
+
+    def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create (or replace) an object as the cluster admin; on a real API server it is
+        removed again when the sandbox stops."""
+        return self.run(self.sandbox.plane.apply(obj))
+
+    def user_token(self, name: str) -> str:
+        """A bearer token for a user who is authenticated and has no other rights."""
+        return self.run(self.sandbox.plane.user_token(name=name))
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None
                 ) -> subprocess.CompletedProcess[str]:
@@ -121,9 +136,9 @@ class SandboxHarness:
         (`for_guest`: the API at 10.0.2.2, the host as QEMU's user networking shows it)."""
         config = yaml.safe_load(self.kubeconfig.read_text())
         if for_guest:
-            port = self.sandbox.api.port
+            plane = self.sandbox.plane
             for cluster in config["clusters"]:
-                cluster["cluster"]["server"] = f"https://{HOST_FROM_GUEST}:{port}"
+                cluster["cluster"]["server"] = guest_server_url(plane.url, port=plane.port)
         if token is not None:
             for user in config["users"]:
                 user["user"] = {"token": token}

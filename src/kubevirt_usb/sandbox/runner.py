@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from kubevirt_usb.apiserver.server import ServerStartError
 from kubevirt_usb.sandbox.cluster import Sandbox, SandboxError, SandboxOptions
@@ -19,6 +20,8 @@ from kubevirt_usb.sandbox.scenario import Scenario
 from kubevirt_usb.web.sandbox import SandboxWeb, start_web_for_sandbox
 
 Echo = Callable[[str], None]
+REAL_SERVER_NOTE = ("  (on a real API server the web UI and the demo are not started: they use the "
+                    "API emulator's own users)")
 STARTUP_ERRORS = (SandboxError, GuestError, ImageBuildError, ServerStartError, OSError)
 
 
@@ -49,7 +52,7 @@ def next_steps(sandbox: Sandbox, paths: StatePaths) -> str:
 
 
 async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo: Echo,
-                      web_port: int = 0) -> int:
+                      web_port: int = 0, apiserver_kubeconfig: Path | None = None) -> int:
     """Start, serve until SIGINT/SIGTERM or `down`, stop. Returns the process exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,7 +61,7 @@ async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo
     paths.directory.mkdir(parents=True, exist_ok=True)
     report = _progress(echo)
     sandbox = Sandbox(SandboxOptions(scenario=scenario, state_dir=paths.directory,
-                                     progress=report))
+                                     progress=report, apiserver_kubeconfig=apiserver_kubeconfig))
     control = ControlServer(sandbox, paths, on_shutdown=stop.set)
     web: SandboxWeb | None = None
     try:
@@ -72,13 +75,18 @@ async def run_sandbox(scenario: Scenario, paths: StatePaths, *, demo: bool, echo
         stopped.cancel()
         starting.result()
         await control.start()
-        web = await start_web_for_sandbox(sandbox, host="127.0.0.1", port=web_port)
+        if not sandbox.on_real_apiserver:
+            web = await start_web_for_sandbox(sandbox, host="127.0.0.1", port=web_port)
         paths.state.write_text(json.dumps({"pid": os.getpid(), "ready": True,
-                                           "api": sandbox.api.url, "web": web.url,
+                                           "api": sandbox.plane.url,
+                                           "web": web.url if web else None,
                                            "kubeconfig": str(paths.kubeconfig)}))
         echo(next_steps(sandbox, paths))
-        echo(f"  web UI: {web.url}  (sign in as {web.user} with the token {web.token})\n")
-        if demo:
+        if web is not None:
+            echo(f"  web UI: {web.url}  (sign in as {web.user} with the token {web.token})\n")
+        else:
+            echo(REAL_SERVER_NOTE + "\n")
+        if demo and web is not None:
             from kubevirt_usb.sandbox.demo import show_it_working
 
             await show_it_working(sandbox, echo=report)

@@ -241,7 +241,7 @@ class VirtAPIEmulator:
             await self._serve_websocket(websocket, context)
 
         async def usbredir_http(request: Request) -> Response:
-            return self._answer_plain_get(request, context)
+            return await self._answer_plain_get(request, context)
 
         return [
             Route(BASE + "/version", version, methods=["GET"]),
@@ -251,20 +251,20 @@ class VirtAPIEmulator:
 
     # -- request handling
 
-    def _admit(self, scope: Mapping[str, Any], context: APIContext,
-               namespace: str, name: str) -> APIError | None:
+    async def _admit(self, scope: Mapping[str, Any], context: APIContext,
+                     namespace: str, name: str) -> APIError | None:
         """RBAC, as kube-apiserver and virt-api both check it before anything else."""
         user = _user_of(scope)
-        allowed = context.is_allowed(
+        allowed = await context.is_allowed(
             user=user, verb="get", group=GROUP, resource="virtualmachineinstances",
             subresource="usbredir", namespace=namespace, name=name,
         )
         return None if allowed else forbidden(user=user, namespace=namespace, name=name)
 
-    def _vmi(self, context: APIContext, namespace: str,
-             name: str) -> Mapping[str, Any] | APIError:
+    async def _vmi(self, context: APIContext, namespace: str,
+                   name: str) -> Mapping[str, Any] | APIError:
         """The VMI if a stream may be opened to it, else why not."""
-        vmi = context.get_object(
+        vmi = await context.get_object(
             group="kubevirt.io", resource="virtualmachineinstances", namespace=namespace, name=name
         )
         if vmi is None:
@@ -272,10 +272,10 @@ class VirtAPIEmulator:
         error = validate_vmi(vmi, name=name)
         return vmi if error is None else error
 
-    def _answer_plain_get(self, request: Request, context: APIContext) -> Response:
+    async def _answer_plain_get(self, request: Request, context: APIContext) -> Response:
         """A GET without `Upgrade: websocket`: the errors above, or the upgrader's bare 400."""
         namespace, name = request.path_params["namespace"], request.path_params["name"]
-        outcome = self._admit(request.scope, context, namespace, name) or self._vmi(
+        outcome = await self._admit(request.scope, context, namespace, name) or await self._vmi(
             context, namespace, name
         )
         if isinstance(outcome, APIError):
@@ -286,14 +286,14 @@ class VirtAPIEmulator:
     async def _serve_websocket(self, websocket: WebSocket, context: APIContext) -> None:
         namespace = websocket.path_params["namespace"]
         name = websocket.path_params["name"]
-        denied = self._admit(websocket.scope, context, namespace, name)
+        denied = await self._admit(websocket.scope, context, namespace, name)
         if denied is not None:
             await _deny(websocket, denied)
             return
         gauge = self._gauge.labels(namespace=namespace, vmi=name)
         gauge.inc()
         try:
-            vmi = self._vmi(context, namespace, name)
+            vmi = await self._vmi(context, namespace, name)
             if isinstance(vmi, APIError):
                 await _deny(websocket, vmi)
                 return

@@ -7,9 +7,12 @@ are left out). Hubs are reported, with `is_hub=True`.
 A device is read completely or not at all: a device whose directory is gone or changes while it is
 read (its busnum/devnum differ afterwards), whose required attributes are missing or malformed, or
 whose files cannot be read is left out and listed in `ScanResult.skipped` with the reason. Missing
-optional attributes are None; text is decoded as UTF-8 with replacement characters and cleaned
-(`model.clean_text`). Captured fixture trees (attributes as regular files, `driver` as a symlink
-or as a file holding the link target) read the same as a live /sys.
+optional attributes are None; text is decoded as UTF-8 with replacement characters, cleaned
+(`model.clean_text`) and cut to `MAX_DESCRIPTOR_LENGTH` characters (the most a USB string
+descriptor holds). A file larger than a sysfs attribute can be (`MAX_ATTRIBUTE_BYTES`, a page) is
+not one: its device is skipped, and no more than that is ever read. Captured fixture trees
+(attributes as regular files, `driver` as a symlink or as a file holding the link target) read the
+same as a live /sys.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ _ROOT_HUB = re.compile(r"usb[0-9]+")
 _ROOT_HUB_INTERFACE = re.compile(r"[0-9]+-0:[0-9]+\.[0-9]+")
 _HUB_CLASS = 0x09
 
+MAX_ATTRIBUTE_BYTES = 4096
+"""The kernel's sysfs attributes are at most a page."""
+MAX_DESCRIPTOR_LENGTH = 126
+"""A USB string descriptor holds at most 126 UTF-16 code units (255 bytes)."""
+_SHOWN = 40
+
 
 @dataclass(frozen=True)
 class SkippedDevice:
@@ -48,12 +57,24 @@ class ScanResult:
     skipped: tuple[SkippedDevice, ...]
 
 
+class SysfsUnreadable(Exception):
+    """The devices directory exists but cannot be listed (not a directory, no permission): the
+    scan cannot tell which devices are there, so it reports nothing rather than none."""
+
+
 class _Skip(Exception):
     """The device being read cannot be reported; the message says why."""
 
 
-def _read_file(path: Path) -> bytes:
-    return path.read_bytes()
+def read_attribute(path: Path) -> bytes:
+    """At most one byte more than an attribute can hold: enough to tell that a file is none."""
+    with path.open("rb") as file:
+        return file.read(MAX_ATTRIBUTE_BYTES + 1)
+
+
+def _shown(value: str) -> str:
+    """A value quoted in a skip reason, shortened: reasons are log lines."""
+    return repr(value if len(value) <= _SHOWN else f"{value[:_SHOWN]}...")
 
 
 class _DeviceReader:
@@ -65,15 +86,20 @@ class _DeviceReader:
 
     def raw(self, name: str) -> bytes | None:
         try:
-            return self.read(self.entry / name)
+            data = self.read(self.entry / name)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise _Skip(f"cannot read {self.entry.name}/{name}: {exc.strerror or exc}") from exc
+        if len(data) > MAX_ATTRIBUTE_BYTES:
+            msg = f"{self.entry.name}/{name} is larger than a sysfs attribute can be"
+            raise _Skip(msg)
+        return data
 
     def text(self, name: str) -> str | None:
         data = self.raw(name)
-        return None if data is None else clean_text(data.decode("utf-8", errors="replace"))
+        text = None if data is None else clean_text(data.decode("utf-8", errors="replace"))
+        return None if text is None else text[:MAX_DESCRIPTOR_LENGTH].rstrip()
 
     def required(self, name: str) -> str:
         value = self.text(name)
@@ -89,7 +115,7 @@ class _DeviceReader:
         except ValueError:
             number = -1
         if not 0 <= number <= limit:
-            raise _Skip(f"malformed {name} {value!r}")
+            raise _Skip(f"malformed {name} {_shown(value)}")
         return number
 
     def driver(self) -> str | None:
@@ -214,10 +240,15 @@ def _list(directory: Path) -> list[str]:
         return os.listdir(directory)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise SysfsUnreadable(f"cannot list {directory}: {exc.strerror or exc}") from exc
 
 
-def scan(*, sysfs_root: Path, usb_ids: UsbIds, read_file: FileReader = _read_file) -> ScanResult:
-    """Read every USB device under `<sysfs_root>/bus/usb/devices` (a missing directory: none).
+def scan(
+    *, sysfs_root: Path, usb_ids: UsbIds, read_file: FileReader = read_attribute
+) -> ScanResult:
+    """Read every USB device under `<sysfs_root>/bus/usb/devices` (a missing directory: none;
+    one that cannot be listed: SysfsUnreadable).
 
     `read_file` reads one attribute file; it exists so tests can change the tree mid-scan.
     """
@@ -236,7 +267,7 @@ def scan(*, sysfs_root: Path, usb_ids: UsbIds, read_file: FileReader = _read_fil
 
 
 def read_device(
-    *, sysfs_root: Path, port_path: str, usb_ids: UsbIds, read_file: FileReader = _read_file
+    *, sysfs_root: Path, port_path: str, usb_ids: UsbIds, read_file: FileReader = read_attribute
 ) -> UsbDevice | None:
     """The device now at `port_path`, fully read, or None if there is none (or it is unreadable).
 
@@ -245,14 +276,14 @@ def read_device(
     if not _DEVICE.fullmatch(port_path):
         return None
     base = sysfs_root / "bus" / "usb" / "devices"
-    interfaces = [
-        base / name
-        for name in _list(base)
-        if (m := _INTERFACE.fullmatch(name)) and m[1] == port_path
-    ]
     try:
+        interfaces = [
+            base / name
+            for name in _list(base)
+            if (m := _INTERFACE.fullmatch(name)) and m[1] == port_path
+        ]
         return _read_device(base / port_path, interfaces, read_file, usb_ids)
-    except _Skip:
+    except (_Skip, SysfsUnreadable):
         return None
 
 
@@ -260,7 +291,7 @@ def resolve_port(*, sysfs_root: Path, port_path: str) -> tuple[int, int] | None:
     """The current (busnum, devnum) of the device at `port_path`, or None if nothing is there."""
     if not _DEVICE.fullmatch(port_path):
         return None
-    attrs = _DeviceReader(sysfs_root / "bus" / "usb" / "devices" / port_path, _read_file)
+    attrs = _DeviceReader(sysfs_root / "bus" / "usb" / "devices" / port_path, read_attribute)
     try:
         return (
             attrs.number("busnum", base=10, limit=0xFFFF),

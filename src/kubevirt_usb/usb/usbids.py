@@ -4,8 +4,9 @@
 (one tab) and interfaces (two tabs), then a `C` section of device classes with subclasses and
 protocols, then other sections (`AT`, `HID`, `R`, `BIAS`, `PHY`, `HUT`, `L`, `HCC`, `VT`) this
 module ignores. Lines that fit nowhere are skipped; each line is decoded as UTF-8, or as Latin-1
-when it is not (older copies of the file were Latin-1). A missing or unreadable file is an empty
-database: every lookup answers None.
+when it is not (older copies of the file were Latin-1); names are cleaned like descriptor strings
+(`model.clean_text`: no control characters), since they are published and shown as they are. A
+missing or unreadable file is an empty database: every lookup answers None.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from kubevirt_usb.usb.model import clean_text
 
 DEFAULT_USB_IDS = Path("/usr/share/misc/usb.ids")
 
@@ -35,6 +39,12 @@ class UsbIdsData:
     classes: dict[int, str] = field(default_factory=dict)
     subclasses: dict[tuple[int, int], str] = field(default_factory=dict)
     protocols: dict[tuple[int, int, int], str] = field(default_factory=dict)
+
+
+def _put(table: dict[Any, str], key: Any, raw: str) -> None:
+    name = clean_text(raw)
+    if name is not None:
+        table.setdefault(key, name)
 
 
 class _Parser:
@@ -62,26 +72,26 @@ class _Parser:
         self.vendor = self.cls = self.subclass = None
         if m := _VENDOR.fullmatch(line):
             self.section, self.vendor = "vendors", int(m[1], 16)
-            self.data.vendors.setdefault(self.vendor, m[2])
+            _put(self.data.vendors, self.vendor, m[2])
         elif m := _CLASS.fullmatch(line):
             self.section, self.cls = "classes", int(m[1], 16)
-            self.data.classes.setdefault(self.cls, m[2])
+            _put(self.data.classes, self.cls, m[2])
         else:
             self.section = "other"
 
     def _vendor_child(self, line: str) -> None:
         if self.vendor is not None and (m := _PRODUCT.fullmatch(line)):
-            self.data.products.setdefault((self.vendor, int(m[1], 16)), m[2])
+            _put(self.data.products, (self.vendor, int(m[1], 16)), m[2])
 
     def _class_child(self, line: str) -> None:
         if self.cls is None:
             return
         if m := _SUBCLASS.fullmatch(line):
             self.subclass = int(m[1], 16)
-            self.data.subclasses.setdefault((self.cls, self.subclass), m[2])
+            _put(self.data.subclasses, (self.cls, self.subclass), m[2])
         elif self.subclass is not None and (m := _PROTOCOL.fullmatch(line)):
             key = (self.cls, self.subclass, int(m[1], 16))
-            self.data.protocols.setdefault(key, m[2])
+            _put(self.data.protocols, key, m[2])
 
 
 def parse_usb_ids(lines: Iterable[str]) -> UsbIdsData:

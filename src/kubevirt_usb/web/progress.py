@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubevirt_usb.web.views import PHASE_TONE, printable
+from kubevirt_usb.printable import printable
+from kubevirt_usb.web.views import PHASE_TONE
 
 STEPS = ("Requested", "Bound", "Connecting", "Attached")
 _STEP_OF_PHASE = {"Pending": 0, "Bound": 1, "Connecting": 2, "Attached": 3}

@@ -7,13 +7,14 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
+from kubevirt_usb.printable import printable
 from kubevirt_usb.web import views
 
 
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("kubevirt_usb.web", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["printable"] = views.printable
+    env.filters["printable"] = printable
     env.filters["bytes"] = views.format_bytes
     return env
 

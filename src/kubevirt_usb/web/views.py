@@ -9,18 +9,17 @@ escape it: a product string holding markup or control characters is shown as tex
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubevirt_usb import models
 from kubevirt_usb.models import API_VERSION
+from kubevirt_usb.printable import printable
 
 Obj = Mapping[str, Any]
 SLOTS = 4  # KubeVirt gives every VMI four usbredir slots
 
-_HIDDEN = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 PHASE_TONE = {
     "Attached": "green", "Bound": "blue", "Connecting": "blue", "Pending": "blue",
     "WaitingForDevice": "orange", "VMNotReady": "orange", "NoFreeSlot": "orange",
@@ -28,22 +27,6 @@ PHASE_TONE = {
 }
 STATE_TONE = {"Available": "green", "In use": "blue", "Absent": "grey"}
 DEVICE_STATES = ("Available", "In use", "Absent")
-
-
-def printable(value: object, *, limit: int = 256) -> str:
-    """Text from hardware or users as visible characters: control and invisible formatting
-    characters become escapes (\\x1b, \\u202e), and anything longer than `limit` is cut."""
-    if value is None:
-        return ""
-    text = str(value)
-    out = []
-    for char in text[:limit]:
-        if unicodedata.category(char) in _HIDDEN:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out) + ("…" if len(text) > limit else "")
 
 
 def parse_time(value: object) -> dt.datetime | None:
@@ -189,7 +172,7 @@ def device_row(device: Obj, *, attachments: Mapping[tuple[str, str], Obj],
         claim_namespace=printable(claim.get("namespace") or ""),
         claim_vm=printable(claim.get("vm") or ""),
         attachment=printable(claim.get("attachment") or ""),
-        since=str(since or ""),
+        since=printable(since, limit=64),
         since_age=age(since, now=now),
     )
 
@@ -311,7 +294,7 @@ def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
         bytes_from_vm=_count(status.get("bytesFromVM")),
         reconnects=_count(status.get("reconnects")),
         last_error=printable(status.get("lastError"), limit=512),
-        since=str(since or ""),
+        since=printable(since, limit=64),
         since_age=age(since, now=now),
         created=str(meta.get("creationTimestamp") or ""),
         detaching=bool(meta.get("deletionTimestamp")),
