@@ -113,5 +113,22 @@ def datapath(mib: int, rounds: int, reads: int, paths: str) -> None:
     record("datapath", bench_datapath.run(mib=mib, rounds=rounds, reads=reads, paths=chosen))
 
 
+@main.command()
+@click.option("--minutes", default=30.0, show_default=True, help="How long faults are injected.")
+@click.option("--seed", type=int, help="The fault schedule's seed (default: random, printed).")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="The sandbox's state directory (default: a temporary one).")
+def soak(minutes: float, seed: int | None, state_dir: Path | None) -> None:
+    """The chaos soak: checksummed I/O in the VMs while faults are injected; recoveries,
+    corrupt blocks, leaks and RSS."""
+    from bench import soak as bench_soak
+
+    def say(line: str) -> None:
+        click.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}", err=True)
+
+    results = bench_soak.run(minutes=minutes, seed=seed, state_dir=state_dir, progress=say)
+    record("soak" if minutes == 30 else f"soak-{minutes:g}min", results)
+
+
 if __name__ == "__main__":
     main()

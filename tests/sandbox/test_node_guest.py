@@ -54,6 +54,15 @@ def test_node_scenario_becomes_qemu_devices_on_fixed_ports() -> None:
     assert "none,id=kvubk4" in args  # the composite device's audio backend
 
 
+def test_a_serial_adapter_with_a_loopback_plug_reads_back_what_it_writes(
+        tmp_path: Path) -> None:
+    node = NodeSpec(name="n1", devices=[
+        DeviceSpec(id="ser1", kind=DeviceKind.USB_SERIAL, echo=True)])
+    args = node_qemu_args(node, tmp_path)
+    # one FIFO opened read-write as both ends of QEMU's pipe chardev: an echo
+    assert f"pipe,id=kvubk0,path={tmp_path}/echo-ser1" in args
+
+
 def node_with_hub() -> NodeSpec:
     """The default node plus a hub on port 5 with a stick behind it on hub port 2."""
     node = default_scenario().node("node1")

@@ -64,6 +64,8 @@ def test_ports_explicit_first_then_lowest_free_including_behind_hubs() -> None:
         ([{"id": "a", "kind": "usb-kbd", "port": "x"}], "nodes[0].devices[0].port: must be"),
         ([{"id": "a", "kind": "usb-kbd", "port": 9}], "nodes[0].devices[0].port: no port 9"),
         ([{"id": "a", "kind": "usb-kbd", "size": "1GiB"}], "nodes[0].devices[0].size"),
+        ([{"id": "a", "kind": "usb-storage", "echo": True}],
+         "nodes[0].devices[0].echo: only usb-serial devices can have a loopback plug"),
         ([{"id": "a", "kind": "usb-kbd", "hub": "h"}], "nodes[0].devices[0].hub: no hub"),
         ([{"id": "a", "kind": "usb-kbd", "port": "3.1"}], "no hub at port 3"),
         (

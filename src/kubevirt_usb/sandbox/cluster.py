@@ -30,6 +30,7 @@ from kubevirt_usb.sandbox.components import (
     Components,
     agent_log,
     agent_ready,
+    controller_identities,
     install_manifests,
 )
 from kubevirt_usb.sandbox.controlplane import (
@@ -43,7 +44,8 @@ from kubevirt_usb.sandbox.controlplane import (
     ControlPlaneError,
     EmulatorPlane,
 )
-from kubevirt_usb.sandbox.guest import ExecResult, GuestError
+from kubevirt_usb.sandbox.fault_proxy import FaultProxy
+from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult, GuestError
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
 from kubevirt_usb.sandbox.launcher import (
     Launcher,
@@ -79,6 +81,9 @@ class SandboxOptions:
     components: bool = True  # run the node agents and the controller, as an install would
     components_timeout: float = 600.0  # agents start Python inside TCG guests: minutes when busy
     apiserver_kubeconfig: Path | None = None  # a real kube-apiserver instead of the emulator
+    controller_replicas: int = 1  # more: they elect a leader through their Lease
+    api_proxy: bool = False  # the product reaches the API through a `FaultProxy` (`fault_proxy`)
+    boot_timeout: float = BOOT_TIMEOUT  # per guest (a soak on a loaded machine needs more)
 
 
 class Sandbox:
@@ -96,6 +101,7 @@ class Sandbox:
         self._started = False
         self._image: GuestImage | None = options.image
         self.components: Components | None = None
+        self.fault_proxy: FaultProxy | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -171,7 +177,8 @@ class Sandbox:
         work = self.state_dir / "guests"
         work.mkdir(parents=True, exist_ok=True)
         for node in self.scenario.nodes:
-            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work)
+            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work,
+                                              boot_timeout=self.options.boot_timeout)
         starts: list[Awaitable[None]] = []
         for node_guest in self.nodes.values():
             starts.append(self._start_node(node_guest, report))
@@ -202,7 +209,8 @@ class Sandbox:
                         report: Progress) -> None:
         vm_obj = await self._write(kubevirt.vm_object(vm))
         vmi = await self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
-        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work)
+        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work,
+                        boot_timeout=self.options.boot_timeout)
         self.vms[(vm.namespace, vm.name)] = guest
         await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
 
@@ -249,13 +257,18 @@ class Sandbox:
     async def _start_components(self, report: Progress) -> None:
         components = Components(plane=self.plane, state_dir=self.state_dir)
         self.components = components
+        if self.options.api_proxy:
+            self.fault_proxy = FaultProxy(target_port=self.plane.port)
+            await self.fault_proxy.start()
+            components.client_port = self.fault_proxy.port
         try:
             for obj in install_manifests():
                 await self._write(obj)
         except (ComponentError, ControlPlaneError) as exc:
             raise SandboxError(str(exc)) from exc
         report("starting the controller and the node agents")
-        await components.start_controller()
+        for identity in controller_identities(self.options.controller_replicas):
+            await components.start_controller(identity)
         await asyncio.gather(*(components.start_agent(g) for g in self.nodes.values()))
         await self._wait_components_ready(components, report)
 
@@ -305,6 +318,8 @@ class Sandbox:
             await self.components.stop()
         for launcher in self.launchers.values():
             await launcher.bridge.stop()
+        if self.fault_proxy is not None:
+            await self.fault_proxy.stop()
         guests = [*self.vms.values(), *self.nodes.values()]
         results = await asyncio.gather(*(g.stop() for g in guests), return_exceptions=True)
         for guest, result in zip(guests, results, strict=True):

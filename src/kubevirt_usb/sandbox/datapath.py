@@ -13,17 +13,20 @@ import contextlib
 import json
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kubevirt_usb import models
+from kubevirt_usb.sandbox.fault_proxy import FaultProxy
 from kubevirt_usb.sandbox.guest import BackgroundProcess, UsbDevice
 from kubevirt_usb.sandbox.harness import SandboxHarness
 from kubevirt_usb.sandbox.node_guest import NodeGuest
 from kubevirt_usb.usb.identity import device_object_name, serial_identity
+
+__all__ = ["FaultProxy"]  # the tests import it from here
 
 HOST_FROM_GUEST = "10.0.2.2"
 GUEST_DIR = "/run/kvu-datapath"  # inside the guest's chroot of the host root (a tmpfs)
@@ -35,65 +38,6 @@ def plain_harness(*, state_dir: Path, **kwargs: Any) -> SandboxHarness:
     """A sandbox without the product's own components: these tests run the streaming agent
     themselves and write the bindings by hand, so nothing else may bind or stream devices."""
     return SandboxHarness(state_dir=state_dir, components=False, **kwargs)
-
-
-# ----------------------------------------------------------------------------- the fault proxy
-
-
-@dataclass
-class FaultProxy:
-    """Forwards TCP connections from `listen_port` to `target_port` on 127.0.0.1; `cut()` drops
-    every open connection at once."""
-
-    target_port: int
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _open: set[asyncio.StreamWriter] = field(default_factory=set)
-    cuts: int = 0
-    refusing: bool = False
-    """While True, new connections are closed at once (the API server is unreachable)."""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-        self._open.update({writer, up_writer})
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(1 << 18):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        try:
-            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-        finally:
-            self._open.difference_update({writer, up_writer})
-
-    def cut(self) -> int:
-        """Abort every open connection (both sides); how many there were."""
-        count = len(self._open)
-        for writer in list(self._open):
-            writer.transport.abort()
-        self._open.clear()
-        self.cuts += 1
-        return count
-
-    async def stop(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
 
 @dataclass

@@ -47,13 +47,18 @@ class SandboxHarness:
 
     def __init__(self, *, state_dir: Path, scenario: Scenario | None = None,
                  progress: Callable[[str], None] | None = None,
-                 components: bool = True, apiserver_kubeconfig: Path | None = None) -> None:
+                 components: bool = True, apiserver_kubeconfig: Path | None = None,
+                 controller_replicas: int = 1, api_proxy: bool = False,
+                 boot_timeout: float | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                         name="kubevirt-usb-sandbox")
         options = SandboxOptions(scenario=scenario or default_scenario(), state_dir=state_dir,
                                  components=components,
-                                 apiserver_kubeconfig=apiserver_kubeconfig)
+                                 apiserver_kubeconfig=apiserver_kubeconfig,
+                                 controller_replicas=controller_replicas, api_proxy=api_proxy)
+        if boot_timeout is not None:
+            options.boot_timeout = boot_timeout
         if progress is not None:
             options.progress = progress
         self.sandbox = Sandbox(options)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import compileall
+import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -95,6 +96,12 @@ def disk_image(run_dir: Path, device: DeviceSpec) -> Path:
     return run_dir / f"disk-{device.id}.img"
 
 
+def echo_fifo(run_dir: Path, device: DeviceSpec) -> Path:
+    """The FIFO behind a usb-serial device with `echo`: QEMU's pipe chardev opens it read-write
+    and reads back what it writes, so the adapter's far end echoes (a loopback plug)."""
+    return run_dir / f"echo-{device.id}"
+
+
 def device_properties(node: NodeSpec, device: DeviceSpec, port: str) -> dict[str, str | bool]:
     """The QEMU device's properties, as for `device_add` (and `-device`)."""
     props: dict[str, str | bool] = {"driver": _DRIVERS[device.kind], "bus": XHCI_BUS, "port": port}
@@ -131,6 +138,8 @@ def backend_args(node: NodeSpec, device: DeviceSpec, run_dir: Path) -> list[str]
             "-blockdev", f"driver=file,filename={image},node-name={ident}f",
             "-blockdev", f"driver=raw,file={ident}f,node-name={ident}",
         ]  # fmt: skip
+    if device.kind is DeviceKind.USB_SERIAL and device.echo:
+        return ["-chardev", f"pipe,id={ident},path={qemu_value(str(echo_fifo(run_dir, device)))}"]
     if device.kind is DeviceKind.USB_SERIAL:
         return ["-chardev", f"null,id={ident}"]
     if device.kind is DeviceKind.USB_AUDIO:
@@ -208,6 +217,8 @@ class NodeGuest(Guest):
                 if not image.exists():
                     with image.open("wb") as handle:
                         handle.truncate(device.disk_size)  # sparse
+            if device.echo and not echo_fifo(run_dir, device).exists():
+                os.mkfifo(echo_fifo(run_dir, device))
         self._ports = self.node.port_paths()
         self._plugged = initially_plugged(self.node)
         kernel_args = ["kvu.net"]
