@@ -4,6 +4,7 @@ one task per binding, what each task waits for, the status it writes and the met
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -395,3 +396,78 @@ def test_the_streams_use_the_kubeconfig_else_the_pods_service_account(tmp_path: 
     assert in_pod.server == "https://10.96.0.1:443"
     fallback = stream_endpoint(kubeconfig=None, environ={"KUBECONFIG": str(kubeconfig)})
     assert fallback.server == "https://10.0.2.2:6443"
+
+
+# ----------------------------------------------------------------------------- ended while starting
+
+
+@dataclass
+class LateStreamer:
+    """A streamer whose worker answers "streaming" just as the binding ends: the cancellation is
+    lost on its way (as asyncio.wait_for of Python 3.11 lost it when the reply came at that very
+    moment) and the stream goes on into the VM slot, holding the device's lock."""
+
+    dialing: asyncio.Event = field(default_factory=asyncio.Event)
+    streaming: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+
+    async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
+                      on_progress: Callable[[int, int], None],
+                      on_path: Callable[[Choice], None]) -> Outcome:
+        on_locked()
+        self.dialing.set()
+        # the worker dials the slot; its "streaming" reply arrives with the cancellation and wins
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        on_attached()
+        self.streaming.set()
+        await asyncio.Event().wait()  # streams until cancelled (again)
+        return Outcome(cause=Cause.STREAM_ENDED)
+
+    async def wait_port_change(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.closed = True  # the worker ended, the lock released
+
+
+async def test_a_binding_that_ends_while_its_stream_starts_stops_that_stream() -> None:
+    streamer = LateStreamer()
+    supervisor = Supervisor(make_stream=lambda b: DeviceStream(
+        b, streamer=streamer, kube=FakeKube(), metrics=StreamMetrics(), options=options([])),
+        stop_timeout=0.05)
+    await supervisor.update({"46f4-0001-aaa1": binding()})
+    async with asyncio.timeout(10):
+        await streamer.dialing.wait()
+    await supervisor.update({})  # the attachment was deleted while the worker dialed the slot
+    assert supervisor.running == {}
+    async with asyncio.timeout(10):
+        await streamer.streaming.wait()  # the lost cancellation: it went on streaming
+        while not streamer.closed:
+            await asyncio.sleep(0)
+    await supervisor.close()
+    assert supervisor.stopping == set()
+
+
+async def test_a_worker_started_for_a_binding_that_ended_serves_the_next_one() -> None:
+    calls: list[int] = []
+
+    async def spawn() -> Engine:
+        calls.append(1)
+        return await Engine.spawn(ready_timeout=60)
+
+    pool = EnginePool(spawn, refill_delay=3600)
+    try:
+        taking = asyncio.create_task(pool.take())
+        while not calls:
+            await asyncio.sleep(0)  # until the worker is starting
+        taking.cancel()  # the binding ended meanwhile
+        with pytest.raises(asyncio.CancelledError):
+            await taking
+        engine = await asyncio.wait_for(pool.take(), 60)
+        assert engine.alive
+        assert len(calls) == 1  # the worker that was starting, not a second one
+        await pool.give_back(engine)
+    finally:
+        await pool.close()
+    assert not engine.alive

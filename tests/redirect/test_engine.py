@@ -3,16 +3,19 @@ answers, refuses what is not the requested device, and stops."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from kubevirt_usb.redirect.engine import Engine, EngineError
+from kubevirt_usb.redirect import protocol
+from kubevirt_usb.redirect.engine import Engine, EngineError, EngineSession
 from kubevirt_usb.redirect.lock import DeviceLock
-from kubevirt_usb.redirect.protocol import Open, OpenFailed
+from kubevirt_usb.redirect.protocol import Open, Opened, OpenFailed
 
 
 @pytest.fixture
@@ -98,3 +101,33 @@ async def test_stopping_ends_the_process(tmp_path: Path) -> None:
 async def test_a_worker_that_cannot_start_is_an_engine_error() -> None:
     with pytest.raises(EngineError):
         await Engine.spawn(argv=["/nonexistent/python"], ready_timeout=5)
+
+
+async def test_a_cancelled_open_never_returns_even_when_the_reply_comes_at_that_moment(
+        tmp_path: Path) -> None:
+    # The binding ends just as the worker's reply arrives: the stream must stop, not go on with
+    # the device (asyncio.wait_for of Python 3.11 returned the reply and lost the cancellation).
+    # A stand-in worker: a process that does nothing, and our end of its control socket.
+    cancelled = 0
+    for steps in range(12):
+        process = await asyncio.create_subprocess_exec("sleep", "600")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        engine = Engine(process, ours, on_log=lambda _level, _message: None)
+        lock = held_lock(tmp_path)
+        opening = asyncio.create_task(engine.open(request(tmp_path), lock_fd=lock.fileno()))
+        await asyncio.sleep(0)
+        theirs.send(protocol.encode(Opened()))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        if opening.cancel():  # still opening when the binding ended
+            cancelled += 1
+            outcome = await asyncio.gather(opening, return_exceptions=True)
+            assert isinstance(outcome[0], asyncio.CancelledError), (steps, outcome)
+            assert engine.in_session  # it may hold the device: it serves no other binding
+        else:
+            assert isinstance(opening.result(), EngineSession)
+        theirs.close()
+        lock.release()
+        await engine.stop(timeout=0.01)
+    assert cancelled >= 3  # the reply was on its way for some of them

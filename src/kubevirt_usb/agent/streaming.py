@@ -276,6 +276,7 @@ class EnginePool:
         self._idle: list[Engine] = []
         self._spawning: asyncio.Future[Engine] | None = None
         self._refill: asyncio.TimerHandle | None = None
+        self._giving: set[asyncio.Future[None]] = set()
 
     def warm(self) -> None:
         """Start a worker now unless one is ready or starting."""
@@ -294,12 +295,31 @@ class EnginePool:
         self.warm()
         spawning, self._spawning = self._spawning, None
         assert spawning is not None
-        engine = await spawning
+        try:
+            engine = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            self._keep(spawning)
+            raise
         self._refill_later()
         if engine.alive:
             return engine
         await engine.stop()
         return await self._spawn()
+
+    def _keep(self, spawning: asyncio.Future[Engine]) -> None:
+        """The binding ended while its worker started: the worker becomes the next spare (or is
+        stopped if there is one already), never lost."""
+        if self._spawning is None:
+            self._spawning = spawning
+            return
+
+        def done(future: asyncio.Future[Engine]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                giving = asyncio.ensure_future(self.give_back(future.result()))
+                self._giving.add(giving)
+                giving.add_done_callback(self._giving.discard)
+
+        spawning.add_done_callback(done)
 
     def _refill_later(self) -> None:
         if self._refill is None or self._refill.cancelled():
@@ -319,6 +339,7 @@ class EnginePool:
     async def close(self) -> None:
         if self._refill is not None:
             self._refill.cancel()
+        await asyncio.gather(*self._giving, return_exceptions=True)
         idle, self._idle = self._idle, []
         for engine in idle:
             await engine.stop()
@@ -558,6 +579,8 @@ class Supervisor:
     make_stream: StreamFactory
     stop_timeout: float = STOP_TIMEOUT
     running: dict[str, _Running] = field(default_factory=dict)
+    stopping: set[asyncio.Task[None]] = field(default_factory=set)
+    """Streams of ended bindings that did not stop at the first cancellation."""
 
     async def update(self, bindings: Mapping[str, Binding]) -> None:
         """Stop the streams whose binding ended or changed, start the new ones."""
@@ -579,13 +602,29 @@ class Supervisor:
         running = self.running.pop(name)
         running.task.cancel()
         done, _ = await asyncio.wait({running.task}, timeout=self.stop_timeout)
-        if not done:
-            log.warning("the stream of %s did not stop within %.1f s", name, self.stop_timeout)
+        if done:
+            log.info("stopped streaming %s", name, extra={"device": name})
+            return
+        # Still running: it is giving back the device slowly, or a cancellation was lost on its
+        # way (its worker answered at that very moment). It is never forgotten: cancelled again
+        # until it ended, its lock released and its worker stopped.
+        log.warning("the stream of %s did not stop within %.1f s: stopping it again", name,
+                    self.stop_timeout, extra={"device": name})
+        reaper = asyncio.create_task(self._reap(name, running.task), name=f"stopping {name}")
+        self.stopping.add(reaper)
+        reaper.add_done_callback(self.stopping.discard)
+
+    async def _reap(self, name: str, task: asyncio.Task[None]) -> None:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.stop_timeout)
         log.info("stopped streaming %s", name, extra={"device": name})
 
     async def close(self) -> None:
         for name in list(self.running):
             await self._stop(name)
+        while self.stopping:
+            await asyncio.wait(set(self.stopping))
 
     def statuses(self) -> dict[str, StreamStatus]:
         return {name: r.stream.status for name, r in self.running.items()}

@@ -121,9 +121,13 @@ class Engine:
 
     async def open(self, request: Open, *, lock_fd: int) -> EngineSession | OpenFailed:
         """Open the device for a session (the lock's descriptor goes along); or why not."""
+        # From the request on, the worker may hold the device (and the lock): should this open be
+        # cancelled before the reply, the worker is no idle one to serve another binding.
+        self.in_session = True
         self._send(request, fds=[lock_fd])
         reply = await self._next(REPLY_TIMEOUT)
         if isinstance(reply, OpenFailed):
+            self.in_session = False
             return reply
         if not isinstance(reply, Opened):
             raise EngineError(f"the engine worker answered {reply!r} to Open")
@@ -138,8 +142,11 @@ class Engine:
             raise EngineError(f"the engine worker is gone: {exc}") from exc
 
     async def _next(self, timeout: float | None) -> Event:
+        # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for returns the reply when
+        # it arrives together with a cancellation, and the cancelled stream went on streaming.
         try:
-            event = await asyncio.wait_for(self._events.get(), timeout)
+            async with asyncio.timeout(timeout):
+                event = await self._events.get()
         except TimeoutError:
             raise EngineError(f"the engine worker did not answer within {timeout:.0f} s") \
                 from None
@@ -151,7 +158,8 @@ class Engine:
 
     async def _exit_code(self) -> int | None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.process.wait(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.process.wait()
         return self.process.returncode
 
     async def _read_events(self) -> None:
@@ -177,15 +185,15 @@ class Engine:
         takes longer than `timeout`."""
         self._control.close()
         try:
-            await asyncio.wait_for(self.process.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
         finally:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await asyncio.wait({self._reader})  # a cancellation of our own still propagates
 
 
 class EngineSession:
