@@ -471,3 +471,20 @@ async def test_a_worker_started_for_a_binding_that_ended_serves_the_next_one() -
     finally:
         await pool.close()
     assert not engine.alive
+
+
+async def test_after_an_api_outage_a_slow_wait_starts_short_again() -> None:
+    # 20 s of a refused API server: the attempts back off (capped at 30 s); the first attempt
+    # after it finds the device still held for a moment: that wait must not inherit the outage's
+    # doubling (it was 128 s: 0.5 s doubled for each of the 8 failures before it).
+    unreachable = (Outcome(cause=Cause.API_UNREACHABLE, detail="connection refused"), False)
+    in_use = (Outcome(cause=Cause.DEVICE_IN_USE, detail="claiming interface 0 failed"), False)
+    kube, delays = FakeKube(), list[float]()
+    streamer = FakeStreamer([unreachable] * 8 + [in_use, in_use])
+    ticks = iter(range(1_000_000))
+    stream = DeviceStream(binding(), streamer=streamer, kube=kube, metrics=StreamMetrics(),
+                          options=StreamOptions(
+                              sleep=_recording(delays), clock=lambda: 100.0 * next(ticks),
+                              wall_clock=lambda: NOW, rand=lambda: 1.0))
+    await run_until_exhausted(stream, streamer)  # (status writes never wait: 100 s apart)
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 0.5, 1.0]

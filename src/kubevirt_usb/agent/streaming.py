@@ -478,7 +478,7 @@ class DeviceStream:
         self.status = status.seeded(existing, now=self._now())
 
     async def _loop(self) -> None:
-        failures = 0
+        repeats: dict[Wait, int] = {}
         ctx = self.binding.context()
         connecting = (f"Opening {ctx.device} on node {ctx.node} and connecting it to "
                       f"{ctx.vm_ref}.")
@@ -493,7 +493,8 @@ class DeviceStream:
                 self._metrics.active.dec()
             decision = outcome.decide(result, ctx)
             self._metrics.failures.labels(result.cause.value).inc()
-            failures = 1 if result.attached_seconds >= STABLE_SECONDS else failures + 1
+            failures = _repeated(repeats, decision.wait,
+                                 stable=result.attached_seconds >= STABLE_SECONDS)
             if result.holder == self.binding.owner:
                 # Another agent on this node (a DaemonSet rollout overlap) streams this very
                 # binding: it reports; this one waits quietly for the lock.
@@ -558,6 +559,17 @@ class DeviceStream:
                 pass
         delay = outcome.backoff_delay(attempt=failures, jitter=self._options.rand(), wait=wait)
         await self._options.sleep(delay)
+
+
+def _repeated(repeats: dict[Wait, int], wait: Wait, *, stable: bool) -> int:
+    """How many failures in a row waited this way (1 = the first): the backoff grows with the
+    repeats of its own kind only, so that the transient failures of an API outage do not make
+    the first slow wait after it (a device still in use, for a moment) minutes long. A stream
+    that kept the device `STABLE_SECONDS` starts every count again."""
+    if stable:
+        repeats.clear()
+    repeats[wait] = repeats.get(wait, 0) + 1
+    return repeats[wait]
 
 
 # ----------------------------------------------------------------------------- the supervisor
