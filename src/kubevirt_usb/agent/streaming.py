@@ -251,11 +251,13 @@ class EngineStreamer:
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
-        if engine is not None and self._release is not None:
-            await self._release(engine)
-        elif engine is not None:
-            await engine.stop()
-        self._lock.release()
+        try:
+            if engine is not None and self._release is not None:
+                await self._release(engine)
+            elif engine is not None:
+                await engine.stop()
+        finally:
+            self._lock.release()
 
     async def _stop_engine(self) -> None:
         engine, self._engine = self._engine, None
@@ -447,6 +449,8 @@ class DeviceStream:
         self.status = StreamStatus()
         self._attached = False
         self._had_device = False
+        self.closing = False
+        """True once the task gives back what it holds (it must not be cancelled then)."""
 
     def _now(self) -> str:
         return rfc3339(self._options.wall_clock())
@@ -461,6 +465,7 @@ class DeviceStream:
             await self._seed()
             await self._loop()
         finally:
+            self.closing = True
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
@@ -622,13 +627,15 @@ class Supervisor:
         # until it ended, its lock released and its worker stopped.
         log.warning("the stream of %s did not stop within %.1f s: stopping it again", name,
                     self.stop_timeout, extra={"device": name})
-        reaper = asyncio.create_task(self._reap(name, running.task), name=f"stopping {name}")
+        reaper = asyncio.create_task(self._reap(name, running), name=f"stopping {name}")
         self.stopping.add(reaper)
         reaper.add_done_callback(self.stopping.discard)
 
-    async def _reap(self, name: str, task: asyncio.Task[None]) -> None:
+    async def _reap(self, name: str, running: _Running) -> None:
+        task = running.task
         while not task.done():
-            task.cancel()
+            if not running.stream.closing:  # not while it gives back the worker and the lock
+                task.cancel()
             await asyncio.wait({task}, timeout=self.stop_timeout)
         log.info("stopped streaming %s", name, extra={"device": name})
 
