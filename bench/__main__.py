@@ -94,14 +94,40 @@ def controller(attachments: int, devices: int, rate: float, selector: str, worke
 
 @main.command()
 @click.option("--mib", default=64, show_default=True, help="MiB read per measurement.")
-@click.option("--rounds", default=3, show_default=True,
-              help="Rounds, each: the direct path, then the agent's path.")
+@click.option("--rounds", default=5, show_default=True,
+              help="Measured rounds after the warm-up round, each: every path in turn.")
 @click.option("--reads", default=2, show_default=True, help="Reads per path per round.")
-def datapath(mib: int, rounds: int, reads: int) -> None:
-    """The data path: a read in the VM guest through the agent vs. usbredirect straight in."""
+@click.option("--paths", default=",".join(("direct", "local", "api", "direct-host")),
+              show_default=True,
+              help="Which paths, comma-separated (direct is the baseline of the ratios).")
+def datapath(mib: int, rounds: int, reads: int, paths: str) -> None:
+    """The data path: a read in the VM guest over usbredirect straight into the slot (direct),
+    the agent's node-local path and the agent's API path, alternating in one run."""
     from bench import datapath as bench_datapath
 
-    record("datapath", bench_datapath.run(mib=mib, rounds=rounds, reads=reads))
+    chosen = tuple(p.strip() for p in paths.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in bench_datapath.PATHS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(bench_datapath.PATHS)}",
+                                 param_hint="--paths")
+    record("datapath", bench_datapath.run(mib=mib, rounds=rounds, reads=reads, paths=chosen))
+
+
+@main.command()
+@click.option("--minutes", default=30.0, show_default=True, help="How long faults are injected.")
+@click.option("--seed", type=int, help="The fault schedule's seed (default: random, printed).")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="The sandbox's state directory (default: a temporary one).")
+def soak(minutes: float, seed: int | None, state_dir: Path | None) -> None:
+    """The chaos soak: checksummed I/O in the VMs while faults are injected; recoveries,
+    corrupt blocks, leaks and RSS."""
+    from bench import soak as bench_soak
+
+    def say(line: str) -> None:
+        click.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}", err=True)
+
+    results = bench_soak.run(minutes=minutes, seed=seed, state_dir=state_dir, progress=say)
+    record("soak" if minutes == 30 else f"soak-{minutes:g}min", results)
 
 
 if __name__ == "__main__":

@@ -193,6 +193,16 @@ class USBAttachmentStatus(_Model):
     reconnects: int = Field(default=0, ge=0)
     last_error: str | None = Field(default=None, alias="lastError")
     attached_since: str | None = Field(default=None, alias="attachedSince")
+    path: Literal["Local", "API"] | None = Field(
+        default=None, description="the way the stream takes into the VM: Local (straight into "
+        "the virt-launcher's usb-redir slot socket on this node) or API (the VMI's usbredir "
+        "subresource through the API server)")
+    path_reason: str | None = Field(default=None, alias="pathReason",
+                                    description="why the stream takes that path (CamelCase)")
+    path_message: str | None = Field(default=None, alias="pathMessage")
+    slot_kind: Literal["Direct", "VirtHandler"] | None = Field(
+        default=None, alias="slotKind", description="who handed out the slot: the agent itself "
+        "(Direct, from slot 3 down) or virt-handler (from slot 0 up)")
 
 
 class LabelSelectorRequirement(_Model):

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
+from kubevirt_usb.agent.localpath import LauncherObjects
 from kubevirt_usb.agent.streaming import (
     Binding,
     DeviceStream,
@@ -32,6 +33,7 @@ from kubevirt_usb.redirect.checks import BoundDevice
 from kubevirt_usb.redirect.engine import Engine
 from kubevirt_usb.redirect.metrics import StreamMetrics
 from kubevirt_usb.redirect.outcome import Cause, Outcome
+from kubevirt_usb.redirect.pathchoice import API, Choice, Local, PathReason
 from kubevirt_usb.usb.identity import serial_identity
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -114,6 +116,9 @@ class FakeKube:
             raise NotFound("usbattachments.usb.kubevirt-usb.io \"att1\" not found", code=404)
         self.applied.append(dict(body["status"]))
 
+    async def launcher_objects(self, namespace: str, vm: str) -> LauncherObjects:
+        return None, []
+
     def phases(self) -> list[tuple[str, str]]:
         return [(s["phase"], s["conditions"][0]["reason"]) for s in self.applied]
 
@@ -127,13 +132,17 @@ class FakeStreamer:
     exhausted: asyncio.Event = field(default_factory=asyncio.Event)
     port_waits: int = 0
     closed: bool = False
+    paths: list[Choice] = field(default_factory=list)
 
     async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
-                      on_progress: Callable[[int, int], None]) -> Outcome:
+                      on_progress: Callable[[int, int], None],
+                      on_path: Callable[[Choice], None]) -> Outcome:
         if not self.steps:
             self.exhausted.set()
             await asyncio.Event().wait()
         result, attach = self.steps.pop(0)
+        if self.paths:
+            on_path(self.paths.pop(0))
         if result.cause is not Cause.DEVICE_BUSY:
             on_locked()
         if attach:
@@ -193,6 +202,34 @@ async def test_a_stream_that_broke_reconnects_after_a_short_backoff() -> None:
     assert "kubevirt_usb_streams_active 0.0" in text
     assert "att1" not in text  # the ended binding's series are gone
     assert streamer.closed
+
+
+async def test_the_path_of_each_attempt_is_published_as_it_changes() -> None:
+    kube, metrics, delays = FakeKube(), StreamMetrics(), list[float]()
+    local = Local(pid=120, slot=3, pod="virt-launcher-vm1-abcde",
+                  path="/proc/120/root/run/kubevirt-private/u/virt-usbredir-3")
+    moved = API(reason=PathReason.VMI_ON_OTHER_NODE,
+                message="VMI default/vm1 runs on node node2, the device is on node node1.")
+    streamer = FakeStreamer([
+        (Outcome(cause=Cause.STREAM_ENDED, attached_seconds=60), True),
+        (Outcome(cause=Cause.STREAM_ENDED, attached_seconds=60), True),
+    ], paths=[local, moved])
+    stream = DeviceStream(binding(), streamer=streamer, kube=kube, metrics=metrics,
+                          options=options(delays))
+    task = asyncio.create_task(stream.run())
+    await asyncio.wait_for(streamer.exhausted.wait(), 10)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    seen = [(s.get("path"), s.get("pathReason"), s.get("slot"), s.get("slotKind"))
+            for s in kube.applied]
+    assert ("Local", "SameNode", 3, "Direct") in seen
+    assert seen[-1] == ("API", "VMIOnOtherNode", None, "VirtHandler")
+    text = generate_latest(metrics.registry).decode()
+    assert 'path="API",reason="VMIOnOtherNode"} 1.0' in text
+    assert 'path="Local"' not in text
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_a_refused_vm_waits_for_the_vmi_and_a_missing_device_for_its_port() -> None:

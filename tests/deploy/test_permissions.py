@@ -105,6 +105,7 @@ AGENT_MAY = [
     Ask("get", SUBRESOURCES, "virtualmachineinstances/usbredir", TEAM_B, "vm2"),
     *asks("get create patch", LEASES, "leases", NAMESPACE, "kubevirt-usb-agent-node1"),
     Ask("use", SCC, "securitycontextconstraints", NAMESPACE, "kubevirt-usb-agent"),
+    *asks("get list", "", "pods", TEAM_A),  # the node-local path: the VMI's virt-launcher pod
 ]
 AGENT_NEVER = [
     *NEVER, *NEVER_IN_USER_NAMESPACES,
@@ -117,6 +118,9 @@ AGENT_NEVER = [
     *asks("list watch delete", LEASES, "leases", NAMESPACE),
     *asks("create", "", "events", TEAM_A),
     Ask("get", "", "namespaces", "", TEAM_A),
+    *asks("watch create update patch delete", "", "pods", TEAM_A),
+    *(ask for sub in ("pods/log", "pods/exec", "pods/attach", "pods/portforward")
+      for ask in asks("get create", "", sub, TEAM_A)),
 ]
 
 CONTROLLER_MAY = [

@@ -16,12 +16,7 @@ from typing import Any
 
 import pytest
 
-from kubevirt_usb.sandbox.guest import UsbDevice
-from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
-from kubevirt_usb.sandbox.vm_guest import VMProbe
-from kubevirt_usb.stream.endpoint import load_kubeconfig
-from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
-from tests.e2e.datapath_support import (
+from kubevirt_usb.sandbox.datapath import (
     GUEST_DIR,
     FaultProxy,
     GuestAgent,
@@ -33,6 +28,11 @@ from tests.e2e.datapath_support import (
     plain_harness,
     vm_device,
 )
+from kubevirt_usb.sandbox.guest import UsbDevice
+from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
+from kubevirt_usb.sandbox.vm_guest import VMProbe
+from kubevirt_usb.stream.endpoint import load_kubeconfig
+from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
 
 pytestmark = pytest.mark.qemu
 
@@ -106,7 +106,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for name, vm in (("att-aaa1", "vm1"), ("att-aaa2", "vm1"), ("att-vm2", "vm2"),
                          ("att-gone", "vm-gone"), ("att-pending", "vm-pending")):
             objects.attachment(name, vm=vm)
-        agent.start(api_port=proxy.port)
+        # vm1 runs on node1 too: this module tests the API path (the websocket through the
+        # fault proxy), so the node-local path is switched off; test_localpath_e2e tests it
+        agent.start(api_port=proxy.port, local_path=False)
         poll_until(lambda: "ready (libusb" in agent.log(), within=180,
                  what="the agent and its spare engine worker to start")
         yield World(harness, proxy, objects, agent, aaa1, aaa2)

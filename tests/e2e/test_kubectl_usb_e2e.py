@@ -72,6 +72,14 @@ def test_the_field_notes_with_only_kubectl_usb(sandbox: SandboxHarness) -> None:
     [attachment] = json.loads(status.stdout)["items"]
     assert attachment["status"]["phase"] == "Attached"
     assert attachment["status"]["device"] == found["AAA1"]["name"]
+    # vm1 runs on node1, where AAA1 is plugged: the agent streams on the node-local path
+    st = attachment["status"]
+    assert (st["path"], st["pathReason"], st["slot"], st["slotKind"]) == (
+        "Local", "SameNode", 3, "Direct"), st
+    wide = kubectl_usb(sandbox, "status", "vm1", "-o", "wide", plugin=True).stdout.splitlines()
+    assert wide[0].split()[5] == "PATH"
+    assert wide[1].split()[5] == "Local"
+    assert wide[1].split()[-3:] == ["SameNode", "3", "(Direct)"]
 
     # the same stick for another VM: refused, naming the holder
     refused = kubectl_usb(sandbox, "attach", "--serial", "AAA1", "vm2")

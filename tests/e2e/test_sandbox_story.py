@@ -160,6 +160,94 @@ def test_restarting_a_vm_gives_its_vmi_a_new_uid(sandbox: SandboxHarness) -> Non
     assert vmi["metadata"]["uid"] == new_uid
     assert vmi["status"]["phase"] == "Running"
     assert sandbox.in_vm("default/vm1", "echo alive").output.strip() == "alive"
+    pods = _launcher_pods(sandbox)
+    assert before not in pods  # the old VMI's launcher Pod is gone, its stand-in too
+    assert pods[new_uid]["spec"]["nodeName"] == "node1"
+    assert _slot_names(sandbox, "default/vm1") == [f"virt-usbredir-{n}" for n in range(4)]
+    assert not sandbox.on_node("node1", f"ls -d /host/run/kvu-launchers/*/root/run/"
+                                        f"kubevirt-private/{before}").ok
+
+
+# ---- the VMIs' launchers on their nodes (what a node agent finds for the local path) -----------
+
+
+def _launcher_pods(sandbox: SandboxHarness) -> dict[str, dict[str, Any]]:
+    """virt-launcher Pods by the VMI uid they were created for (label kubevirt.io/created-by)."""
+    with sandbox.http() as http:
+        pods = http.get("/api/v1/namespaces/default/pods",
+                        params={"labelSelector": "kubevirt.io=virt-launcher"}).json()["items"]
+    return {p["metadata"]["labels"]["kubevirt.io/created-by"]: p for p in pods}
+
+
+def _vmi_uid(sandbox: SandboxHarness, vm: str) -> str:
+    with sandbox.http() as http:
+        vmi = http.get(f"/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/{vm}")
+    uid: str = vmi.json()["metadata"]["uid"]
+    return uid
+
+
+def _slot_names(sandbox: SandboxHarness, vm: str) -> list[str]:
+    """The slot sockets (`s` in ls -l) under the launcher process's root, seen from its node."""
+    launcher = sandbox.launcher(vm)
+    listing = sandbox.on_node(sandbox.vm_node(vm), f"ls -l /proc/{launcher.pid}/root/run/"
+                              f"kubevirt-private/{launcher.vmi_uid}/").check().output
+    return sorted(line.split()[-1] for line in listing.splitlines() if line.startswith("s"))
+
+
+def test_each_vmi_has_a_running_launcher_pod_on_its_node(sandbox: SandboxHarness) -> None:
+    pods = _launcher_pods(sandbox)
+    placed = {vm: pods[_vmi_uid(sandbox, vm)] for vm in ("vm1", "vm2", "vm3")}
+    assert {vm: p["spec"]["nodeName"] for vm, p in placed.items()} == {
+        "vm1": "node1", "vm2": "node1", "vm3": "node2"}
+    assert {p["status"]["phase"] for p in placed.values()} == {"Running"}
+    assert all(p["metadata"]["name"].startswith(f"virt-launcher-{vm}-")
+               for vm, p in placed.items())
+
+
+def test_the_launcher_process_sits_in_its_pods_cgroup_with_the_slots_under_its_root(
+        sandbox: SandboxHarness) -> None:
+    launcher = sandbox.launcher("default/vm1")
+    pod = _launcher_pods(sandbox)[_vmi_uid(sandbox, "vm1")]
+    assert launcher.pod_uid == pod["metadata"]["uid"]
+    systemd = pod["metadata"]["uid"].replace("-", "_")
+    for pid in (launcher.pid, launcher.pause_pid):
+        cgroup = sandbox.on_node("node1", f"cat /proc/{pid}/cgroup").check().output
+        assert cgroup.strip() == f"0::/kubepods.slice/kubepods-pod{systemd}.slice"
+    assert _slot_names(sandbox, "default/vm1") == [f"virt-usbredir-{n}" for n in range(4)]
+    # the pause process's root does not hold the VMI's directory; vm2 has no slots (no
+    # clientPassthrough) and node2 has no launcher for vm1
+    assert not sandbox.on_node("node1", f"ls -d /proc/{launcher.pause_pid}/root/run/"
+                                        f"kubevirt-private/{launcher.vmi_uid}").ok
+    assert _slot_names(sandbox, "default/vm2") == []
+    assert not sandbox.on_node("node2", f"ls -d /host/run/kvu-launchers/*/root/run/"
+                                        f"kubevirt-private/{launcher.vmi_uid}").ok
+
+
+_HELLO = ("import os, socket; os.chdir({directory!r}); s = socket.socket(socket.AF_UNIX); "
+          "s.connect('virt-usbredir-3'); s.settimeout(30); print(s.recv(200))")
+
+
+def test_a_launcher_slot_socket_reaches_the_vms_usbredir_slot(sandbox: SandboxHarness) -> None:
+    launcher = sandbox.launcher("default/vm1")
+    node = sandbox.sandbox.node("node1")
+    # relative to the directory: the full path is longer than a unix socket address may be
+    directory = f"/proc/{launcher.pid}/root/run/kubevirt-private/{launcher.vmi_uid}"
+    script = _HELLO.format(directory=directory)
+    hello = sandbox.on_node("node1", node.python_command(["-c", script])).check().output
+    assert "usb-redir" in hello  # QEMU's usbredir hello, from the VM guest's slot 3
+
+
+def test_a_link_planted_at_a_slot_stays_until_the_launcher_is_recreated(
+        sandbox: SandboxHarness) -> None:
+    before = sandbox.launcher("default/vm1").pid
+    path = sandbox.plant_at_slot("default/vm1", slot=3, kind="symlink", target="/etc/passwd")
+    link = sandbox.on_node("node1", f"readlink /host{path}").check().output
+    assert link.strip() == "/etc/passwd"
+    assert _slot_names(sandbox, "default/vm1") == [f"virt-usbredir-{n}" for n in range(3)]
+    pid = sandbox.recreate_launcher("default/vm1")
+    assert pid != before
+    assert not sandbox.on_node("node1", f"[ -e /proc/{before} ]").ok
+    assert _slot_names(sandbox, "default/vm1") == [f"virt-usbredir-{n}" for n in range(4)]
 
 
 def test_the_api_mirrors_the_guests(sandbox: SandboxHarness) -> None:
@@ -168,8 +256,10 @@ def test_the_api_mirrors_the_guests(sandbox: SandboxHarness) -> None:
     # AGE PHASE IP NODENAME READY, where IP is blank: the guests have no pod network
     assert rows["vm1"][2:] == ["Running", "node1", "True"]
     assert rows["vm2"][2:] == ["Running", "node1", "True"]
+    assert rows["vm3"][2:] == ["Running", "node2", "True"]
     vms = sandbox.kubectl("get", "vms", "-n", "default", "--no-headers").stdout.splitlines()
-    assert sorted(line.split()[::2] for line in vms) == [["vm1", "Running"], ["vm2", "Running"]]
+    assert sorted(line.split()[::2] for line in vms) == [["vm1", "Running"], ["vm2", "Running"],
+                                                         ["vm3", "Running"]]
     assert all(line.split()[-1] == "True" for line in vms)  # READY
     nodes = sandbox.kubectl("get", "nodes", "--no-headers").stdout.splitlines()
-    assert [line.split()[:2] for line in nodes] == [["node1", "Ready"]]
+    assert [line.split()[:2] for line in nodes] == [["node1", "Ready"], ["node2", "Ready"]]

@@ -18,7 +18,9 @@ def attached(cluster: Cluster) -> None:
     since = rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30, seconds=20))
     cluster.bind(AAA1, attachment=NAME, vm="vm1", bytesToVM=64 * 1024 * 1024,
                  bytesFromVM=4096, reconnects=2, lastError="websocket closed: 1006",
-                 attachedSince=since)
+                 attachedSince=since, path="Local", pathReason="SameNode", slot=3,
+                 slotKind="Direct",
+                 pathMessage="The VM runs on this node: streaming straight into usb-redir slot 3.")
 
 
 def test_status_shows_phase_device_node_traffic_since_and_errors(cluster: Cluster) -> None:
@@ -26,14 +28,20 @@ def test_status_shows_phase_device_node_traffic_since_and_errors(cluster: Cluste
     result = cluster.kubectl("usb", "status")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["NAME", "VM", "PHASE", "DEVICE", "NODE", "TO-VM", "FROM-VM",
-                                "SINCE", "MESSAGE"]
-    assert lines[1].split()[:8] == [NAME, "vm1", "Attached", AAA1, "node1", "64.0MiB", "4.0KiB",
-                                    "30m"]
+    assert lines[0].split() == ["NAME", "VM", "PHASE", "DEVICE", "NODE", "PATH", "TO-VM",
+                                "FROM-VM", "SINCE", "MESSAGE"]
+    assert lines[1].split()[:9] == [NAME, "vm1", "Attached", AAA1, "node1", "Local", "64.0MiB",
+                                    "4.0KiB", "30m"]
     assert lines[1].endswith("last error: websocket closed: 1006")
     wide = cluster.run("status", "-o", "wide").out.splitlines()
-    assert wide[0].split()[-3:] == ["RECONNECTS", "LAST-ERROR", "SELECTOR"]
-    assert wide[1].split()[-5:] == ["2", "websocket", "closed:", "1006", AAA1]
+    assert wide[0].split()[-5:] == ["RECONNECTS", "LAST-ERROR", "SELECTOR", "PATH-REASON", "SLOT"]
+    assert wide[1].split()[-8:] == ["2", "websocket", "closed:", "1006", AAA1, "SameNode", "3",
+                                    "(Direct)"]
+    as_json = json.loads(cluster.run("status", "-o", "json").out)
+    st = as_json["items"][0]["status"] if "items" in as_json else as_json["status"]
+    assert (st["path"], st["pathReason"], st["slot"], st["slotKind"]) == (
+        "Local", "SameNode", 3, "Direct")
+    assert st["pathMessage"].startswith("The VM runs on this node")
 
 
 def test_status_of_one_vm_or_attachment(cluster: Cluster) -> None:

@@ -82,12 +82,14 @@ def test_an_attached_attachment_row() -> None:
                                       "node": "node1", "bytesToVM": 64 * 1024 * 1024,
                                       "bytesFromVM": 2048, "reconnects": 1,
                                       "lastError": "connection reset",
-                                      "attachedSince": rfc3339(NOW - dt.timedelta(minutes=5))})
+                                      "attachedSince": rfc3339(NOW - dt.timedelta(minutes=5)),
+                                      "path": "API", "pathReason": "VMIOnOtherNode",
+                                      "slotKind": "VirtHandler"})
     assert attachment_row(attached, now=NOW) == [
-        "vm1-46f4-0001-aaa1", "vm1", "Attached", "46f4-0001-aaa1", "node1", "64.0MiB",
+        "vm1-46f4-0001-aaa1", "vm1", "Attached", "46f4-0001-aaa1", "node1", "API", "64.0MiB",
         "2.0KiB", "5m", "last error: connection reset"]
-    assert attachment_row(attached, now=NOW, wide=True)[9:] == ["1", "connection reset",
-                                                                "46f4-0001-aaa1"]
+    assert attachment_row(attached, now=NOW, wide=True)[10:] == [
+        "1", "connection reset", "46f4-0001-aaa1", "VMIOnOtherNode", "VirtHandler"]
     assert attachment_row(attached, now=NOW, with_namespace=True)[0] == "default"
 
 
@@ -97,7 +99,8 @@ def test_a_waiting_attachment_says_why() -> None:
                                      "message": "no device matches serial AAA9"})
     row = attachment_row(waiting, now=NOW)
     assert row[2:4] == ["WaitingForDevice", "-"]
-    assert row[7:] == ["-", "no device matches serial AAA9"]
+    assert row[5] == "-"  # no path before a stream
+    assert row[8:] == ["-", "no device matches serial AAA9"]
     assert attachment_message(attachment_obj("b", vm="v", device={})) == ""
     assert attachment_row(attachment_obj("b", vm="v", device={}), now=NOW)[2] == "Pending"
 

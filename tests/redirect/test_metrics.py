@@ -30,3 +30,17 @@ def test_failures_active_streams_and_connect_latency_are_exposed() -> None:
     assert 'kubevirt_usb_stream_failures_total{reason="NoFreeSlot"} 1.0' in text
     assert "kubevirt_usb_streams_active 1.0" in text
     assert 'kubevirt_usb_stream_connect_seconds_bucket{le="2.0"} 1.0' in text
+
+
+def test_the_path_of_each_stream_is_shown_and_follows_changes() -> None:
+    metrics = StreamMetrics()
+    metrics.path_chosen(LABELS, path="Local", reason="SameNode")
+    series = ('kubevirt_usb_stream_path{attachment="att1",device="46f4-0001-aaa1",'
+              'namespace="default",path="%s",reason="%s"} 1.0')
+    assert series % ("Local", "SameNode") in generate_latest(metrics.registry).decode()
+    metrics.path_chosen(LABELS, path="API", reason="VMIOnOtherNode")
+    text = generate_latest(metrics.registry).decode()
+    assert series % ("API", "VMIOnOtherNode") in text
+    assert 'path="Local"' not in text
+    metrics.forget(LABELS)
+    assert 'path="API"' not in generate_latest(metrics.registry).decode()

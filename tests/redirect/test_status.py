@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from kubevirt_usb.redirect import status
 from kubevirt_usb.redirect.outcome import Cause, Context, Outcome, decide
+from kubevirt_usb.redirect.pathchoice import API, Local, PathReason
+from kubevirt_usb.redirect.status import StreamStatus, path_chosen, status_fields
 
 CTX = Context(device="USB device d", node="node1", port_path="2-1", namespace="default",
               vm="vm1")
@@ -64,3 +66,21 @@ def test_the_apply_body_names_the_attachment() -> None:
     assert body["kind"] == "USBAttachment"
     assert body["metadata"] == {"name": "att1", "namespace": "default"}
     assert body["status"]["bytesToVM"] == 0
+
+
+def test_the_path_and_its_reason_are_published_with_the_slot_the_agent_took() -> None:
+    local = Local(pid=120, slot=3, pod="virt-launcher-vm1-abcde",
+                  path="/proc/120/root/run/kubevirt-private/u/virt-usbredir-3")
+    on_local = status_fields(path_chosen(StreamStatus(), local))
+    assert {k: on_local[k] for k in ("path", "pathReason", "slot", "slotKind")} == {
+        "path": "Local", "pathReason": "SameNode", "slot": 3, "slotKind": "Direct"}
+    assert "slot 3 of virt-launcher pod virt-launcher-vm1-abcde" in on_local["pathMessage"]
+    moved = API(reason=PathReason.VMI_ON_OTHER_NODE, message="VMI default/vm1 runs on node2.")
+    on_api = status_fields(path_chosen(path_chosen(StreamStatus(), local), moved))
+    assert {k: on_api.get(k) for k in ("path", "pathReason", "pathMessage", "slot",
+                                        "slotKind")} == {
+        "path": "API", "pathReason": "VMIOnOtherNode",
+        "pathMessage": "VMI default/vm1 runs on node2.", "slot": None, "slotKind": "VirtHandler"}
+    full = API(reason=PathReason.NO_FREE_SLOT, message="All usb-redir slots are held.")
+    assert "slotKind" not in status_fields(path_chosen(StreamStatus(), full))
+    assert "path" not in status_fields(StreamStatus())

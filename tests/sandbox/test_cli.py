@@ -63,7 +63,8 @@ def test_status_and_kubeconfig_describe_the_running_sandbox(running: Path) -> No
                          env={**os.environ, "KUBECONFIG": path}, capture_output=True,
                          text=True, check=True)
     assert vms.stdout.split() == ["virtualmachine.kubevirt.io/vm1",
-                                  "virtualmachine.kubevirt.io/vm2"]
+                                  "virtualmachine.kubevirt.io/vm2",
+                                  "virtualmachine.kubevirt.io/vm3"]
 
 
 @pytest.mark.qemu

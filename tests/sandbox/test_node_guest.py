@@ -15,6 +15,7 @@ from kubevirt_usb.sandbox.guest import UsbDevice, wait_until
 from kubevirt_usb.sandbox.guest_image import build_guest_image
 from kubevirt_usb.sandbox.node_guest import (
     NodeGuest,
+    compile_project,
     device_option,
     device_properties,
     keep_argument,
@@ -51,6 +52,15 @@ def test_node_scenario_becomes_qemu_devices_on_fixed_ports() -> None:
     )
     assert "usb-audio,bus=xhci.0,port=4.1,audiodev=kvubk4,id=audio1" in devices
     assert "none,id=kvubk4" in args  # the composite device's audio backend
+
+
+def test_a_serial_adapter_with_a_loopback_plug_reads_back_what_it_writes(
+        tmp_path: Path) -> None:
+    node = NodeSpec(name="n1", devices=[
+        DeviceSpec(id="ser1", kind=DeviceKind.USB_SERIAL, echo=True)])
+    args = node_qemu_args(node, tmp_path)
+    # one FIFO opened read-write as both ends of QEMU's pipe chardev: an echo
+    assert f"pipe,id=kvubk0,path={tmp_path}/echo-ser1" in args
 
 
 def node_with_hub() -> NodeSpec:
@@ -187,3 +197,12 @@ async def test_moved_device_shows_on_its_new_port(node: NodeGuest) -> None:
 
     await wait_until(moved, within=60, what="the serial adapter on port 6")
     assert node.port_of("serial1") == "6"
+
+
+def test_the_project_is_byte_compiled_for_the_guests_read_only_view(tmp_path: Path) -> None:
+    module = tmp_path / "pkg" / "engine.py"
+    module.parent.mkdir()
+    module.write_text("VALUE = 1\n")
+    compile_project(tmp_path / "pkg")
+    assert [p.name.split(".")[0] for p in (tmp_path / "pkg" / "__pycache__").iterdir()] == [
+        "engine"]

@@ -15,7 +15,8 @@ from kubevirt_usb.sandbox.scenario import (
 )
 
 
-def test_default_scenario_has_two_identical_sticks_a_serial_adapter_and_two_vms() -> None:
+def test_default_scenario_has_two_sticks_a_serial_adapter_on_node1_and_a_vm_on_each_node(
+) -> None:
     scenario = default_scenario()
     node = scenario.node("node1")
     sticks = [d for d in node.devices if d.kind is DeviceKind.USB_STORAGE]
@@ -24,7 +25,10 @@ def test_default_scenario_has_two_identical_sticks_a_serial_adapter_and_two_vms(
     assert [d.kind for d in node.devices].count(DeviceKind.USB_SERIAL) == 1
     assert scenario.vm("default", "vm1").client_passthrough is True
     assert scenario.vm("default", "vm2").client_passthrough is False
-    assert {vm.node for vm in scenario.vms} == {"node1"}
+    assert {vm.name: vm.node for vm in scenario.vms} == {"vm1": "node1", "vm2": "node1",
+                                                         "vm3": "node2"}
+    assert scenario.vm("default", "vm3").client_passthrough is True
+    assert scenario.node("node2").devices == []
 
 
 def test_ports_explicit_first_then_lowest_free_including_behind_hubs() -> None:
@@ -60,6 +64,8 @@ def test_ports_explicit_first_then_lowest_free_including_behind_hubs() -> None:
         ([{"id": "a", "kind": "usb-kbd", "port": "x"}], "nodes[0].devices[0].port: must be"),
         ([{"id": "a", "kind": "usb-kbd", "port": 9}], "nodes[0].devices[0].port: no port 9"),
         ([{"id": "a", "kind": "usb-kbd", "size": "1GiB"}], "nodes[0].devices[0].size"),
+        ([{"id": "a", "kind": "usb-storage", "echo": True}],
+         "nodes[0].devices[0].echo: only usb-serial devices can have a loopback plug"),
         ([{"id": "a", "kind": "usb-kbd", "hub": "h"}], "nodes[0].devices[0].hub: no hub"),
         ([{"id": "a", "kind": "usb-kbd", "port": "3.1"}], "no hub at port 3"),
         (

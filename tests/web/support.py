@@ -156,7 +156,11 @@ class Cluster:
                             "spec": {"vm": "vm2", "device": {"serial": "AAA2"}}})
         self.set_status(held, {"phase": "Attached", "device": "46f4-0001-aaa2",
                                "node": "node1", "bytesToVM": 123456,
-                               "bytesFromVM": 789, "attachedSince": NOW})
+                               "bytesFromVM": 789, "attachedSince": NOW,
+                               "path": "Local", "pathReason": "SameNode", "slot": 3,
+                               "slotKind": "Direct",
+                               "pathMessage": "The VM runs on this node: streaming straight "
+                                              "into usb-redir slot 3."})
 
     def add_vm(self, name: str, *, namespace: str = "default") -> None:
         spec = VMSpec(namespace=namespace, name=name, client_passthrough=True, node="node1")

@@ -62,6 +62,9 @@ def test_the_vm_page_shows_attachments_and_slots(signed_in: Client) -> None:
     assert 'data-phase="Attached"' in page
     assert 'data-bytes="123456"' in page
     assert "120.6 KiB" in page
+    assert 'data-path="Local" data-path-reason="SameNode"' in page
+    assert "SameNode, slot 3 (Direct)" in page
+    assert "The VM runs on this node: streaming straight into usb-redir slot 3." in page
     assert 'data-slots-used="1"' in page
     assert "held by <span class=\"kvu-mono\">vm2-held</span>" in page
     assert 'data-slot="4"' in page

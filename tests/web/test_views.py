@@ -103,6 +103,12 @@ def test_attachment_rows_and_the_four_slots() -> None:
         == ("Attached", "green", "2.0 KiB", "10 B", "1m")
     assert rows[2].wants == "serial=AAA1"
     assert rows[2].phase_tone == "orange"
+    assert (rows[2].path, rows[2].slot) == ("", "")  # no stream, no path
+    elsewhere = views.attachment_row(_attachment(
+        "a4", phase="Attached", path="API", pathReason="VMIOnOtherNode",
+        pathMessage="VMI default/vm1 runs on node node2.", slotKind="VirtHandler"), now=NOW)
+    assert (elsewhere.path, elsewhere.path_reason, elsewhere.path_message, elsewhere.slot) == (
+        "API", "VMIOnOtherNode", "VMI default/vm1 runs on node node2.", "VirtHandler")
     # the waiting one holds no slot; the holders fill the first slots, oldest first
     shown = views.slots(rows)
     assert [(s.position, s.attachment.name if s.attachment else None) for s in shown] == \

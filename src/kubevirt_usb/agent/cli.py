@@ -15,6 +15,7 @@ import click
 from kubevirt_usb.agent import logs
 from kubevirt_usb.agent.health import HealthServer, parse_listen
 from kubevirt_usb.agent.hotplug import EventSource, NetlinkEventSource, QueueEventSource
+from kubevirt_usb.agent.localpath import LocalPathSettings
 from kubevirt_usb.agent.objects import FIELD_MANAGER
 from kubevirt_usb.agent.runner import Agent, AgentOptions
 from kubevirt_usb.agent.settings import LOG_LEVELS, UEVENT_SOURCES, AgentSettings, env_names
@@ -70,7 +71,8 @@ async def serve(settings: AgentSettings) -> None:
     task = asyncio.create_task(agent.run())
     streams = start_streaming(node=settings.node_name, client=client, endpoint=stream_endpoint(
         kubeconfig=settings.kubeconfig, context=settings.context, environ=os.environ),
-        registry=agent.metrics.registry, sysfs_root=settings.sysfs_root)
+        registry=agent.metrics.registry, sysfs_root=settings.sysfs_root,
+        local_path=LocalPathSettings(enabled=settings.local_path, host_proc=settings.host_proc))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 
@@ -153,6 +155,12 @@ def _settings(options: dict[str, Any]) -> AgentSettings:
               help="Hot-plug events from the kernel, from udevd, or none [kernel].")
 @click.option("--log-level", envvar=env_names("log_level"), show_envvar=True,
               type=click.Choice(LOG_LEVELS), help="[default: info]")
+@click.option("--local-path/--no-local-path", envvar=env_names("local_path"), show_envvar=True,
+              default=None, help="Stream straight into the VM's usb-redir slot socket when the VM "
+              "runs on this node (needs the host's /proc; see docs/install.md) [default: on].")
+@click.option("--host-proc", envvar=env_names("host_proc"), show_envvar=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="The host's /proc, for the node-local path [default: /proc].")
 def agent(**options: Any) -> None:
     """Publish this node's USB devices as USBDevice objects and keep them current."""
     settings = _settings(options)

@@ -53,6 +53,10 @@ class AgentSettings:
     restart_grace: int = 120
     uevents: str = "kernel"
     log_level: str = "info"
+    local_path: bool = True
+    """Stream straight into the VM's slot socket when the VM runs on this node."""
+    host_proc: Path = Path("/proc")
+    """The host's /proc (its processes: the virt-launchers' roots)."""
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

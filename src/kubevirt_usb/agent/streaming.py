@@ -31,10 +31,13 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from kubevirt_usb.agent import localpath
+from kubevirt_usb.agent.localpath import LauncherObjects, LocalPathSettings
 from kubevirt_usb.clock import WallClock, rfc3339, utc_now
 from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import Gone, KubeError, NotFound
 from kubevirt_usb.kube.resources import (
+    Pod,
     USBAttachment,
     USBDevice,
     VirtualMachine,
@@ -43,10 +46,12 @@ from kubevirt_usb.kube.resources import (
 from kubevirt_usb.redirect import checks, outcome, status
 from kubevirt_usb.redirect.checks import BoundDevice
 from kubevirt_usb.redirect.engine import Engine, EngineError
+from kubevirt_usb.redirect.localpath import Dialed
 from kubevirt_usb.redirect.lock import DEFAULT_DIRECTORY, DeviceLock
 from kubevirt_usb.redirect.metrics import StreamMetrics
 from kubevirt_usb.redirect.outcome import Cause, Outcome, Wait
-from kubevirt_usb.redirect.session import Attempt, ReadPort, run_attempt, sysfs_reader
+from kubevirt_usb.redirect.pathchoice import CREATED_BY, Choice
+from kubevirt_usb.redirect.session import Attempt, LocalDial, ReadPort, run_attempt, sysfs_reader
 from kubevirt_usb.redirect.status import StreamStatus
 from kubevirt_usb.stream.endpoint import APIEndpoint
 from kubevirt_usb.usb.model import IDENTITY_TIERS, DeviceIdentity
@@ -158,12 +163,18 @@ class Kube(Protocol):
         """Server-side apply of the attachment's status (forced); NotFound without it."""
         ...
 
+    async def launcher_objects(self, namespace: str, vm: str) -> LauncherObjects:
+        """The VMI (None without one) and the pods labelled `kubevirt.io/created-by=<its uid>`
+        (for the node-local path). KubeError when the API cannot be asked."""
+        ...
+
 
 class Streamer(Protocol):
     """One device's way to the VM: attempts, and waiting for its port to change."""
 
     async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
-                      on_progress: Callable[[int, int], None]) -> Outcome: ...
+                      on_progress: Callable[[int, int], None],
+                      on_path: Callable[[Choice], None]) -> Outcome: ...
 
     async def wait_port_change(self) -> None: ...
 
@@ -191,8 +202,10 @@ class EngineStreamer:
     def __init__(self, binding: Binding, *, endpoint: Callable[[], APIEndpoint], kube: Kube,
                  lock_dir: Path, sysfs_root: Path, devfs_root: Path,
                  spawn: Callable[[], Awaitable[Engine]], options: StreamOptions,
-                 release: Callable[[Engine], Awaitable[None]] | None = None) -> None:
+                 release: Callable[[Engine], Awaitable[None]] | None = None,
+                 local: LocalDial | None = None) -> None:
         self.binding = binding
+        self._local = local
         self._release = release
         self._endpoint = endpoint
         self._kube = kube
@@ -205,7 +218,8 @@ class EngineStreamer:
         self._engine: Engine | None = None
 
     async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
-                      on_progress: Callable[[int, int], None]) -> Outcome:
+                      on_progress: Callable[[int, int], None],
+                      on_path: Callable[[Choice], None]) -> Outcome:
         if self._engine is None or not self._engine.alive:
             await self._stop_engine()
             try:
@@ -222,7 +236,9 @@ class EngineStreamer:
             owner=binding.owner, lock=self._lock, engine=self._engine,
             endpoint=self._endpoint, read_port=self._read_port, vm_exists=vm_exists,
             sysfs_root=str(self._sysfs_root), devfs_root=str(self._devfs_root),
-        ), on_locked=on_locked, on_attached=on_attached, on_progress=on_progress)
+            local=self._local,
+        ), on_locked=on_locked, on_attached=on_attached, on_progress=on_progress,
+            on_path=on_path)
         if result.cause is Cause.ENGINE_FAILED:
             await self._stop_engine()
         return result
@@ -449,7 +465,8 @@ class DeviceStream:
             result = await self._streamer.attempt(
                 on_locked=lambda: self._set(status.connecting(self.status, now=self._now(),
                                                               message=connecting)),
-                on_attached=self._attach_timer(), on_progress=self._progress_counter())
+                on_attached=self._attach_timer(), on_progress=self._progress_counter(),
+                on_path=self._on_path)
             if self._attached:
                 self._attached = False
                 self._metrics.active.dec()
@@ -466,6 +483,17 @@ class DeviceStream:
             log.info("%s: %s", self.binding.device.name, decision.message,
                      extra={"device": self.binding.device.name, "reason": decision.reason.value})
             await self._wait(decision.wait, failures)
+
+    def _on_path(self, choice: Choice) -> None:
+        """The attempt under way takes this path (Local or API), for this reason."""
+        self._metrics.path_chosen(self.binding.labels, path=choice.kind.value,
+                                  reason=choice.reason.value)
+        if (self.status.path, self.status.path_reason) != (choice.kind.value,
+                                                           choice.reason.value):
+            log.info("%s: %s path (%s): %s", self.binding.device.name, choice.kind.value,
+                     choice.reason.value, choice.message,
+                     extra={"device": self.binding.device.name, "reason": choice.reason.value})
+        self._set(status.path_chosen(self.status, choice))
 
     def _attach_timer(self) -> Callable[[], None]:
         started = self._options.clock()
@@ -616,6 +644,17 @@ class KubeAdapter:
     async def apply_status(self, body: Mapping[str, Any]) -> None:
         await self.client.apply(USBAttachment.Status, dict(body), force=True)
 
+    async def launcher_objects(self, namespace: str, vm: str) -> LauncherObjects:
+        try:
+            vmi = await self.client.get(VirtualMachineInstance, vm, namespace=namespace)
+        except NotFound:
+            return None, []
+        uid = (vmi.get("metadata") or {}).get("uid")
+        if not uid:
+            return vmi, []
+        pods = await self.client.list(Pod, namespace=namespace, labels={CREATED_BY: str(uid)})
+        return vmi, list(pods.items)
+
 
 async def follow_bindings(client: KubeClient, *, node: str,
                           on_bindings: Callable[[dict[str, Binding]], Awaitable[None]],
@@ -665,6 +704,7 @@ class StreamingConfig:
     release: Callable[[Engine], Awaitable[None]] | None = None
     """Where a stream's idle worker goes when the stream ends (None: it is stopped)."""
     options: StreamOptions = field(default_factory=StreamOptions)
+    local_path: LocalPathSettings = field(default_factory=LocalPathSettings)
 
 
 def stream_factory(config: StreamingConfig, *, kube: Kube,
@@ -672,10 +712,15 @@ def stream_factory(config: StreamingConfig, *, kube: Kube,
     """Makes the real stream of a binding (engine worker, lock, sysfs)."""
 
     def make(binding: Binding) -> DeviceStream:
+        async def local() -> Dialed:
+            return await localpath.dial(node=config.node, settings=config.local_path,
+                                        look_up=kube.launcher_objects,
+                                        namespace=binding.namespace, vm=binding.vm)
+
         streamer = EngineStreamer(binding, endpoint=config.endpoint, kube=kube,
                                   lock_dir=config.lock_dir, sysfs_root=config.sysfs_root,
                                   devfs_root=config.devfs_root, spawn=config.spawn,
-                                  options=config.options, release=config.release)
+                                  options=config.options, release=config.release, local=local)
         return DeviceStream(binding, streamer=streamer, kube=kube, metrics=metrics,
                             options=config.options)
 
@@ -713,10 +758,12 @@ def stream_endpoint(*, kubeconfig: Path | None, context: str | None = None,
 
 def start_streaming(*, node: str, client: KubeClient, endpoint: APIEndpoint,
                     registry: CollectorRegistry | None = None,
-                    sysfs_root: Path = Path("/sys")) -> asyncio.Task[None]:
+                    sysfs_root: Path = Path("/sys"),
+                    local_path: LocalPathSettings | None = None) -> asyncio.Task[None]:
     """Stream this node's bound devices in the background (for `kubevirt-usb agent`): the task
     to cancel on the way out; its metrics go into `registry` (a prometheus CollectorRegistry)."""
-    config = StreamingConfig(node=node, endpoint=lambda: endpoint, sysfs_root=sysfs_root)
+    config = StreamingConfig(node=node, endpoint=lambda: endpoint, sysfs_root=sysfs_root,
+                             local_path=local_path or LocalPathSettings())
     return asyncio.create_task(run_streaming(config, client=client,
                                              metrics=StreamMetrics(registry)),
                                name="streaming")
@@ -730,6 +777,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lock-dir", type=Path, default=DEFAULT_DIRECTORY)
     parser.add_argument("--sysfs", type=Path, default=Path("/sys"))
     parser.add_argument("--devfs", type=Path, default=Path("/dev"))
+    parser.add_argument("--no-local-path", dest="local_path", action="store_false",
+                        help="always stream through the API server")
+    parser.add_argument("--host-proc", type=Path, default=Path("/proc"),
+                        help="the host's /proc (for the node-local path)")
     parser.add_argument("--metrics-port", type=int, default=0,
                         help="serve Prometheus metrics on this port (0: do not)")
     parser.add_argument("--log-level", default="INFO")
@@ -750,7 +801,9 @@ async def _main(args: argparse.Namespace) -> None:
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
     config = StreamingConfig(node=args.node, endpoint=lambda: endpoint, lock_dir=args.lock_dir,
-                             sysfs_root=args.sysfs, devfs_root=args.devfs)
+                             sysfs_root=args.sysfs, devfs_root=args.devfs,
+                             local_path=LocalPathSettings(enabled=args.local_path,
+                                                          host_proc=args.host_proc))
     task = asyncio.create_task(run_streaming(config, client=client, metrics=metrics))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

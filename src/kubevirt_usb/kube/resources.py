@@ -34,6 +34,9 @@ VirtualMachine: type[GenericNamespacedResource] = create_namespaced_resource(
     KUBEVIRT_GROUP, KUBEVIRT_VERSION, "VirtualMachine", "virtualmachines")
 VirtualMachineInstance: type[GenericNamespacedResource] = create_namespaced_resource(
     KUBEVIRT_GROUP, KUBEVIRT_VERSION, "VirtualMachineInstance", "virtualmachineinstances")
+Pod: type[GenericNamespacedResource] = create_namespaced_resource("", "v1", "Pod", "pods")
+"""Read as a plain dict (the agent finds virt-launcher pods for the node-local path); the typed
+model would cost the agent memory for fields it never reads."""
 
-__all__ = ["Lease", "USBAttachment", "USBDevice", "USBPolicy", "VirtualMachine",
+__all__ = ["Lease", "Pod", "USBAttachment", "USBDevice", "USBPolicy", "VirtualMachine",
            "VirtualMachineInstance"]

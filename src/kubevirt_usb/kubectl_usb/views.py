@@ -30,11 +30,11 @@ Row = list[str]
 DEVICE_HEADERS = ["NAME", "NODE", "ID", "PRODUCT", "SERIAL", "PORT", "IDENTITY", "STATE",
                   "USED-BY"]
 DEVICE_WIDE = ["VENDOR", "MANUFACTURER", "BUS-DEV", "SPEED", "ATTACHMENT", "LAST-SEEN"]
-ATTACHMENT_HEADERS = ["NAME", "VM", "PHASE", "DEVICE", "NODE", "TO-VM", "FROM-VM", "SINCE",
-                      "MESSAGE"]
-ATTACHMENT_WIDE = ["RECONNECTS", "LAST-ERROR", "SELECTOR"]
+ATTACHMENT_HEADERS = ["NAME", "VM", "PHASE", "DEVICE", "NODE", "PATH", "TO-VM", "FROM-VM",
+                      "SINCE", "MESSAGE"]
+ATTACHMENT_WIDE = ["RECONNECTS", "LAST-ERROR", "SELECTOR", "PATH-REASON", "SLOT"]
 DEVICE_MIN_WIDTHS = [24, 8, 9, 24, 10, 7, 8, 9, 16]
-ATTACHMENT_MIN_WIDTHS = [28, 10, 16, 24, 8, 8, 8, 6]
+ATTACHMENT_MIN_WIDTHS = [28, 10, 16, 24, 8, 5, 8, 8, 6]
 """Room for typical values, so `watch` lines printed later line up with the first table."""
 _STREAMING = ("Connecting", "Attached")
 _MESSAGE_WIDTH = 60
@@ -83,6 +83,14 @@ def attachment_message(attachment: Obj) -> str:
     return str(st.get("message") or "")
 
 
+def slot_text(st: Obj) -> str:
+    """The slot a stream holds and who handed it out: `3 (Direct)`, `VirtHandler`, `-`."""
+    slot, kind = st.get("slot"), st.get("slotKind")
+    if isinstance(slot, int) and kind:
+        return f"{slot} ({kind})"
+    return text(kind)
+
+
 def _short(message: str, *, wide: bool) -> str:
     if wide or len(message) <= _MESSAGE_WIDTH:
         return text(message)
@@ -96,12 +104,13 @@ def attachment_row(attachment: Obj, *, now: dt.datetime, wide: bool = False,
     since = parse_time(st.get("attachedSince")) if phase in _STREAMING else None
     row = [name(attachment), text(spec(attachment).get("vm")), phase,
            text(st.get("device") or dig(attachment, "spec", "device", "name")),
-           text(st.get("node")), human_bytes(st.get("bytesToVM")),
+           text(st.get("node")), text(st.get("path")), human_bytes(st.get("bytesToVM")),
            human_bytes(st.get("bytesFromVM")), human_age(since, now=now) if since else "-",
            _short(attachment_message(attachment), wide=wide)]
     if wide:
         row += [str(st.get("reconnects") or 0), text(st.get("lastError")),
-                Selector.from_spec(spec(attachment).get("device")).flags()]
+                Selector.from_spec(spec(attachment).get("device")).flags(),
+                text(st.get("pathReason")), slot_text(st)]
     return [namespace(attachment), *row] if with_namespace else row
 
 

@@ -37,6 +37,7 @@ from kubevirt_usb.redirect.protocol import (
     Started,
     StartFailed,
     Stream,
+    StreamLocal,
     Unreachable,
 )
 from kubevirt_usb.stream.endpoint import APIEndpoint
@@ -164,7 +165,7 @@ class Engine:
                     continue
                 if isinstance(event, Log):
                     self._on_log(event.level, event.message)
-                elif not isinstance(event, Open | Stream | Close):
+                elif not isinstance(event, Open | Stream | StreamLocal | Close):
                     self._events.put_nowait(event)
         except OSError:
             pass
@@ -217,6 +218,21 @@ class EngineSession:
         if isinstance(reply, StartFailed):
             raise StartRefused(reply.detail)
         raise EngineError(f"the engine worker answered {reply!r} to Stream")
+
+    async def stream_local(self, sock: socket.socket, *, slot: int,
+                           timeout: float = 10.0) -> None:
+        """Hand the worker the VM slot socket the agent connected (the node-local path) and let
+        the usbredir host take the device; StartRefused when the host refused the device (the
+        slot is given back). The caller may close its copy of `sock` afterwards."""
+        self.engine._send(StreamLocal(slot=slot), fds=[sock.fileno()])
+        reply = await self.engine._next(timeout + REPLY_TIMEOUT)
+        if isinstance(reply, Started):
+            self.streaming = True
+            return
+        self._finish(Ended(reason="error", detail=f"{type(reply).__name__}"))
+        if isinstance(reply, StartFailed):
+            raise StartRefused(reply.detail)
+        raise EngineError(f"the engine worker answered {reply!r} to StreamLocal")
 
     async def wait_ended(self, *, on_attached: Callable[[], None] = lambda: None,
                          on_progress: Callable[[int, int], None] = lambda _t, _f: None

@@ -6,7 +6,10 @@
 - `kubevirt_usb_stream_reconnects_total{namespace,attachment,device}`: the VM got the device back
   after losing it;
 - `kubevirt_usb_stream_failures_total{reason}`: attempts that ended, by cause;
-- `kubevirt_usb_stream_connect_seconds`: from the start of an attempt to the VM's slot answering.
+- `kubevirt_usb_stream_connect_seconds`: from the start of an attempt to the VM's slot answering;
+- `kubevirt_usb_stream_path{namespace,attachment,device,path,reason}`: 1 for the path each binding
+  takes now (`Local` or `API`) and why; `sum by (path) (kubevirt_usb_stream_path)` counts streams
+  per path.
 """
 
 from __future__ import annotations
@@ -39,6 +42,23 @@ class StreamMetrics:
                                          "usbredir slot answering.",
                                          buckets=CONNECT_BUCKETS, registry=self.registry)
 
+        self.path = Gauge("kubevirt_usb_stream_path",
+                          "1 for the path a binding's stream takes now (Local: straight into "
+                          "the launcher's slot socket; API: through the API server), and why.",
+                          [*labels, "path", "reason"], registry=self.registry)
+        self._paths: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+    def path_chosen(self, labels: tuple[str, str, str], *, path: str, reason: str) -> None:
+        """The binding's stream takes `path` now (its previous series is dropped)."""
+        before = self._paths.get(labels)
+        if before == (path, reason):
+            return
+        if before is not None:
+            with contextlib.suppress(KeyError):
+                self.path.remove(*labels, *before)
+        self._paths[labels] = (path, reason)
+        self.path.labels(*labels, path, reason).set(1)
+
     def streamed(self, labels: tuple[str, str, str], *, to_vm: int, from_vm: int) -> None:
         if to_vm:
             self.bytes.labels(*labels, "to_vm").inc(to_vm)
@@ -52,3 +72,7 @@ class StreamMetrics:
                 self.bytes.remove(*labels, direction)
         with contextlib.suppress(KeyError):
             self.reconnects.remove(*labels)
+        before = self._paths.pop(labels, None)
+        if before is not None:
+            with contextlib.suppress(KeyError):
+                self.path.remove(*labels, *before)

@@ -5,6 +5,7 @@ A session, in the order that keeps device and VM safe:
 
     agent: Open (+ lock fd)  -> worker: Opened | OpenFailed        the device, exactly, untouched
     agent: Stream(endpoint)  -> worker: Rejected | Unreachable      no slot taken, device untouched
+       or StreamLocal (+ the slot socket's fd, connected by the agent: the node-local path)
                                       | StartFailed                 slot given back
                                       | Started, Attached, Progress..., Ended
     agent: Close             -> worker: Ended (if a session is open)
@@ -48,6 +49,14 @@ class Stream:
     endpoint: dict[str, Any]
     path: str
     connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamLocal:
+    """Stream the device into the VM slot socket that rides along (SCM_RIGHTS): the agent
+    connected it on the node-local path, and the slot is held from then on."""
+
+    slot: int
 
 
 @dataclass(frozen=True)
@@ -124,14 +133,14 @@ class Log:
     message: str
 
 
-Request = Open | Stream | Close
+Request = Open | Stream | StreamLocal | Close
 Event = (Ready | Opened | OpenFailed | Rejected | Unreachable | StartFailed | Started | Attached
          | Progress | Ended | Log)
 Message = Request | Event
 
 _TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
-    Open, Stream, Close, Ready, Opened, OpenFailed, Rejected, Unreachable, StartFailed, Started,
-    Attached, Progress, Ended, Log)}
+    Open, Stream, StreamLocal, Close, Ready, Opened, OpenFailed, Rejected, Unreachable,
+    StartFailed, Started, Attached, Progress, Ended, Log)}
 
 
 class ProtocolError(ValueError):

@@ -3,8 +3,11 @@
 1. the node-local lock on the device's port (another stream: refused before anything else);
 2. the device in the port is the bound one (sysfs, right before opening) and where it is now;
 3. the engine opens exactly that device (nothing is sent to it yet);
-4. only then a VM slot: the websocket to the VMI's usbredir subresource (a refusal costs nothing:
-   the device is closed again, untouched);
+4. only then a VM slot: on the node-local path (`redirect.localpath`, when the VMI runs on this
+   node) the slot socket inside the launcher, connected by the agent and handed to the worker;
+   otherwise, or when the local path is not there for a reason the API path does not share,
+   the websocket to the VMI's usbredir subresource (a refusal costs nothing: the device is closed
+   again, untouched);
 5. the usbredir host takes the device (claim, reset) and the bytes flow until either side ends.
 
 Any failure releases what was taken, in reverse order; the lock stays with the caller (held for
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,8 +28,10 @@ from pathlib import Path
 from kubevirt_usb.redirect import checks
 from kubevirt_usb.redirect.checks import BoundDevice
 from kubevirt_usb.redirect.engine import Engine, EngineError, EngineSession, StartRefused
+from kubevirt_usb.redirect.localpath import Dialed
 from kubevirt_usb.redirect.lock import DeviceBusy, DeviceLock
 from kubevirt_usb.redirect.outcome import Cause, Outcome, rejection_cause
+from kubevirt_usb.redirect.pathchoice import Choice, Local, falls_back
 from kubevirt_usb.redirect.protocol import Ended, Open, OpenFailed
 from kubevirt_usb.stream.endpoint import APIEndpoint, usbredir_path
 from kubevirt_usb.stream.failures import ConnectFailed, HandshakeRejected
@@ -36,6 +42,9 @@ from kubevirt_usb.usb.usbids import UsbIds
 VMExists = Callable[[], Awaitable[bool | None]]
 ReadPort = Callable[[str], UsbDevice | None]
 Progress = Callable[[int, int], None]
+LocalDial = Callable[[], Awaitable[Dialed]]
+"""Tries the node-local path: a connected slot socket, or why the stream goes through the API."""
+PathSeen = Callable[[Choice], None]
 CLOSE_TIMEOUT = 0.5
 """Seconds a stopping attempt waits for the worker to release the device and the slot."""
 
@@ -86,11 +95,14 @@ class Attempt:
     sysfs_root: str = "/sys"
     devfs_root: str = "/dev"
     connect_timeout: float = 10.0
+    local: LocalDial | None = None
+    """The node-local path (None: the API path only, and no path is reported)."""
 
 
 async def run_attempt(attempt: Attempt, *, on_attached: Callable[[], None],
                       on_progress: Progress,
-                      on_locked: Callable[[], None] = lambda: None) -> Outcome:
+                      on_locked: Callable[[], None] = lambda: None,
+                      on_path: PathSeen = lambda _choice: None) -> Outcome:
     """Stream until something ends it; how it ended. `on_locked` is called once the device's
     lock is held, `on_attached` once the VM's usbredir slot answered, `on_progress(to_vm,
     from_vm)` with this attempt's byte counts."""
@@ -120,9 +132,30 @@ async def run_attempt(attempt: Attempt, *, on_attached: Callable[[], None],
     if isinstance(opened, OpenFailed):
         return Outcome(cause=_OPEN_FAILURES[opened.kind], detail=opened.detail)
     try:
+        if attempt.local is not None:
+            dialed = await attempt.local()
+            on_path(dialed.choice)
+            if isinstance(dialed.choice, Local) and dialed.sock is not None:
+                return await _stream_local(dialed.choice, dialed.sock, opened,
+                                           on_attached=on_attached, on_progress=on_progress)
+            if not falls_back(dialed.choice):
+                return Outcome(cause=Cause.NO_FREE_SLOT, detail=dialed.choice.message)
         return await _stream(attempt, opened, on_attached=on_attached, on_progress=on_progress)
     finally:
         await _close_quietly(opened, on_progress)
+
+
+async def _stream_local(choice: Local, sock: socket.socket, session: EngineSession, *,
+                        on_attached: Callable[[], None], on_progress: Progress) -> Outcome:
+    """The node-local path: the worker streams into the slot socket the agent connected."""
+    try:
+        with sock:
+            await session.stream_local(sock, slot=choice.slot)
+    except StartRefused as exc:
+        return Outcome(cause=Cause.DEVICE_IN_USE, detail=str(exc))
+    except EngineError as exc:
+        return Outcome(cause=Cause.ENGINE_FAILED, detail=str(exc))
+    return await _until_ended(session, on_attached=on_attached, on_progress=on_progress)
 
 
 async def _stream(attempt: Attempt, session: EngineSession, *, on_attached: Callable[[], None],
@@ -143,6 +176,11 @@ async def _stream(attempt: Attempt, session: EngineSession, *, on_attached: Call
         return Outcome(cause=Cause.DEVICE_IN_USE, detail=str(exc))
     except EngineError as exc:
         return Outcome(cause=Cause.ENGINE_FAILED, detail=str(exc))
+    return await _until_ended(session, on_attached=on_attached, on_progress=on_progress)
+
+
+async def _until_ended(session: EngineSession, *, on_attached: Callable[[], None],
+                       on_progress: Progress) -> Outcome:
     started = time.monotonic()
     attached_at: list[float] = []
 

@@ -2,7 +2,9 @@
 fields out.
 
 The agent owns `phase` (Connecting, Attached, Failed), `message`, the `Connected` condition,
-`bytesToVM`, `bytesFromVM`, `reconnects`, `lastError` and `attachedSince`, and writes them with
+`bytesToVM`, `bytesFromVM`, `reconnects`, `lastError`, `attachedSince` and the path the stream
+takes (`path`: Local or API, `pathReason`, `pathMessage`; `slot` and `slotKind` Direct for a slot
+the agent took itself on the local path, VirtHandler on the API path), and writes them with
 server-side apply (field manager `kubevirt-usb-agent`, forced) while the device's claimRef names
 the attachment. A field it leaves out of an apply is removed, so `lastError` and `attachedSince`
 disappear when they no longer hold.
@@ -17,6 +19,7 @@ from typing import Any
 
 from kubevirt_usb import models
 from kubevirt_usb.redirect.outcome import Decision, Outcome, Phase, last_error
+from kubevirt_usb.redirect.pathchoice import API, Choice, Local, PathReason, SlotKind
 
 CONDITION = "Connected"
 FIELD_MANAGER = "kubevirt-usb-agent"
@@ -36,6 +39,11 @@ class StreamStatus:
     bytes_to_vm: int = 0
     bytes_from_vm: int = 0
     reconnects: int = 0
+    path: str | None = None
+    path_reason: str | None = None
+    path_message: str | None = None
+    slot: int | None = None
+    slot_kind: str | None = None
 
     @property
     def connected(self) -> bool:
@@ -82,6 +90,20 @@ def ended(status: StreamStatus, *, decision: Decision, outcome: Outcome,
                                transition_time=_moved(status, connected=False, now=now))
 
 
+def path_chosen(status: StreamStatus, choice: Choice) -> StreamStatus:
+    """The path the attempt under way takes, and why; the slot when the agent took it itself
+    (virt-handler does not say which slot it handed out)."""
+    if isinstance(choice, Local):
+        return dataclasses.replace(status, path=choice.kind.value, path_reason=choice.reason.value,
+                                   path_message=choice.message, slot=choice.slot,
+                                   slot_kind=SlotKind.DIRECT.value)
+    api: API = choice
+    waiting = api.reason is PathReason.NO_FREE_SLOT
+    return dataclasses.replace(status, path=api.kind.value, path_reason=api.reason.value,
+                               path_message=api.message, slot=None,
+                               slot_kind=None if waiting else SlotKind.VIRT_HANDLER.value)
+
+
 def counted(status: StreamStatus, *, to_vm: int, from_vm: int) -> StreamStatus:
     """Totals after more bytes flowed (`to_vm`/`from_vm` are additions)."""
     return dataclasses.replace(status, bytes_to_vm=status.bytes_to_vm + to_vm,
@@ -108,6 +130,10 @@ def status_fields(status: StreamStatus) -> dict[str, Any]:
         fields["lastError"] = status.last_error
     if status.attached_since:
         fields["attachedSince"] = status.attached_since
+    optional = {"path": status.path, "pathReason": status.path_reason,
+                "pathMessage": status.path_message, "slot": status.slot,
+                "slotKind": status.slot_kind}
+    fields.update({k: v for k, v in optional.items() if v is not None})
     return fields
 
 

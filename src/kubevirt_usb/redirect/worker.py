@@ -52,8 +52,10 @@ from kubevirt_usb.redirect.protocol import (
     Started,
     StartFailed,
     Stream,
+    StreamLocal,
     Unreachable,
 )
+from kubevirt_usb.redirect.unixlink import UnixLink
 from kubevirt_usb.redirect.usbredirhost import (
     LOG_INFO,
     READ_DEVICE_LOST,
@@ -63,7 +65,6 @@ from kubevirt_usb.redirect.usbredirhost import (
     UsbRedirHostError,
     UsbRedirHostLib,
 )
-from kubevirt_usb.redirect.wslink import Link
 from kubevirt_usb.stream.failures import ConnectFailed, HandshakeRejected, StreamBroken
 from kubevirt_usb.usb.sysfs import resolve_port
 
@@ -127,6 +128,30 @@ class Outlet(Protocol):
     def accepting(self) -> bool: ...
 
     def send(self, data: bytes | memoryview) -> None: ...
+
+
+class Transport(Outlet, Protocol):
+    """The way to the VM's slot: the websocket (`wslink.Link`, the API path) or the slot socket
+    itself (`unixlink.UnixLink`, the node-local path)."""
+
+    def fileno(self) -> int: ...
+
+    def wants_write(self) -> bool: ...
+
+    def flush(self) -> None: ...
+
+    def buffered(self) -> bool: ...
+
+    def receive(self) -> list[bytes] | None: ...
+
+    def next_deadline(self) -> float: ...
+
+    def tick(self) -> None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -211,11 +236,14 @@ class Worker:
     def _opened(self, handle: int, *, device_fd: int) -> Event | None:
         """After Opened: connect, stream, and return the session's last event."""
         self.channel.send(Opened())
-        try:
-            message = self.channel.request()
-        except AgentGone:
+        message, fds = self.channel.receive()
+        if message is None:
             self.usb.close(handle)
-            raise
+            raise AgentGone
+        if isinstance(message, StreamLocal) and len(fds) == 1:
+            return self._local(handle, device_fd=device_fd, slot_fd=fds[0])
+        for fd in fds:
+            os.close(fd)
         if not isinstance(message, Stream):
             self.usb.close(handle)
             return Ended(reason="stopped", detail="closed before streaming")
@@ -234,6 +262,15 @@ class Worker:
         self.channel.send(Log(level=LOG_INFO, message=(
             f"websocket open in {time.monotonic() - started:.2f} s")))
         if self._stop_requested():  # told to stop while connecting: never touch the device
+            link.close()
+            self.usb.close(handle)
+            return Ended(reason="stopped", detail="stopped while connecting")
+        return self.stream(handle, device_fd=device_fd, link=link)
+
+    def _local(self, handle: int, *, device_fd: int, slot_fd: int) -> Event:
+        """The node-local path: the agent connected the slot; stream straight into it."""
+        link = UnixLink(socket.socket(fileno=slot_fd))
+        if self._stop_requested():
             link.close()
             self.usb.close(handle)
             return Ended(reason="stopped", detail="stopped while connecting")
@@ -285,7 +322,7 @@ class Worker:
                 f"{request.vendor_id:04x}:{request.product_id:04x}"))
         return fd, handle
 
-    def stream(self, handle: int, *, device_fd: int, link: Link) -> Event:
+    def stream(self, handle: int, *, device_fd: int, link: Transport) -> Event:
         """Hand the device to the usbredir host and stream until the session ends; the last
         event (StartFailed when the host refused the device)."""
         pump = Pump(link=link)
@@ -310,7 +347,7 @@ class Worker:
         return Ended(reason=ended.reason, detail=ended.detail, close_code=ended.close_code,
                      to_vm=pump.to_vm, from_vm=pump.from_vm)
 
-    def _loop(self, host: UsbRedirHost, pump: Pump, link: Link, *, device_fd: int) -> Ended:
+    def _loop(self, host: UsbRedirHost, pump: Pump, link: Transport, *, device_fd: int) -> Ended:
         control = self.channel.sock.fileno()
         poller = select.poll()
         link_mask = 0
@@ -374,7 +411,7 @@ class Worker:
                     reported = (pump.to_vm, pump.from_vm)
                     self.channel.send(Progress(to_vm=pump.to_vm, from_vm=pump.from_vm))
 
-    def _from_vm(self, host: UsbRedirHost, pump: Pump, link: Link, *,
+    def _from_vm(self, host: UsbRedirHost, pump: Pump, link: Transport, *,
                  first: bool) -> Ended | None:
         """Take what the VM sent and let the usbredir host parse it."""
         payloads = link.receive()
@@ -399,7 +436,7 @@ class Worker:
             return Ended(reason="stopped", detail="stopped by the agent")
         return None
 
-    def _timeout_ms(self, link: Link, next_progress: float) -> int:
+    def _timeout_ms(self, link: Transport, next_progress: float) -> int:
         now = self.clock()
         deadline = min(link.next_deadline(), next_progress)
         if not self.usb.handles_timeouts():

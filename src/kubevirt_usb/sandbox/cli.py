@@ -69,7 +69,8 @@ def sandbox(ctx: click.Context, state_dir: Path) -> None:
 @sandbox.command()
 @click.option("--config", "config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="A scenario YAML file (default: node1 with AAA1, AAA2 and a "
-              "serial adapter; VMs default/vm1 and default/vm2).")
+              "serial adapter, node2; VMs default/vm1 and default/vm2 on node1, default/vm3 "
+              "on node2).")
 @click.option("--detach", is_flag=True, help="Return once ready and leave it running.")
 @click.option("--apiserver-kubeconfig", "apiserver_kubeconfig",
               type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import shlex
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +30,13 @@ from kubevirt_usb.sandbox.components import (
     Components,
     agent_log,
     agent_ready,
+    controller_identities,
     install_manifests,
 )
 from kubevirt_usb.sandbox.controlplane import (
     LEASES,
     NODES,
+    PODS,
     USB_DEVICES,
     VMIS,
     VMS,
@@ -39,9 +44,17 @@ from kubevirt_usb.sandbox.controlplane import (
     ControlPlaneError,
     EmulatorPlane,
 )
-from kubevirt_usb.sandbox.guest import ExecResult, GuestError
+from kubevirt_usb.sandbox.fault_proxy import FaultProxy
+from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult, GuestError
 from kubevirt_usb.sandbox.guest_image import GuestImage, build_guest_image
-from kubevirt_usb.sandbox.node_guest import NodeGuest
+from kubevirt_usb.sandbox.launcher import (
+    Launcher,
+    SlotBridge,
+    kill_standin,
+    mount_cgroup2,
+    start_standin,
+)
+from kubevirt_usb.sandbox.node_guest import NodeGuest, compile_project
 from kubevirt_usb.sandbox.scenario import DeviceSpec, NodeSpec, Scenario, VMSpec
 from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
 from kubevirt_usb.sandbox.vm_guest import VMGuest
@@ -68,6 +81,9 @@ class SandboxOptions:
     components: bool = True  # run the node agents and the controller, as an install would
     components_timeout: float = 600.0  # agents start Python inside TCG guests: minutes when busy
     apiserver_kubeconfig: Path | None = None  # a real kube-apiserver instead of the emulator
+    controller_replicas: int = 1  # more: they elect a leader through their Lease
+    api_proxy: bool = False  # the product reaches the API through a `FaultProxy` (`fault_proxy`)
+    boot_timeout: float = BOOT_TIMEOUT  # per guest (a soak on a loaded machine needs more)
 
 
 class Sandbox:
@@ -79,11 +95,13 @@ class Sandbox:
         self.state_dir = options.state_dir
         self.nodes: dict[str, NodeGuest] = {}
         self.vms: dict[VMKey, VMGuest] = {}
+        self.launchers: dict[VMKey, Launcher] = {}
         self.virtapi = VirtAPIEmulator(slot_dir=self._slot_dir)
         self.plane: ControlPlane = self._new_plane(options)
         self._started = False
         self._image: GuestImage | None = options.image
         self.components: Components | None = None
+        self.fault_proxy: FaultProxy | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -155,16 +173,20 @@ class Sandbox:
         return self._image
 
     async def _start_guests(self, image: GuestImage, report: Progress) -> None:
+        await asyncio.to_thread(compile_project)
         work = self.state_dir / "guests"
         work.mkdir(parents=True, exist_ok=True)
         for node in self.scenario.nodes:
-            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work)
+            self.nodes[node.name] = NodeGuest(node, image=image, work_dir=work,
+                                              boot_timeout=self.options.boot_timeout)
         starts: list[Awaitable[None]] = []
         for node_guest in self.nodes.values():
             starts.append(self._start_node(node_guest, report))
         for vm in self.scenario.vms:
             starts.append(self._start_vm(vm, image=image, work=work, report=report))
         await asyncio.gather(*starts)
+        await asyncio.gather(*(mount_cgroup2(g) for g in self.nodes.values()))
+        await asyncio.gather(*(self._launch_vmi(key) for key in self.vms))
 
     @staticmethod
     async def _boot(what: str, start: Awaitable[None], report: Progress) -> None:
@@ -187,21 +209,66 @@ class Sandbox:
                         report: Progress) -> None:
         vm_obj = await self._write(kubevirt.vm_object(vm))
         vmi = await self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
-        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work)
+        guest = VMGuest(vm, image=image, vmi_uid=vmi["metadata"]["uid"], work_dir=work,
+                        boot_timeout=self.options.boot_timeout)
         self.vms[(vm.namespace, vm.name)] = guest
         await self._boot(f"VM {vm.namespace}/{vm.name}", guest.start(), report)
-        await self._set_running(vm, running=True)
+
+    async def _launch_vmi(self, key: VMKey) -> None:
+        """The VMI's launcher Pod and its stand-in on the VM's node, then the VMI is Running."""
+        await self._start_launcher(key)
+        await self._set_running(self.vms[key].vm, running=True)
+
+    async def _start_launcher(self, key: VMKey) -> Launcher:
+        guest = self.vms[key]
+        vm = guest.vm
+        pod = await self.plane.create(PODS, kubevirt.launcher_pod_object(
+            vm, vmi_uid=guest.vmi_uid, suffix=secrets.token_hex(3)[:5]))
+        bridge = SlotBridge({slot: guest.usbredir_socket(slot) for slot in range(guest.slots)})
+        await bridge.start()
+        launcher = Launcher(namespace=vm.namespace, vm=vm.name, node=vm.node,
+                            vmi_uid=guest.vmi_uid, pod_name=pod["metadata"]["name"],
+                            pod_uid=pod["metadata"]["uid"], bridge=bridge)
+        self.launchers[key] = launcher
+        await start_standin(self.node(vm.node), launcher, python=sys.executable)
+        await self._set_pod_running(launcher, running=True)
+        return launcher
+
+    async def _stop_launcher(self, key: VMKey) -> None:
+        launcher = self.launchers.pop(key, None)
+        if launcher is None:
+            return
+        node = self.nodes.get(launcher.node)
+        if node is not None:
+            await kill_standin(node, launcher, remove_root=True)
+        await launcher.bridge.stop()
+        if await self.plane.get(PODS, namespace=launcher.namespace,
+                                name=launcher.pod_name) is not None:
+            await self.plane.delete(PODS, namespace=launcher.namespace, name=launcher.pod_name)
+
+    async def _set_pod_running(self, launcher: Launcher, *, running: bool) -> None:
+        current = await self.plane.get(PODS, namespace=launcher.namespace,
+                                       name=launcher.pod_name)
+        if current is None:
+            return
+        await self.plane.update_status(PODS, {**current, "status": kubevirt.launcher_pod_status(
+            running=running)})
 
     async def _start_components(self, report: Progress) -> None:
         components = Components(plane=self.plane, state_dir=self.state_dir)
         self.components = components
+        if self.options.api_proxy:
+            self.fault_proxy = FaultProxy(target_port=self.plane.port)
+            await self.fault_proxy.start()
+            components.client_port = self.fault_proxy.port
         try:
             for obj in install_manifests():
                 await self._write(obj)
         except (ComponentError, ControlPlaneError) as exc:
             raise SandboxError(str(exc)) from exc
         report("starting the controller and the node agents")
-        await components.start_controller()
+        for identity in controller_identities(self.options.controller_replicas):
+            await components.start_controller(identity)
         await asyncio.gather(*(components.start_agent(g) for g in self.nodes.values()))
         await self._wait_components_ready(components, report)
 
@@ -249,6 +316,10 @@ class Sandbox:
         server nothing the sandbox created is left)."""
         if self.components is not None:
             await self.components.stop()
+        for launcher in self.launchers.values():
+            await launcher.bridge.stop()
+        if self.fault_proxy is not None:
+            await self.fault_proxy.stop()
         guests = [*self.vms.values(), *self.nodes.values()]
         results = await asyncio.gather(*(g.stop() for g in guests), return_exceptions=True)
         for guest, result in zip(guests, results, strict=True):
@@ -270,7 +341,9 @@ class Sandbox:
         current = await self.plane.get(VMIS, namespace=vm.namespace, name=vm.name)
         if current is None:
             return None
-        body = {**current, "status": kubevirt.vmi_status(vm, phase=phase)}
+        launcher = self.launchers.get((vm.namespace, vm.name))
+        pods = {launcher.pod_uid: launcher.node} if launcher is not None else None
+        body = {**current, "status": kubevirt.vmi_status(vm, phase=phase, active_pods=pods)}
         return await self.plane.update_status(VMIS, body)
 
     async def _set_running(self, vm: VMSpec, *, running: bool) -> None:
@@ -352,21 +425,68 @@ class Sandbox:
         except GuestError as exc:
             raise SandboxError(str(exc)) from exc
 
-    async def restart_vm(self, namespace: str, name: str) -> str:
-        """Restart the VM guest as KubeVirt restarts a VM: a new VMI (new uid) and new sockets."""
+    async def restart_vm(self, namespace: str, name: str, *, node: str | None = None) -> str:
+        """Restart the VM guest as KubeVirt restarts a VM: a new VMI (new uid), a new launcher
+        Pod and stand-in, new sockets; on `node` when given (the VMI is placed elsewhere)."""
         guest = self.vm(namespace, name)
-        vm = guest.vm
-        await self._set_running(vm, running=False)
-        await self._delete_vmi(vm)
+        if node is not None:
+            self.node(node)  # SandboxError naming the nodes when there is no such node
+        await self._set_running(guest.vm, running=False)
+        await self._stop_launcher((namespace, name))
+        await self._delete_vmi(guest.vm)
         await guest.stop()
+        if node is not None:
+            guest.vm = guest.vm.model_copy(update={"node": node})
         vm_obj = await self.plane.get(VMS, namespace=namespace, name=name)
         if vm_obj is None:
             raise SandboxError(f"the VM {namespace}/{name} is gone from the API")
-        vmi = await self._new_vmi(vm, vm_uid=vm_obj["metadata"]["uid"])
+        vmi = await self._new_vmi(guest.vm, vm_uid=vm_obj["metadata"]["uid"])
         guest.vmi_uid = vmi["metadata"]["uid"]
         await guest.start()
-        await self._set_running(vm, running=True)
+        await self._launch_vmi((namespace, name))
         return guest.vmi_uid
+
+    def launcher(self, namespace: str, name: str) -> Launcher:
+        """The VMI's launcher (Pod identity, stand-in pid, root) on the VM's node."""
+        self.vm(namespace, name)
+        try:
+            return self.launchers[(namespace, name)]
+        except KeyError:
+            raise SandboxError(f"VM {namespace}/{name} has no launcher (it is not running)") \
+                from None
+
+    async def kill_launcher(self, namespace: str, name: str) -> None:
+        """Kill the launcher stand-in (its streams break); the Pod stays, without a process."""
+        launcher = self.launcher(namespace, name)
+        await kill_standin(self.node(launcher.node), launcher, remove_root=False)
+        launcher.bridge.close_all()
+
+    async def recreate_launcher(self, namespace: str, name: str) -> int:
+        """Kill the launcher stand-in and start a new one (new pid, same Pod and VMI, fresh
+        slot sockets): open streams break, as when a launcher's process is recreated. Its pid."""
+        await self.kill_launcher(namespace, name)
+        launcher = self.launcher(namespace, name)
+        await start_standin(self.node(launcher.node), launcher, python=sys.executable)
+        assert launcher.pid is not None
+        return launcher.pid
+
+    async def plant_at_slot(self, namespace: str, name: str, *, slot: int, kind: str,
+                            target: str = "/") -> str:
+        """Replace slot `slot`'s socket inside the launcher's root by what a tenant controlling
+        the launcher's files could put there: a `symlink` to `target` or a `file`. Returns the
+        path (in the node guest's chroot). `recreate_launcher` restores the socket."""
+        launcher = self.launcher(namespace, name)
+        path = f"/host{launcher.slot_path(slot)}"
+        if kind == "symlink":
+            make = f"ln -s {shlex.quote(target)} {path}"
+        elif kind == "file":
+            make = f": > {path}"
+        else:
+            raise SandboxError(f"cannot plant {kind!r} at a slot: say symlink or file")
+        result = await self.node(launcher.node).exec(f"rm -f {path} && {make}", timeout=30)
+        if not result.ok:
+            raise SandboxError(f"planting a {kind} at {path} failed: {result.output.strip()}")
+        return launcher.slot_path(slot)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -379,6 +499,8 @@ class Sandbox:
                                  "plugged": g.is_plugged(d.id)} for d in g.node.devices}}
                       for name, g in self.nodes.items()},
             "vms": {f"{ns}/{n}": {"running": g.running, "vmi": g.vmi_uid, "node": g.vm.node,
+                                  "launcherPod": getattr(self.launchers.get((ns, n)),
+                                                         "pod_name", None),
                                   "clientPassthrough": g.vm.client_passthrough,
                                   "slotsInUse": list(self.virtapi.active_slots(
                                       namespace=ns, name=n))}

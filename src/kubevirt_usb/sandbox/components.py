@@ -49,10 +49,13 @@ def install_manifests(*, deploy_base: Path = DEPLOY_BASE) -> list[dict[str, Any]
     return objects
 
 
-def guest_kubeconfig(plane: ControlPlane, *, token: str, user: str) -> dict[str, Any]:
+def guest_kubeconfig(plane: ControlPlane, *, token: str, user: str,
+                     port: int | None = None) -> dict[str, Any]:
+    """A kubeconfig for a program in a node guest; with `port`, whatever listens there in front
+    of the API (the chaos soak's fault proxy)."""
     config = plane.kubeconfig(token=token, user=user)
     for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = guest_server_url(plane.url, port=plane.port)
+        cluster["cluster"]["server"] = guest_server_url(plane.url, port=port or plane.port)
     return config
 
 
@@ -72,27 +75,46 @@ def agent_argv(*, node: str, kubeconfig: str) -> list[str]:
             "--restart-grace", str(AGENT_RESTART_GRACE)]
 
 
-def controller_argv(*, kubeconfig: Path) -> list[str]:
+CONTROLLER_IDENTITY = "sandbox-controller"
+
+
+def controller_argv(*, kubeconfig: Path, identity: str = CONTROLLER_IDENTITY) -> list[str]:
     return [sys.executable, "-m", "kubevirt_usb", "controller", "--kubeconfig", str(kubeconfig),
-            "--namespace", NAMESPACE, "--identity", "sandbox-controller",
+            "--namespace", NAMESPACE, "--identity", identity,
             "--health-listen", "127.0.0.1:0"]
+
+
+def controller_identities(replicas: int) -> list[str]:
+    """The replicas' identities (their pod names): one replica keeps the historical name."""
+    if replicas == 1:
+        return [CONTROLLER_IDENTITY]
+    return [f"{CONTROLLER_IDENTITY}-{index}" for index in range(replicas)]
 
 
 @dataclass
 class Components:
-    """The agents (one per node guest) and the controller of one sandbox."""
+    """The agents (one per node guest) and the controller replicas of one sandbox. The product
+    reaches the API at `client_port` (default: the API's own port; the chaos soak puts a fault
+    proxy there)."""
 
     plane: ControlPlane
     state_dir: Path
     agents: dict[str, BackgroundProcess] = field(default_factory=dict)
-    controller: asyncio.subprocess.Process | None = None
+    controllers: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    client_port: int | None = None
+
+    @property
+    def controller(self) -> asyncio.subprocess.Process | None:
+        """The first replica."""
+        return next(iter(self.controllers.values()), None)
 
     async def service_account_token(self, name: str) -> str:
         return await self.plane.service_account_token(namespace=NAMESPACE, name=name)
 
     async def start_agent(self, guest: NodeGuest) -> None:
         token = await self.service_account_token(AGENT_SA)
-        config = yaml.safe_dump(guest_kubeconfig(self.plane, token=token, user=AGENT_SA))
+        config = yaml.safe_dump(guest_kubeconfig(self.plane, token=token, user=AGENT_SA,
+                                                 port=self.client_port))
         encoded = base64.b64encode(config.encode()).decode()
         path = f"{GUEST_RUN_DIR}/agent.kubeconfig"
         write = (f"mkdir -p /host{GUEST_RUN_DIR} && echo {encoded} | base64 -d > /host{path} && "
@@ -102,37 +124,48 @@ class Components:
         self.agents[guest.name] = await guest.start_background(command,
                                                                log_path="/tmp/agent.log")
 
-    async def start_controller(self) -> None:
+    def controller_log(self, identity: str = CONTROLLER_IDENTITY) -> Path:
+        name = "controller" if identity == CONTROLLER_IDENTITY else identity
+        return self.state_dir / f"{name}.log"
+
+    async def start_controller(self, identity: str = CONTROLLER_IDENTITY) -> None:
+        """Start (or, after it died, start again) the replica `identity`."""
         token = await self.service_account_token(CONTROLLER_SA)
         kubeconfig = self.state_dir / "controller.kubeconfig"
-        write_kubeconfig(kubeconfig, self.plane.kubeconfig(token=token, user=CONTROLLER_SA))
-        log = (self.state_dir / "controller.log").open("ab")
+        config = self.plane.kubeconfig(token=token, user=CONTROLLER_SA)
+        if self.client_port is not None:
+            for cluster in config["clusters"]:
+                cluster["cluster"]["server"] = f"https://127.0.0.1:{self.client_port}"
+        write_kubeconfig(kubeconfig, config)
+        log = self.controller_log(identity).open("ab")
         try:
-            self.controller = await asyncio.create_subprocess_exec(
-                *controller_argv(kubeconfig=kubeconfig), stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log)
+            self.controllers[identity] = await asyncio.create_subprocess_exec(
+                *controller_argv(kubeconfig=kubeconfig, identity=identity),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         finally:
             log.close()
 
     async def stop(self) -> None:
-        process = self.controller
-        self.controller = None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        processes = [p for p in self.controllers.values() if p.returncode is None]
+        self.controllers = {}
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
 
     def controller_failed(self) -> str | None:
-        """Why the controller process is gone, or None while it runs."""
-        if self.controller is None or self.controller.returncode is None:
-            return None
-        tail = (self.state_dir / "controller.log").read_text(errors="replace").splitlines()[-15:]
-        return f"the controller exited {self.controller.returncode}:\n" + "\n".join(tail)
+        """Why a controller replica is gone, or None while they run."""
+        for identity, process in self.controllers.items():
+            if process.returncode is not None:
+                lines = self.controller_log(identity).read_text(errors="replace").splitlines()
+                return (f"the controller {identity} exited {process.returncode}:\n"
+                        + "\n".join(lines[-15:]))
+        return None
 
 
 async def agent_ready(guest: NodeGuest) -> bool:

@@ -62,6 +62,7 @@ USB_DEVICES = Resource(group="usb.kubevirt-usb.io", version="v1alpha1", plural="
                        namespaced=False)
 VMS = Resource(group="kubevirt.io", version="v1", plural="virtualmachines")
 VMIS = Resource(group="kubevirt.io", version="v1", plural="virtualmachineinstances")
+PODS = Resource(group="", version="v1", plural="pods")
 
 
 def guest_server_url(server: str, *, port: int) -> str:

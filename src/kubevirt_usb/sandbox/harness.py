@@ -20,11 +20,15 @@ import yaml
 from kubevirt_usb.sandbox.cluster import Sandbox, SandboxOptions
 from kubevirt_usb.sandbox.controlplane import guest_server_url
 from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult
+from kubevirt_usb.sandbox.launcher import Launcher
 from kubevirt_usb.sandbox.scenario import Scenario, default_scenario
 from kubevirt_usb.sandbox.vm_guest import VMProbe
 
 T = TypeVar("T")
 
+def _vm_key(vm: str) -> tuple[str, str]:
+    namespace, _, name = vm.rpartition("/")
+    return namespace or "default", name
 
 def poll_until(condition: Callable[[], bool], *, within: float, what: str,
                interval: float = 0.25) -> float:
@@ -43,13 +47,18 @@ class SandboxHarness:
 
     def __init__(self, *, state_dir: Path, scenario: Scenario | None = None,
                  progress: Callable[[str], None] | None = None,
-                 components: bool = True, apiserver_kubeconfig: Path | None = None) -> None:
+                 components: bool = True, apiserver_kubeconfig: Path | None = None,
+                 controller_replicas: int = 1, api_proxy: bool = False,
+                 boot_timeout: float | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                         name="kubevirt-usb-sandbox")
         options = SandboxOptions(scenario=scenario or default_scenario(), state_dir=state_dir,
                                  components=components,
-                                 apiserver_kubeconfig=apiserver_kubeconfig)
+                                 apiserver_kubeconfig=apiserver_kubeconfig,
+                                 controller_replicas=controller_replicas, api_proxy=api_proxy)
+        if boot_timeout is not None:
+            options.boot_timeout = boot_timeout
         if progress is not None:
             options.progress = progress
         self.sandbox = Sandbox(options)
@@ -177,9 +186,32 @@ class SandboxHarness:
         return self.wait_until(lambda: not self.vm_sees(vm, serial), within=within,
                                what=f"{vm}'s kernel to lose serial {serial}")
 
-    def restart_vm(self, vm: str) -> str:
-        namespace, _, name = vm.rpartition("/")
-        return self.run(self.sandbox.restart_vm(namespace or "default", name), timeout=300)
+    def restart_vm(self, vm: str, *, node: str | None = None) -> str:
+        """Restart the VM (new VMI uid, new launcher); on `node` when given. The new VMI uid."""
+        namespace, name = _vm_key(vm)
+        return self.run(self.sandbox.restart_vm(namespace, name, node=node), timeout=300)
+
+    def vm_node(self, vm: str) -> str:
+        """The node the VM's VMI runs on."""
+        return self.sandbox.vm(*_vm_key(vm)).vm.node
+
+    def launcher(self, vm: str) -> Launcher:
+        """The VMI's launcher: Pod name and uid, the stand-in's pid and root in the node guest."""
+        return self.sandbox.launcher(*_vm_key(vm))
+
+    def kill_launcher(self, vm: str) -> None:
+        """Kill the VMI's launcher process (the Pod stays Running without it)."""
+        self.run(self.sandbox.kill_launcher(*_vm_key(vm)))
+
+    def recreate_launcher(self, vm: str) -> int:
+        """Kill the launcher process and start a new one with fresh slot sockets; its pid."""
+        return self.run(self.sandbox.recreate_launcher(*_vm_key(vm)))
+
+    def plant_at_slot(self, vm: str, *, slot: int, kind: str, target: str = "/") -> str:
+        """Replace a slot socket in the launcher's root by a `symlink` (to `target`) or a
+        `file`, as a tenant controlling the launcher's files could; the path in the node."""
+        return self.run(self.sandbox.plant_at_slot(*_vm_key(vm), slot=slot, kind=kind,
+                                                   target=target))
 
     def node_has(self, node: str, serial: str) -> bool:
         devices = self.run(self.sandbox.node(node).usb_devices())

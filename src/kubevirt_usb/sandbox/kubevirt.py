@@ -179,8 +179,50 @@ def vmi_object(vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
     }
 
 
-def vmi_status(vm: VMSpec, *, phase: str) -> dict[str, Any]:
+def vmi_status(vm: VMSpec, *, phase: str,
+               active_pods: dict[str, str] | None = None) -> dict[str, Any]:
+    """The VMI's status; `active_pods` (launcher Pod uid -> node) as virt-controller records it."""
     ready = phase == "Running"
-    return {"phase": phase, "nodeName": vm.node,
+    extra = {"activePods": dict(active_pods)} if active_pods else {}
+    return {"phase": phase, "nodeName": vm.node, **extra,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
             "guestOSInfo": {"id": "busybox"}}
+
+
+LAUNCHER_CREATED_BY = "kubevirt.io/created-by"
+"""The label virt-controller puts on a VMI's virt-launcher Pod: the VMI's uid."""
+
+
+def launcher_pod_object(vm: VMSpec, *, vmi_uid: str, suffix: str) -> dict[str, Any]:
+    """The VMI's virt-launcher Pod as virt-controller creates it (before it is scheduled and runs):
+    `virt-launcher-<vm>-<suffix>` in the VMI's namespace, labelled with the VMI's uid, owned by
+    the VMI, already bound to the VM's node (the box has no scheduler). The API gives it its uid,
+    which names the stand-in's cgroup on the node."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": f"virt-launcher-{vm.name}-{suffix}", "namespace": vm.namespace,
+            "labels": {"kubevirt.io": "virt-launcher", LAUNCHER_CREATED_BY: vmi_uid,
+                       "vm.kubevirt.io/name": vm.name, "kubevirt.io/nodeName": vm.node},
+            "ownerReferences": [{"apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}",
+                                 "kind": "VirtualMachineInstance", "name": vm.name,
+                                 "uid": vmi_uid, "controller": True,
+                                 "blockOwnerDeletion": True}],
+        },
+        "spec": {"nodeName": vm.node, "restartPolicy": "Never",
+                 "containers": [{"name": "compute",
+                                 "image": "kubevirt-usb-sandbox/virt-launcher-stand-in"}]},
+    }
+
+
+def launcher_pod_status(*, running: bool) -> dict[str, Any]:
+    """A launcher Pod's status: Running (with its compute container ready) while the stand-in
+    runs on the node, else Pending."""
+    phase = "Running" if running else "Pending"
+    flag = "True" if running else "False"
+    return {"phase": phase, "hostIP": "10.0.2.15",
+            "conditions": [{"type": "Ready", "status": flag},
+                           {"type": "ContainersReady", "status": flag}],
+            "containerStatuses": [{"name": "compute", "ready": running,
+                                   "image": "kubevirt-usb-sandbox/virt-launcher-stand-in",
+                                   "restartCount": 0, "started": running}]}

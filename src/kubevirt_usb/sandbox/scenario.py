@@ -10,7 +10,7 @@ nodes:
       - {id: stick2, kind: usb-storage, serial: AAA2}        # identical to stick1 but the serial
       - {id: hub1, kind: hub, port: 4}
       - {id: kbd1, kind: usb-kbd, hub: hub1, port: 2}        # QEMU port path 4.2
-      - {id: serial1, kind: usb-serial, port: "3"}
+      - {id: serial1, kind: usb-serial, port: "3"}               # echo: true: a loopback plug
       - {id: audio1, kind: usb-audio, hub: hub1, port: 1}    # composite: two interfaces
 vms:
   - {namespace: default, name: vm1, clientPassthrough: true, node: node1}
@@ -85,6 +85,8 @@ class DeviceSpec(BaseModel):
     port: str | None = None
     hub: QemuId | None = None
     plugged: bool = True
+    echo: bool = False
+    """usb-serial only: the adapter's far end is a loopback plug (what is sent comes back)."""
 
     @field_validator("port", mode="before")
     @classmethod
@@ -99,6 +101,8 @@ class DeviceSpec(BaseModel):
     def _check(self) -> Self:
         if self.size is not None and self.kind is not DeviceKind.USB_STORAGE:
             raise ValueError("size: only usb-storage devices have a size")
+        if self.echo and self.kind is not DeviceKind.USB_SERIAL:
+            raise ValueError("echo: only usb-serial devices can have a loopback plug")
         if self.size is not None and self.size < 1024 * 1024:
             raise ValueError("size: must be at least 1MiB")
         if self.size is not None and self.size > MAX_STICK_SIZE:
@@ -210,8 +214,10 @@ class Scenario(BaseModel):
 
 
 def default_scenario() -> Scenario:
-    """One node with two identical memory sticks (serials AAA1, AAA2) and a serial adapter;
-    VM default/vm1 allows USB redirection, default/vm2 does not."""
+    """node1 with two identical memory sticks (serials AAA1, AAA2) and a serial adapter, and
+    node2 without devices; on node1 VM default/vm1 allows USB redirection and default/vm2 does
+    not; on node2 VM default/vm3 allows it. A stick of node1 reaches vm1 on the node-local path
+    and vm3 through the API server."""
     return Scenario(
         nodes=[
             NodeSpec(
@@ -221,11 +227,13 @@ def default_scenario() -> Scenario:
                     DeviceSpec(id="stick2", kind=DeviceKind.USB_STORAGE, serial="AAA2"),
                     DeviceSpec(id="serial1", kind=DeviceKind.USB_SERIAL, serial="FT0001"),
                 ],
-            )
+            ),
+            NodeSpec(name="node2"),
         ],
         vms=[
             VMSpec(namespace="default", name="vm1", client_passthrough=True, node="node1"),
             VMSpec(namespace="default", name="vm2", client_passthrough=False, node="node1"),
+            VMSpec(namespace="default", name="vm3", client_passthrough=True, node="node2"),
         ],
     )
 

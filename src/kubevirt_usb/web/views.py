@@ -256,6 +256,12 @@ class AttachmentRow:
     since_age: str
     created: str
     detaching: bool
+    path: str = ""
+    """Local (straight into the VM's slot socket on the device's node) or API, once streaming."""
+    path_reason: str = ""
+    path_message: str = ""
+    slot: str = ""
+    """The slot the agent took itself on the local path (`3 (Direct)`), else who handed it out."""
 
     @property
     def phase_tone(self) -> str:
@@ -298,7 +304,18 @@ def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
         since_age=age(since, now=now),
         created=str(meta.get("creationTimestamp") or ""),
         detaching=bool(meta.get("deletionTimestamp")),
+        path=printable(status.get("path"), limit=8),
+        path_reason=printable(status.get("pathReason"), limit=64),
+        path_message=printable(status.get("pathMessage"), limit=512),
+        slot=_slot(status),
     )
+
+
+def _slot(status: Obj) -> str:
+    slot, kind = status.get("slot"), printable(status.get("slotKind"), limit=16)
+    if isinstance(slot, int) and kind:
+        return f"slot {slot} ({kind})"
+    return kind
 
 
 def attachment_rows(attachments: Iterable[Obj], *, now: dt.datetime,

@@ -1,4 +1,5 @@
-"""Helpers for the data-path end-to-end tests and benchmark: the streaming agent running inside a
+"""Helpers for the data-path end-to-end tests and the data-path benchmark (bench/datapath.py), kept
+in the sandbox so a benchmark does not depend on the test tree: the streaming agent running inside a
 node guest, USBDevice/USBAttachment objects written by hand (as the inventory and the controller
 would), and a TCP proxy between the guests and the API emulator that can cut every connection
 (a network failure, as the agent sees it: ECONNRESET / EOF without a websocket close frame).
@@ -10,18 +11,22 @@ import asyncio
 import base64
 import contextlib
 import json
+import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kubevirt_usb import models
+from kubevirt_usb.sandbox.fault_proxy import FaultProxy
 from kubevirt_usb.sandbox.guest import BackgroundProcess, UsbDevice
 from kubevirt_usb.sandbox.harness import SandboxHarness
 from kubevirt_usb.sandbox.node_guest import NodeGuest
 from kubevirt_usb.usb.identity import device_object_name, serial_identity
+
+__all__ = ["FaultProxy"]  # the tests import it from here
 
 HOST_FROM_GUEST = "10.0.2.2"
 GUEST_DIR = "/run/kvu-datapath"  # inside the guest's chroot of the host root (a tmpfs)
@@ -33,65 +38,6 @@ def plain_harness(*, state_dir: Path, **kwargs: Any) -> SandboxHarness:
     """A sandbox without the product's own components: these tests run the streaming agent
     themselves and write the bindings by hand, so nothing else may bind or stream devices."""
     return SandboxHarness(state_dir=state_dir, components=False, **kwargs)
-
-
-# ----------------------------------------------------------------------------- the fault proxy
-
-
-@dataclass
-class FaultProxy:
-    """Forwards TCP connections from `listen_port` to `target_port` on 127.0.0.1; `cut()` drops
-    every open connection at once."""
-
-    target_port: int
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _open: set[asyncio.StreamWriter] = field(default_factory=set)
-    cuts: int = 0
-    refusing: bool = False
-    """While True, new connections are closed at once (the API server is unreachable)."""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-        self._open.update({writer, up_writer})
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(1 << 18):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        try:
-            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-        finally:
-            self._open.difference_update({writer, up_writer})
-
-    def cut(self) -> int:
-        """Abort every open connection (both sides); how many there were."""
-        count = len(self._open)
-        for writer in list(self._open):
-            writer.transport.abort()
-        self._open.clear()
-        self.cuts += 1
-        return count
-
-    async def stop(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
 
 @dataclass
@@ -243,13 +189,15 @@ class GuestAgent:
     def guest(self) -> NodeGuest:
         return self.harness.sandbox.node(self.node)
 
-    def start(self, *, api_port: int, metrics_port: int = 9108) -> None:
+    def start(self, *, api_port: int, metrics_port: int = 9108, local_path: bool = True) -> None:
+        """Start it; `local_path=False` streams through the API even into VMs on this node."""
         kubeconfig = f"{GUEST_DIR}/kubeconfig"
         push_file(self.harness, self.guest, kubeconfig, guest_kubeconfig(self.harness,
                                                                          port=api_port))
         command = self.guest.python_command([
             "-m", "kubevirt_usb.agent.streaming", "--node", self.node,
-            "--kubeconfig", kubeconfig, "--metrics-port", str(metrics_port)])
+            "--kubeconfig", kubeconfig, "--metrics-port", str(metrics_port),
+            *([] if local_path else ["--no-local-path"])])
         self.process = self.harness.run(self.guest.start_background(command,
                                                                     log_path=self.log_path))
 
@@ -257,6 +205,12 @@ class GuestAgent:
         if self.process is not None:
             with contextlib.suppress(Exception):
                 self.harness.run(self.guest.signal(self.process, signal_name="TERM"))
+            self.process = None
+
+    def kill(self) -> None:
+        """kill -9 the agent (its engine workers follow it: PR_SET_PDEATHSIG)."""
+        if self.process is not None:
+            self.harness.run(self.guest.signal(self.process, signal_name="KILL"))
             self.process = None
 
     def log(self, lines: int = 40) -> str:
@@ -268,11 +222,8 @@ class GuestAgent:
         """The agent's process and its engine workers (in the guest)."""
         if self.process is None:
             return []
-        script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-                  "case \"$c\" in *kubevirt_usb.agent.streaming*|*kubevirt_usb.redirect.worker*)"
-                  " echo ${p#/proc/};; esac; done")
-        output = self.harness.run(self.guest.exec(script, timeout=30)).output
-        return sorted(int(p) for p in output.split() if p.isdigit())
+        return _pids_matching(self.harness, self.guest, "kubevirt_usb.agent.streaming",
+                              "kubevirt_usb.redirect.worker")
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the agent and its workers so far (guest clock ticks)."""
@@ -286,10 +237,18 @@ class GuestAgent:
 
 def guest_pids(harness: SandboxHarness, guest: NodeGuest, needle: str) -> list[int]:
     """Processes in the guest whose command line contains `needle`."""
-    script = ("for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-              f"case \"$c\" in *{needle}*) echo ${{p#/proc/}};; esac; done")
-    output = harness.run(guest.exec(script, timeout=30)).output
-    return sorted(int(p) for p in output.split() if p.isdigit())
+    return _pids_matching(harness, guest, needle)
+
+
+def _pids_matching(harness: SandboxHarness, guest: NodeGuest, *needles: str) -> list[int]:
+    """Pids whose command line contains any of `needles`: one grep over /proc/*/cmdline (a
+    process per pid, as a shell loop would start, takes tens of seconds in a busy TCG guest)."""
+    # "a[.]b" matches "a.b" but not the pattern's own text in grep's (and its shell's) cmdline
+    patterns = " ".join(f"-e {shlex.quote(n.replace('.', '[.]'))}" for n in needles)
+    script = f"grep -ls {patterns} /proc/[0-9]*/cmdline"
+    output = harness.run(guest.exec(script, timeout=60)).output
+    pids = (line.split("/")[2] for line in output.splitlines() if line.count("/") == 3)
+    return sorted(int(p) for p in pids if p.isdigit())
 
 
 def cpu_seconds(harness: SandboxHarness, guest: NodeGuest, pids: list[int]) -> float:

@@ -1,0 +1,210 @@
+"""The chaos soak's decisions, as plain values: which faults, in which order, on what (a pure
+schedule from a seed, so a run is replayed by its seed); the verdict on every block a VM's
+workload wrote and read back; and the figures (recovery percentiles, RSS slope).
+
+`bench.soak` does the I/O: it runs the cluster in a box, executes this schedule and feeds the
+workloads' lines to `BlockLedger`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FaultKind(StrEnum):
+    AGENT_KILL = "agent-kill"  # kill -9 of the node agent (its DaemonSet starts it again)
+    WORKER_KILL = "worker-kill"  # kill -9 of one engine worker
+    LEADER_KILL = "leader-kill"  # kill -9 of the leading controller (its Deployment restarts it)
+    API_CUT = "api-cut"  # every connection to the API cut at once
+    API_REFUSE = "api-refuse"  # the API refuses connections for 20 s
+    VM_RESTART = "vm-restart"  # the VM restarted: a new VMI
+    REPLUG = "replug"  # a stick unplugged and plugged back into its port
+    MOVE_PORT = "move-port"  # a stick moved to another port
+    RECREATE = "recreate"  # an attachment deleted and created again
+    FIFTH_DEVICE = "fifth-device"  # a VM asking for a fifth device
+    POLICY_TOGGLE = "policy-toggle"  # the policy revoked and granted again
+
+
+API_REFUSE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: its kind, what it hits (a VM, a stick, an attachment; "" when the kind has
+    no target), a number the executor uses to pick among things only known at run time (which
+    worker, which free port), and the pause before the next fault."""
+
+    index: int
+    kind: FaultKind
+    target: str
+    pick: int
+    pause_after: float
+
+    def describe(self) -> str:
+        return f"#{self.index} {self.kind}" + (f" {self.target}" if self.target else "")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the faults can hit."""
+
+    vms: tuple[str, ...]  # VMs that can be restarted
+    sticks: tuple[str, ...]  # serials of the devices that can be unplugged or moved
+    attachments: tuple[str, ...]  # attachments that can be deleted and recreated
+    crowded_vm: str  # the VM that asks for a fifth device
+
+
+def schedule(seed: int, targets: Targets, *, pause: tuple[float, float] = (3.0, 10.0),
+             kinds: Sequence[FaultKind] = tuple(FaultKind)) -> Iterator[Fault]:
+    """An endless sequence of faults from `seed`: every kind in turn in a shuffled round (so a
+    short run still sees each kind), each with a random target and pause."""
+    rng = random.Random(seed)
+    index = 0
+    while True:
+        round_ = list(kinds)
+        rng.shuffle(round_)
+        for kind in round_:
+            yield Fault(index=index, kind=kind, target=_target(kind, targets, rng),
+                        pick=rng.randrange(1 << 16), pause_after=round(rng.uniform(*pause), 1))
+            index += 1
+
+
+def _target(kind: FaultKind, targets: Targets, rng: random.Random) -> str:
+    if kind is FaultKind.VM_RESTART:
+        return rng.choice(targets.vms)
+    if kind in (FaultKind.REPLUG, FaultKind.MOVE_PORT):
+        return rng.choice(targets.sticks)
+    if kind is FaultKind.RECREATE:
+        return rng.choice(targets.attachments)
+    if kind is FaultKind.FIFTH_DEVICE:
+        return targets.crowded_vm
+    return ""
+
+
+# ---------------------------------------------------------------------------- the block ledger
+
+
+@dataclass
+class BlockLedger:
+    """What a stick's workload was told, and whether what it read back agrees.
+
+    The workload prints one line per step (see `bench.soak_guest`): `T slot gen` before it
+    writes generation `gen` into `slot`; `A slot gen` once the write (O_DIRECT, then fsync)
+    returned success, so the VM was told it was written; `V slot gen ok|bad` when it read the
+    slot back (O_DIRECT) right after; `C slot gen ok|bad|empty` when it audited an older slot.
+
+    A block is corrupt when a successful read of an acknowledged slot returns anything but
+    that generation or a later one that was attempted: content that is not self-consistent,
+    an older generation (a lost write), or nothing. A write that failed (the device vanished)
+    leaves its slot uncertain until the next acknowledged write: reading a torn block there
+    is not corruption, as the VM was never told it was written.
+    """
+
+    acknowledged: dict[int, int] = field(default_factory=dict)
+    uncertain: dict[int, int] = field(default_factory=dict)  # slot -> newest attempted gen
+    writes: int = 0
+    verified: int = 0
+    audits: int = 0
+    failed_writes: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    highest_gen: int = -1
+
+    def feed(self, line: str) -> None:
+        parts = line.split()
+        if len(parts) < 3 or parts[0] not in {"T", "A", "V", "C"} or not parts[1].isdigit():
+            return
+        tag, slot = parts[0], int(parts[1])
+        gen = int(parts[2]) if parts[2].isdigit() else None
+        verdict = parts[3] if len(parts) > 3 else ""
+        if tag == "T" and gen is not None:
+            self.uncertain[slot] = gen
+            self.highest_gen = max(self.highest_gen, gen)
+        elif tag == "A" and gen is not None:
+            self.writes += 1
+            self.acknowledged[slot] = gen
+            self.uncertain.pop(slot, None)
+        elif tag == "V":
+            self._judge(slot, gen, verdict, line)
+            self.verified += verdict == "ok"
+        elif tag == "C":
+            self.audits += 1
+            self._judge(slot, gen, verdict, line)
+
+    def write_failed(self) -> None:
+        self.failed_writes += 1
+
+    def _judge(self, slot: int, gen: int | None, verdict: str, line: str) -> None:
+        acked = self.acknowledged.get(slot)
+        if acked is None:
+            return  # never acknowledged: nothing was promised
+        if slot in self.uncertain:
+            return  # a later write was attempted and not acknowledged: may be torn
+        if verdict == "ok" and gen is not None and gen >= acked:
+            return
+        self.corrupt.append(f"{line} (acknowledged generation {acked})")
+
+
+# ---------------------------------------------------------------------------- the figures
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by the nearest-rank method; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def slope_per_hour(samples: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) samples, per hour; 0 for fewer than two."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_v = sum(v for _, v in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in samples)
+    return cov / var * 3600
+
+
+@dataclass(frozen=True)
+class RssTrend:
+    """RSS of one process kind over the run: the longest-lived instance's first and last
+    sample and slope (a kill -9 starts a new instance; its memory starts over)."""
+
+    start_mib: float
+    end_mib: float
+    slope_mib_per_hour: float
+    seconds: float
+    instances: int
+
+
+RSS_WARMUP = 120.0
+"""Seconds after a process's first sample that do not count for its trend: a Python process
+on an emulated node is still importing and opening its connections then."""
+
+
+def rss_trend(samples: Sequence[tuple[float, int, float]], *,
+              warmup: float = RSS_WARMUP) -> RssTrend | None:
+    """From (seconds, pid, MiB) samples; each instance's first `warmup` seconds are left out
+    (unless that leaves fewer than two samples)."""
+    by_pid: dict[int, list[tuple[float, float]]] = {}
+    for t, pid, mib in samples:
+        by_pid.setdefault(pid, []).append((t, mib))
+    for pid, series in by_pid.items():
+        settled = [(t, v) for t, v in series if t - series[0][0] >= warmup]
+        if len(settled) >= 2:
+            by_pid[pid] = settled
+    if not by_pid:
+        return None
+    longest = max(by_pid.values(), key=lambda s: (s[-1][0] - s[0][0], len(s)))
+    return RssTrend(start_mib=longest[0][1], end_mib=longest[-1][1],
+                    slope_mib_per_hour=slope_per_hour(longest),
+                    seconds=longest[-1][0] - longest[0][0], instances=len(by_pid))

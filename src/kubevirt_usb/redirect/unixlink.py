@@ -1,0 +1,99 @@
+"""The node-local transport of the engine worker: the VMI's usb-redir slot socket itself, already
+connected by the agent (`redirect.localpath`) and handed over with SCM_RIGHTS. The same face as
+`wslink.Link`, with nothing to frame, encrypt or ping: usbredir bytes go straight to QEMU's
+chardev, and QEMU's end closing is the stream ending.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import math
+import socket
+
+from kubevirt_usb.stream.failures import StreamBroken
+
+HIGH_WATER = 1 << 20
+"""Bytes waiting for the socket above which the link refuses more (`accepting()`)."""
+_RECV = 1 << 18
+_IOV = 64
+
+
+class UnixLink:
+    """A connected usb-redir slot socket: `send()` queues, `flush()` writes what the socket
+    takes, `receive()` returns what arrived (None once QEMU closed its end)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self._out: collections.deque[memoryview] = collections.deque()
+        self._pending = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accepting(self) -> bool:
+        return self._pending < HIGH_WATER
+
+    def wants_write(self) -> bool:
+        return self._pending > 0
+
+    def send(self, data: bytes | memoryview) -> None:
+        if data:
+            self._out.append(memoryview(data))
+            self._pending += len(data)
+
+    def flush(self) -> None:
+        out = self._out
+        while out:
+            try:
+                sent = self.sock.sendmsg(list(itertools.islice(out, _IOV)))
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                raise StreamBroken(side="remote", code=None,
+                                   detail=exc.strerror or str(exc)) from exc
+            self._pending -= sent
+            while sent:
+                head = out[0]
+                if len(head) <= sent:
+                    sent -= len(head)
+                    out.popleft()
+                else:
+                    out[0] = head[sent:]
+                    sent = 0
+
+    def buffered(self) -> bool:
+        return False
+
+    def receive(self) -> list[bytes] | None:
+        payloads: list[bytes] = []
+        while True:
+            try:
+                data = self.sock.recv(_RECV)
+            except BlockingIOError:
+                return payloads
+            except OSError as exc:
+                raise StreamBroken(side="remote", code=None,
+                                   detail=exc.strerror or str(exc)) from exc
+            if not data:
+                return None
+            payloads.append(data)
+
+    def next_deadline(self) -> float:
+        return math.inf
+
+    def tick(self) -> None:
+        """Nothing to keep alive: a local socket breaks loudly."""
+
+    @property
+    def close_code(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(StreamBroken):
+            self.flush()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()

@@ -1,0 +1,109 @@
+"""The soak's pure decisions: the seeded fault schedule, the block ledger's verdicts, the
+figures."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from bench.soak_plan import (
+    BlockLedger,
+    FaultKind,
+    Targets,
+    percentile,
+    rss_trend,
+    schedule,
+    slope_per_hour,
+)
+
+TARGETS = Targets(vms=("vm1", "vm2"), sticks=("AAA1", "AAA2"), attachments=("a1", "a2"),
+                  crowded_vm="vm2")
+
+
+def test_the_same_seed_replays_the_same_faults_and_another_seed_does_not() -> None:
+    first = list(itertools.islice(schedule(7, TARGETS), 40))
+    again = list(itertools.islice(schedule(7, TARGETS), 40))
+    other = list(itertools.islice(schedule(8, TARGETS), 40))
+    assert first == again
+    assert first != other
+
+
+def test_every_kind_comes_once_in_each_round_with_a_target_where_it_needs_one() -> None:
+    faults = list(itertools.islice(schedule(1, TARGETS), 2 * len(FaultKind)))
+    for round_ in (faults[:len(FaultKind)], faults[len(FaultKind):]):
+        assert sorted(f.kind for f in round_) == sorted(FaultKind)
+    for fault in faults:
+        if fault.kind is FaultKind.VM_RESTART:
+            assert fault.target in TARGETS.vms
+        elif fault.kind in (FaultKind.REPLUG, FaultKind.MOVE_PORT):
+            assert fault.target in TARGETS.sticks
+        elif fault.kind is FaultKind.RECREATE:
+            assert fault.target in TARGETS.attachments
+        elif fault.kind is FaultKind.FIFTH_DEVICE:
+            assert fault.target == "vm2"
+        else:
+            assert fault.target == ""
+        assert 3.0 <= fault.pause_after <= 10.0
+    assert [f.index for f in faults] == list(range(len(faults)))
+
+
+def feed(ledger: BlockLedger, *lines: str) -> BlockLedger:
+    for line in lines:
+        ledger.feed(line)
+    return ledger
+
+
+def test_blocks_read_back_as_written_are_not_corrupt() -> None:
+    ledger = feed(BlockLedger(), "T 0 0", "A 0 0", "V 0 0 ok", "C 3 - empty",
+                  "T 1 1", "A 1 1", "V 1 1 ok", "C 0 0 ok", "T 0 2", "A 0 2", "C 0 2 ok")
+    assert ledger.corrupt == []
+    assert (ledger.writes, ledger.verified, ledger.audits) == (3, 2, 3)
+
+
+def test_an_acknowledged_block_read_back_wrong_or_older_or_empty_is_corrupt() -> None:
+    ledger = feed(BlockLedger(), "T 0 0", "A 0 0", "V 0 0 bad")
+    assert len(ledger.corrupt) == 1
+    ledger = feed(BlockLedger(), "T 0 0", "A 0 0", "T 0 4", "A 0 4", "C 0 0 ok")
+    assert ledger.corrupt == ["C 0 0 ok (acknowledged generation 4)"]
+    ledger = feed(BlockLedger(), "T 5 5", "A 5 5", "C 5 - empty")
+    assert len(ledger.corrupt) == 1
+
+
+def test_a_write_the_vm_was_not_told_of_may_leave_a_torn_block() -> None:
+    ledger = feed(BlockLedger(), "T 0 0", "A 0 0", "T 0 4", "F 0 4 I/O error", "C 0 - bad",
+                  "C 0 0 ok", "C 0 4 ok")
+    assert ledger.corrupt == []
+    feed(ledger, "T 0 8", "A 0 8", "C 0 4 ok")  # acknowledged again: certain again
+    assert len(ledger.corrupt) == 1
+
+
+def test_lines_that_are_not_steps_are_ignored() -> None:
+    ledger = feed(BlockLedger(), "N", "", "dd: I/O error", "R 0 1 dd: error", "T x 1")
+    assert ledger == BlockLedger()
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert math.isnan(percentile([], 50))
+
+
+def test_rss_slope_is_per_hour_and_follows_the_longest_lived_process() -> None:
+    assert slope_per_hour([(0.0, 100.0), (1800.0, 101.0), (3600.0, 102.0)]) == 2.0
+    assert slope_per_hour([(0.0, 1.0)]) == 0.0
+    trend = rss_trend([(0.0, 1, 50.0), (60.0, 1, 51.0), (60.0, 2, 40.0), (3600.0, 2, 40.0)],
+                      warmup=0)
+    assert trend is not None
+    assert (trend.start_mib, trend.end_mib, trend.slope_mib_per_hour) == (40.0, 40.0, 0.0)
+    assert trend.instances == 2
+    assert rss_trend([]) is None
+
+
+def test_a_process_still_starting_up_does_not_count_as_growing() -> None:
+    samples = [(0.0, 7, 13.0), (30.0, 7, 40.0), (120.0, 7, 54.0), (1800.0, 7, 54.0),
+               (3600.0, 7, 54.0)]
+    trend = rss_trend(samples)
+    assert trend is not None
+    assert (trend.start_mib, trend.slope_mib_per_hour) == (54.0, 0.0)
