@@ -45,7 +45,7 @@ from tests.e2e.console_support import (
     console_build,
     static_files,
 )
-from tests.web.browser import Watched, chromium, open_page, screenshot
+from tests.web.browser import Watched, chromium, open_page, screenshot_scrolled
 
 BUILD = console_build(os.environ)
 if BUILD is None:
@@ -114,11 +114,18 @@ def _device_named(sandbox: SandboxHarness, serial: str) -> str | None:
     return None
 
 
-def _open(watched: Watched, path: str, ready: str) -> Page:
-    """Open a console page and wait for `ready`, past the console's first-visit tour."""
+def _open(watched: Watched, path: str, ready: str, *, welcome: bool = False) -> Page:
+    """Open a console page and wait for `ready`, past the console's first-visit tour, and past
+    KubeVirt's "Welcome to OpenShift Virtualization" modal when `welcome` (its VM pages show it
+    to a user who has not dismissed it for good, as a fresh profile has not)."""
     page = watched.page
     page.goto(f"{watched.base_url}{path}")
     page.wait_for_selector(ready, timeout=FIRST_LOAD)
+    if welcome:
+        modal = page.get_by_role("dialog", name="Welcome modal")
+        modal.wait_for(timeout=60_000)
+        modal.get_by_role("button", name="Close").click()
+        modal.wait_for(state="detached")
     skip = page.locator("[data-test='tour-step-footer-secondary']:has-text('Skip tour')")
     if skip.count():
         skip.click()
@@ -134,6 +141,16 @@ def _picture_on_failure(watched: Watched, path: Path) -> Iterator[None]:
         with contextlib.suppress(Exception):
             watched.page.screenshot(path=str(path))
         raise
+
+
+def _assert_the_usb_tab_on_the_vm_page(page: Page, build: ConsoleBuild) -> None:
+    """The USB devices tab among the VM page's tabs: KubeVirt's page (its own Overview and
+    Configuration tabs, links in its navbar) where its plugin is loaded, else the console's."""
+    if build.kubevirt_plugin is None:
+        assert page.get_by_role("tab", name="USB devices").count() == 1
+        return
+    for tab in ("Overview", "Configuration", "USB devices"):
+        assert page.locator(f"[data-test-id='horizontal-link-{tab}']").count() == 1, tab
 
 
 def _bytes_to_vm(page: Page, attachment: str) -> int:
@@ -154,10 +171,11 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
         context = stack.enter_context(chromium(tmp_path / "profile"))
         watched = open_page(context, console.url)
         stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
-        page = _open(watched, VM_TAB, "section[data-test='attach-form']")
+        page = _open(watched, VM_TAB, "section[data-test='attach-form']",
+                     welcome=build.kubevirt_plugin is not None)
         # inside the console, not a bare plugin: its masthead, and the tab on the VM's page
         assert page.locator("[data-test-id='masthead'], .pf-v6-c-masthead").count() >= 1
-        assert page.get_by_role("tab", name="USB devices").count() == 1
+        _assert_the_usb_tab_on_the_vm_page(page, build)
         page.select_option("#usb-attach-device", aaa1)
         page.click("section[data-test='attach-form'] button[type='submit']")
         page.wait_for_selector("[data-test='progress']:has-text('Attached to vm1')",
@@ -184,7 +202,7 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
                                      "iflag=direct").check()
         sandbox.wait_until(lambda: _bytes_to_vm(page, attachment) > before + 8 * 1024 * 1024,
                            within=60, what="the tab's byte count to grow with the reads")
-        screenshot(page, "console-vm-usb-tab")
+        screenshot_scrolled(page, "console-vm-usb-tab")
 
         row.get_by_role("button", name="Detach").click()
         page.wait_for_selector("[data-test='progress']:has-text('Detached from vm1')",
@@ -197,7 +215,13 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
         device_row = page.locator(f"tr[data-test='device-{aaa1}']")
         assert device_row.locator("[data-test='serial']").inner_text() == "AAA1"
         page.wait_for_selector(f"tr[data-test='device-{aaa1}']:has-text('Available')")
-        screenshot(page, "console-usb-devices")
+        if build.kubevirt_plugin is not None:  # its Virtualization section holds our entry
+            section = page.locator("nav button.pf-v6-c-nav__link", has_text="Virtualization")
+            if section.get_attribute("aria-expanded") != "true":
+                section.click()
+            page.wait_for_selector("nav a[href='/usb-devices'][aria-current='page']"
+                                   ":has-text('USB devices')")
+        screenshot_scrolled(page, "console-usb-devices")
         assert watched.dialogs == []
 
 
@@ -210,9 +234,10 @@ def test_a_viewer_sees_the_read_only_tab(sandbox: SandboxHarness, build: Console
         context = stack.enter_context(chromium(tmp_path / "profile"))
         watched = open_page(context, console.url)
         stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
-        page = _open(watched, VM_TAB, "[data-test='read-only']")
+        page = _open(watched, VM_TAB, "[data-test='read-only']",
+                     welcome=build.kubevirt_plugin is not None)
         assert "may not create USBAttachments" in page.inner_text("[data-test='read-only']")
         assert page.locator("section[data-test='attach-form']").count() == 0
         page.wait_for_selector("section[data-test='attachments']")
-        screenshot(page, "console-vm-usb-tab-read-only")
+        screenshot_scrolled(page, "console-vm-usb-tab-read-only")
 

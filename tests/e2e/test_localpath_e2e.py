@@ -138,9 +138,16 @@ def test_the_same_stick_into_vm3_on_node2_goes_through_the_api(world: World) -> 
     assert world.api_slots("vm3") == (0,)
 
 
-_HOLD = ("import os, socket, sys, time; os.chdir({directory!r}); "
-         "s = socket.socket(socket.AF_UNIX); s.connect('virt-usbredir-3'); s.settimeout(60); "
-         "print('held', s.recv(200)); sys.stdout.flush(); time.sleep(600)")
+# Holds slot 3 only once QEMU's hello arrived: a connection the bridge closes at once (QEMU still
+# tearing down an earlier client) is retried, so the test never starts with slot 3 free.
+_HOLD = ("import os, socket, sys, time\n"
+         "os.chdir({directory!r})\n"
+         "while True:\n"
+         "    s = socket.socket(socket.AF_UNIX); s.connect('virt-usbredir-3'); s.settimeout(60)\n"
+         "    hello = s.recv(200)\n"
+         "    if hello: break\n"
+         "    s.close(); time.sleep(1)\n"
+         "print('held', len(hello)); sys.stdout.flush(); time.sleep(600)")
 
 
 def test_a_slot_held_by_another_client_is_passed_over(world: World) -> None:

@@ -96,3 +96,24 @@ def screenshot(page: Page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 900})
     return path
+
+
+def screenshot_scrolled(page: Page, name: str) -> Path:
+    """The whole content of a page that scrolls inner elements rather than the window (the
+    OpenShift console scrolls #content-scrollable, KubeVirt's VM page a div inside it): grow the
+    window by what the scrolling elements hide until none hides anything."""
+    hidden = ("() => Math.max(0, ...[...document.querySelectorAll('*')]"
+              ".filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))"
+              ".map(e => e.scrollHeight - e.clientHeight))")
+    height = 900
+    for _ in range(4):  # each growth can reflow the page; a few rounds settle it
+        more = int(page.evaluate(hidden))
+        if more <= 1:
+            break
+        height += more
+        page.set_viewport_size({"width": 1400, "height": height})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    return path

@@ -95,7 +95,8 @@ def _assert_only_template_markup(html: str) -> None:
 _ATTRIBUTES = {"class", "id", "role", "aria-label", "scope", "title", "type", "name", "value",
                "data-label", "data-device", "data-attachment", "data-phase", "data-bytes",
                "hx-post", "hx-get", "hx-target", "hx-swap", "hx-confirm", "hx-vals", "colspan",
-               "href", "for", "disabled", "aria-hidden", "hx-include", "hx-disabled-elt"}
+               "href", "for", "disabled", "aria-hidden", "hx-include", "hx-disabled-elt",
+               "data-path", "data-path-reason"}
 
 
 _TEMPLATES = Templates()

@@ -7,6 +7,7 @@ store it. Pure functions: the cluster in a box writes what they return.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kubevirt_usb.sandbox.scenario import VMSpec
@@ -124,6 +125,26 @@ def _devices(vm: VMSpec) -> dict[str, Any]:
     return {"clientPassthrough": {}} if vm.client_passthrough else {}
 
 
+# virt-controller's namespace for a VMI's stable firmware UUID (pkg/virt-controller/watch/vm.go,
+# setupStableFirmwareUUID: uuid.NewSHA1(firmwareUUIDns, vmi name), i.e. a name-based UUIDv5)
+_FIRMWARE_UUID_NAMESPACE = uuid.UUID("6a1a24a1-4061-4607-8bf4-a3963d0c5895")
+
+
+def firmware_uuid(vm_name: str) -> str:
+    """The firmware UUID virt-controller gives the VMI of VM `vm_name`: stable across restarts."""
+    return str(uuid.uuid5(_FIRMWARE_UUID_NAMESPACE, vm_name))
+
+
+def _domain(vm: VMSpec) -> dict[str, Any]:
+    """The VMI's domain as KubeVirt stores it once its controller and mutating webhook have
+    filled in their defaults (the firmware UUID, machine type, CPU topology and model, the
+    memory request): KubeVirt's console plugin reads `firmware` without checking it is there."""
+    return {"devices": _devices(vm), "machine": {"type": "q35"},
+            "firmware": {"uuid": firmware_uuid(vm.name)},
+            "cpu": {"cores": 1, "sockets": 1, "threads": 1, "model": "host-model"},
+            "resources": {"requests": {"memory": f"{vm.memory_mib}Mi"}}}
+
+
 def vm_object(vm: VMSpec) -> dict[str, Any]:
     return {
         "apiVersion": f"{KUBEVIRT_GROUP}/{KUBEVIRT_VERSION}", "kind": "VirtualMachine",
@@ -154,8 +175,7 @@ def vmi_object(vm: VMSpec, *, vm_uid: str) -> dict[str, Any]:
                                  "kind": "VirtualMachine", "name": vm.name, "uid": vm_uid,
                                  "controller": True, "blockOwnerDeletion": True}],
         },
-        "spec": {"domain": {"devices": _devices(vm), "machine": {"type": "q35"}},
-                 "architecture": "amd64"},
+        "spec": {"domain": _domain(vm), "architecture": "amd64"},
     }
 
 
