@@ -521,7 +521,11 @@ class RealPlane:
         return updated
 
     async def delete(self, resource: Resource, *, namespace: str = "", name: str) -> bool:
-        answer = await self.http.delete(resource.path(namespace=namespace, name=name))
+        # The sandbox is the kubelet of its mirrored Pods: a real server only marks a Pod bound to
+        # a node as terminating until its kubelet confirms, so deletes are final (grace period 0).
+        answer = await self.http.request(
+            "DELETE", resource.path(namespace=namespace, name=name),
+            json={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0})
         if answer.status_code == 404:
             return True
         self._check(answer, f"deleting {resource.plural} {name}")
