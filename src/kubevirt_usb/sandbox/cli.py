@@ -181,7 +181,10 @@ def exec_(ctx: click.Context, node: str | None, vm: str | None, timeout: float,
 @click.argument("device")
 @click.pass_context
 def plug(ctx: click.Context, node: str, port: str | None, device: str) -> None:
-    """Plug DEVICE (its serial, else its scenario id) into a node, through QMP."""
+    """Plug DEVICE (its serial, else its scenario id) into a node, through QMP.
+
+    Returns once the node's kernel has enumerated it.
+    """
     answer = _call(ctx, {"op": "plug", "node": node, "device": device, "port": port})
     click.echo(f"{device} plugged into {node} port {answer['port']}")
 

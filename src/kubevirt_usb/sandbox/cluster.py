@@ -406,6 +406,7 @@ class Sandbox:
             await guest.move(device.id, port=port or guest.port_of(device.id))
         else:
             await guest.plug(device.id, port=port)
+        await guest.wait_for_devices()  # returns once the node's kernel has enumerated it
         return guest.port_of(device.id)
 
     async def unplug(self, node: str, ref: str) -> None:
