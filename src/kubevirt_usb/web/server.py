@@ -15,6 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from kubevirt_usb import listen as listening
+from kubevirt_usb.tasks import end_task
 
 
 class WebStartError(RuntimeError):
@@ -68,8 +69,7 @@ class RunningWeb:
     async def stop(self, *, timeout: float = 10.0) -> None:
         self.server.should_exit = True
         self.server.force_exit = True  # live pages hold connections open: do not wait for them
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(self.task, timeout=timeout)
+        await end_task(self.task, within=timeout)
 
     async def wait(self) -> None:
         await self.task
