@@ -16,7 +16,8 @@ from typing import Any
 async def end_task(task: asyncio.Future[Any], *, within: float) -> None:
     """Wait up to `within` seconds for `task` to end, then cancel it and wait until it has
     ended. Its result, failure or cancellation is dropped (the caller is stopping it). A
-    cancellation of the caller is never dropped: it cancels `task` too and propagates."""
+    cancellation of the caller is never dropped: it cancels `task` too, waits until it has
+    ended and propagates."""
     try:
         await asyncio.wait({task}, timeout=within)
         if not task.done():
@@ -24,6 +25,7 @@ async def end_task(task: asyncio.Future[Any], *, within: float) -> None:
             await asyncio.wait({task})
     except asyncio.CancelledError:
         task.cancel()
+        await asyncio.wait({task})
         raise
     if not task.cancelled():
         task.exception()  # retrieved: asyncio does not report it as never retrieved

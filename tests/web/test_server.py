@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -46,3 +47,13 @@ async def test_a_certificate_and_key_that_cannot_serve_https_are_reported(tmp_pa
                                             f"--tls-key {cert}: they must be a PEM certificate "
                                             "and its private key"):
         await start(Starlette(routes=[Route("/", _hello)]), tls_cert=cert, tls_key=cert)
+
+
+async def test_stopping_that_is_itself_cancelled_is_cancelled_and_ends_the_server() -> None:
+    running = await start(Starlette(routes=[Route("/", _hello)]))
+    stopping = asyncio.create_task(running.stop())
+    await asyncio.sleep(0)  # it waits for the server to end
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert running.task.done()
