@@ -48,6 +48,20 @@ async def test_serve_until_serves_until_the_event_then_stops() -> None:
             await client.get(running.url)
 
 
+async def test_serve_until_cancelled_stops_the_server() -> None:
+    running = await start(Starlette(routes=[Route("/", _hello)]))
+    serving = asyncio.create_task(running.serve_until(asyncio.Event()))
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(running.url)).text == "hello"
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    assert running.task.done()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(running.url)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_sigterm_and_sigint_set_the_stop_event(sig: signal.Signals) -> None:
     stop = stop_on_signals()

@@ -78,9 +78,11 @@ class RunningWeb:
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set or the server ends by itself, then stop it."""
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({stopping, self.task}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        await self.stop()
+        try:
+            await asyncio.wait({stopping, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this wait is cancelled: the server does not outlive it
+            stopping.cancel()
+            await self.stop()
 
 
 def stop_on_signals() -> asyncio.Event:
