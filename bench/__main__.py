@@ -123,19 +123,36 @@ def datapath(mib: int, rounds: int, reads: int, paths: str) -> None:
               help="The fault schedule's seed (default: random, printed).")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
               help="The sandbox's state directory (default: a temporary one).")
-def soak(minutes: float, min_faults: int, seed: int | None, state_dir: Path | None) -> None:
+@click.option("--faults", "only", default="", metavar="KIND,...",
+              help="Inject only these fault kinds (default: every kind).")
+@click.option("--without", default="", metavar="KIND,...",
+              help="Do not inject these fault kinds.")
+def soak(minutes: float, min_faults: int, seed: int | None, state_dir: Path | None,
+         only: str, without: str) -> None:
     """The chaos soak: checksummed I/O in the VMs while faults are injected; recoveries,
     corrupt blocks, leaks and RSS."""
     from bench import soak as bench_soak
+    from bench.soak_plan import FaultKind, UnknownFaultKind, choose_kinds
+
+    try:
+        kinds = choose_kinds(only=_names(only), without=_names(without))
+    except UnknownFaultKind as exc:
+        raise click.ClickException(str(exc)) from None
 
     def say(line: str) -> None:
         click.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}", err=True)
 
     results = bench_soak.run(minutes=minutes, min_faults=min_faults, seed=seed,
-                             state_dir=state_dir, progress=say)
-    record("soak" if minutes == 30 else f"soak-{minutes:g}min", results)
+                             state_dir=state_dir, kinds=kinds, progress=say)
+    key = "soak" if minutes == 30 else f"soak-{minutes:g}min"
+    left_out = [k.value for k in FaultKind if k not in kinds]
+    record(key + (f"-without-{','.join(left_out)}" if left_out else ""), results)
     if results["incomplete"]:
         raise click.ClickException(f"the soak is incomplete: {results['incomplete']}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 if __name__ == "__main__":

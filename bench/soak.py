@@ -48,6 +48,7 @@ from bench.soak_plan import (
     Fault,
     FaultKind,
     Length,
+    RssWindow,
     Targets,
     percentile,
     rss_trend,
@@ -151,9 +152,11 @@ class Soak:
     """One soak run; `run()` returns the figures."""
 
     def __init__(self, harness: SandboxHarness, *, seed: int, length: Length,
-                 progress: Callable[[str], None]) -> None:
+                 progress: Callable[[str], None],
+                 kinds: tuple[FaultKind, ...] = tuple(FaultKind)) -> None:
         self.h = harness
         self.seed = seed
+        self.kinds = kinds
         self.length = length
         self.minutes = length.minutes
         self.say = progress
@@ -326,6 +329,14 @@ class Soak:
 
     def sample_rss(self) -> None:
         now = time.monotonic() - self.t0
+        counts = {name: len(samples) for name, samples in self.rss.items()}
+        self._sample_rss(now)
+        self.say(f"soak {self.elapsed()}: rss " + "; ".join(
+            f"{name} " + ", ".join(f"pid {pid} {mib:.1f} MiB"
+                                   for _, pid, mib in samples[counts[name]:])
+            for name, samples in self.rss.items()))
+
+    def _sample_rss(self, now: float) -> None:
         for pid in self.node_pids(AGENT):
             kib = self.h.on_node(NODE, f"awk '/^VmRSS:/{{print $2}}' /proc/{pid}/status",
                                  timeout=60).output.strip()
@@ -512,9 +523,13 @@ class Soak:
         at_least = (f", until {self.length.min_faults} faults recovered (hard cap "
                     f"{self.length.cap_seconds / 60:.0f} minutes)" if self.length.min_faults
                     else "")
-        self.say(f"soak: seed {self.seed}, {self.minutes:g} minutes{at_least}; replay with "
+        left_out = ",".join(k.value for k in FaultKind if k not in self.kinds)
+        without = f" --without {left_out}" if left_out else ""
+        self.say(f"soak: seed {self.seed}, {self.minutes:g} minutes{at_least}; faults: "
+                 f"{', '.join(self.kinds)}; replay with "
                  f"`python -m bench soak --minutes {self.minutes:g} --seed {self.seed}"
-                 f"{f' --min-faults {self.length.min_faults}' if at_least else ''}`")
+                 f"{f' --min-faults {self.length.min_faults}' if at_least else ''}"
+                 f"{without}`")
         self.setup()
         monitor = threading.Thread(target=self.monitor, daemon=True, name="soak-monitor")
         monitor.start()
@@ -526,7 +541,7 @@ class Soak:
         end = start + self.minutes * 60
         targets = Targets(vms=("vm1", "vm2"), sticks=("AAA1", "AAA2", "FT0001"),
                           attachments=tuple(self.workloads), crowded_vm="vm2")
-        for fault in schedule(self.seed, targets):
+        for fault in schedule(self.seed, targets, kinds=self.kinds):
             if not self.length.keep_injecting(elapsed=time.monotonic() - start,
                                               recovered=self.faults_recovered()):
                 break
@@ -543,6 +558,28 @@ class Soak:
             self.delete_attachment(stream.attachment)
         self.check_leaks(bindings=0, when="at the end, every attachment deleted")
         return self.results(seconds=time.monotonic() - start)
+
+    @staticmethod
+    def rss_figures(samples: list[tuple[float, int, float]], *,
+                    leader: int | None) -> dict[str, Any] | None:
+        """RSS start, end and slope of the process that tells most (the leading controller
+        when it was sampled twice, else the longest-lived instance), and every instance's
+        window."""
+        trend = rss_trend(samples)
+        if trend is None:
+            return None
+        leading = [w for w in trend.windows if w.pid == leader and w.samples >= 2]
+        main = leading[0] if leading else trend.longest
+
+        def figures(w: RssWindow) -> dict[str, Any]:
+            return {"pid": w.pid, "start_mib": round(w.start_mib, 1),
+                    "end_mib": round(w.end_mib, 1),
+                    "slope_mib_per_hour": round(w.slope_mib_per_hour, 2),
+                    "over_s": round(w.seconds), "samples": w.samples}
+
+        return {**figures(main), "instances": len(trend.windows),
+                **({"leader": True} if leading else {}),
+                "windows": [figures(w) for w in trend.windows]}
 
     def faults_recovered(self) -> int:
         return sum(r.recovered_s is not None for r in self.records)
@@ -637,7 +674,7 @@ class Soak:
 
     def results(self, *, seconds: float) -> dict[str, Any]:
         by_kind: dict[str, dict[str, Any]] = {}
-        for kind in FaultKind:
+        for kind in self.kinds:
             records = [r for r in self.records if r.fault.kind is kind]
             times = [r.recovered_s for r in records if r.recovered_s is not None]
             by_kind[kind.value] = {
@@ -648,18 +685,12 @@ class Soak:
         blocks = [w.ledger for w in self.workloads.values() if w.stream.kind == "block"]
         serial = [w.tally for w in self.workloads.values() if w.stream.kind == "serial"]
         all_times = [r.recovered_s for r in self.records if r.recovered_s is not None]
-        rss: dict[str, Any] = {}
-        leader = self.leader_pid()
-        for name, samples in self.rss.items():
-            if name == "controller" and sum(pid == leader for _, pid, _ in samples) >= 2:
-                samples = [x for x in samples if x[1] == leader]  # the replica that works
-            trend = rss_trend(samples)
-            rss[name] = None if trend is None else {
-                "start_mib": round(trend.start_mib, 1), "end_mib": round(trend.end_mib, 1),
-                "slope_mib_per_hour": round(trend.slope_mib_per_hour, 2),
-                "over_s": round(trend.seconds), "instances": trend.instances}
+        rss = {name: self.rss_figures(samples, leader=self.leader_pid() if
+                                      name == "controller" else None)
+               for name, samples in self.rss.items()}
         return {
             "seed": self.seed, "minutes": self.minutes, "faulted_seconds": round(seconds),
+            "fault_kinds": [k.value for k in self.kinds],
             "min_faults": self.length.min_faults,
             "hard_cap_s": round(self.length.cap_seconds),
             "incomplete": self.length.shortfall(recovered=len(all_times)),
@@ -692,7 +723,7 @@ class Soak:
 
 
 def run(*, minutes: float, min_faults: int = 0, seed: int | None = None,
-        state_dir: Path | None = None,
+        state_dir: Path | None = None, kinds: tuple[FaultKind, ...] = tuple(FaultKind),
         progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Start the soak sandbox, run the soak, stop everything; the figures. Faults are
     injected for `minutes` and, past them, until `min_faults` faults have recovered (up to a
@@ -707,5 +738,6 @@ def run(*, minutes: float, min_faults: int = 0, seed: int | None = None,
                                  controller_replicas=2, api_proxy=True, boot_timeout=600,
                                  progress=lambda m: progress(f"sandbox: {m}"))
         with harness:
-            return Soak(harness, seed=seed, length=length, progress=progress).run()
+            return Soak(harness, seed=seed, length=length, progress=progress,
+                        kinds=kinds).run()
     raise AssertionError("unreachable")

@@ -32,6 +32,27 @@ class FaultKind(StrEnum):
 API_REFUSE_SECONDS = 20.0
 
 
+class UnknownFaultKind(ValueError):
+    """A fault kind asked for by name that the soak does not know."""
+
+
+def choose_kinds(*, only: Sequence[str] = (),
+                 without: Sequence[str] = ()) -> tuple[FaultKind, ...]:
+    """The fault kinds a run injects: `only` those named (all when none are), less those in
+    `without`, in the declared order. Raises `UnknownFaultKind` naming the unknown names and
+    the known kinds, or when nothing is left to inject."""
+    known = {kind.value: kind for kind in FaultKind}
+    unknown = [name for name in (*only, *without) if name not in known]
+    if unknown:
+        raise UnknownFaultKind(f"unknown fault kind {', '.join(unknown)}; the kinds are "
+                               f"{', '.join(known)}")
+    chosen = tuple(kind for kind in FaultKind
+                   if (not only or kind.value in only) and kind.value not in without)
+    if not chosen:
+        raise UnknownFaultKind(f"no fault kind left to inject; the kinds are {', '.join(known)}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class Fault:
     """One fault: its kind, what it hits (a VM, a stick, an attachment; "" when the kind has
@@ -205,15 +226,28 @@ def slope_per_hour(samples: Sequence[tuple[float, float]]) -> float:
 
 
 @dataclass(frozen=True)
-class RssTrend:
-    """RSS of one process kind over the run: the longest-lived instance's first and last
-    sample and slope (a kill -9 starts a new instance; its memory starts over)."""
+class RssWindow:
+    """RSS of one process (one pid: a kill -9 starts a new one, whose memory starts over)
+    over the part of its life that was sampled after its warm-up."""
 
+    pid: int
     start_mib: float
     end_mib: float
     slope_mib_per_hour: float
     seconds: float
-    instances: int
+    samples: int
+
+
+@dataclass(frozen=True)
+class RssTrend:
+    """RSS of one process kind over the run: every instance's window, and the longest one
+    (the trend that tells whether memory grows; its length says how much it is worth)."""
+
+    windows: tuple[RssWindow, ...]
+
+    @property
+    def longest(self) -> RssWindow:
+        return max(self.windows, key=lambda w: (w.seconds, w.samples))
 
 
 RSS_WARMUP = 120.0
@@ -223,18 +257,19 @@ on an emulated node is still importing and opening its connections then."""
 
 def rss_trend(samples: Sequence[tuple[float, int, float]], *,
               warmup: float = RSS_WARMUP) -> RssTrend | None:
-    """From (seconds, pid, MiB) samples; each instance's first `warmup` seconds are left out
-    (unless that leaves fewer than two samples)."""
+    """From (seconds, pid, MiB) samples, one window per pid in order of first sample; each
+    instance's first `warmup` seconds are left out (unless that leaves fewer than two
+    samples)."""
     by_pid: dict[int, list[tuple[float, float]]] = {}
     for t, pid, mib in samples:
         by_pid.setdefault(pid, []).append((t, mib))
-    for pid, series in by_pid.items():
-        settled = [(t, v) for t, v in series if t - series[0][0] >= warmup]
-        if len(settled) >= 2:
-            by_pid[pid] = settled
     if not by_pid:
         return None
-    longest = max(by_pid.values(), key=lambda s: (s[-1][0] - s[0][0], len(s)))
-    return RssTrend(start_mib=longest[0][1], end_mib=longest[-1][1],
-                    slope_mib_per_hour=slope_per_hour(longest),
-                    seconds=longest[-1][0] - longest[0][0], instances=len(by_pid))
+    windows = []
+    for pid, series in by_pid.items():
+        settled = [(t, v) for t, v in series if t - series[0][0] >= warmup]
+        used = settled if len(settled) >= 2 else series
+        windows.append(RssWindow(pid=pid, start_mib=used[0][1], end_mib=used[-1][1],
+                                 slope_mib_per_hour=slope_per_hour(used),
+                                 seconds=used[-1][0] - used[0][0], samples=len(used)))
+    return RssTrend(windows=tuple(windows))

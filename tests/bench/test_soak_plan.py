@@ -6,11 +6,14 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from bench.soak_plan import (
     BlockLedger,
     FaultKind,
     Length,
     Targets,
+    UnknownFaultKind,
+    choose_kinds,
     percentile,
     rss_trend,
     schedule,
@@ -46,6 +49,34 @@ def test_every_kind_comes_once_in_each_round_with_a_target_where_it_needs_one() 
             assert fault.target == ""
         assert 3.0 <= fault.pause_after <= 10.0
     assert [f.index for f in faults] == list(range(len(faults)))
+
+
+def test_a_run_chooses_its_fault_kinds_by_name() -> None:
+    assert choose_kinds() == tuple(FaultKind)
+    assert choose_kinds(only=["replug", "api-cut"]) == (FaultKind.API_CUT, FaultKind.REPLUG)
+    without = choose_kinds(without=["agent-kill", "leader-kill", "worker-kill"])
+    assert set(without) == set(FaultKind) - {FaultKind.AGENT_KILL, FaultKind.LEADER_KILL,
+                                             FaultKind.WORKER_KILL}
+    assert choose_kinds(only=["replug", "api-cut"], without=["api-cut"]) == (FaultKind.REPLUG,)
+
+
+def test_an_unknown_fault_kind_is_named_with_the_kinds_there_are() -> None:
+    with pytest.raises(UnknownFaultKind) as caught:
+        choose_kinds(without=["agent-kil", "replug"])
+    assert str(caught.value) == (
+        "unknown fault kind agent-kil; the kinds are " + ", ".join(k.value for k in FaultKind))
+
+
+def test_leaving_every_kind_out_is_refused() -> None:
+    with pytest.raises(UnknownFaultKind, match="no fault kind left to inject; the kinds are "
+                                               "agent-kill, "):
+        choose_kinds(only=["replug"], without=["replug"])
+
+
+def test_a_schedule_of_chosen_kinds_injects_only_those() -> None:
+    kinds = (FaultKind.REPLUG, FaultKind.API_CUT)
+    faults = list(itertools.islice(schedule(3, TARGETS, kinds=kinds), 10))
+    assert {f.kind for f in faults} == set(kinds)
 
 
 def test_faults_go_on_past_the_minutes_until_enough_have_recovered() -> None:
@@ -115,15 +146,24 @@ def test_percentiles_by_nearest_rank() -> None:
     assert math.isnan(percentile([], 50))
 
 
-def test_rss_slope_is_per_hour_and_follows_the_longest_lived_process() -> None:
+def test_rss_slope_is_per_hour_with_one_window_per_process_and_the_longest_named() -> None:
     assert slope_per_hour([(0.0, 100.0), (1800.0, 101.0), (3600.0, 102.0)]) == 2.0
     assert slope_per_hour([(0.0, 1.0)]) == 0.0
     trend = rss_trend([(0.0, 1, 50.0), (60.0, 1, 51.0), (60.0, 2, 40.0), (3600.0, 2, 40.0)],
                       warmup=0)
     assert trend is not None
-    assert (trend.start_mib, trend.end_mib, trend.slope_mib_per_hour) == (40.0, 40.0, 0.0)
-    assert trend.instances == 2
+    assert [(w.pid, w.start_mib, w.end_mib, w.seconds, w.samples) for w in trend.windows] == [
+        (1, 50.0, 51.0, 60.0, 2), (2, 40.0, 40.0, 3540.0, 2)]
+    assert trend.windows[0].slope_mib_per_hour == 60.0
+    assert (trend.longest.pid, trend.longest.slope_mib_per_hour) == (2, 0.0)
     assert rss_trend([]) is None
+
+
+def test_a_process_sampled_once_has_a_window_of_no_length() -> None:
+    trend = rss_trend([(10.0, 3, 20.0)])
+    assert trend is not None
+    assert [(w.pid, w.seconds, w.samples, w.slope_mib_per_hour) for w in trend.windows] == [
+        (3, 0.0, 1, 0.0)]
 
 
 def test_a_process_still_starting_up_does_not_count_as_growing() -> None:
@@ -131,4 +171,5 @@ def test_a_process_still_starting_up_does_not_count_as_growing() -> None:
                (3600.0, 7, 54.0)]
     trend = rss_trend(samples)
     assert trend is not None
-    assert (trend.start_mib, trend.slope_mib_per_hour) == (54.0, 0.0)
+    assert (trend.longest.start_mib, trend.longest.slope_mib_per_hour) == (54.0, 0.0)
+    assert (trend.longest.seconds, trend.longest.samples) == (3480.0, 3)
