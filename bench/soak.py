@@ -167,6 +167,7 @@ class Soak:
         self.rss: dict[str, list[tuple[float, int, float]]] = {"agent": [], "controller": []}
         self.t0 = time.monotonic()
         self._lock = threading.Lock()  # the workloads, between the monitor and the faults
+        self._rss_lock = threading.Lock()  # the RSS samples, between the monitor and the run
         self._stop = threading.Event()
 
     # ---- the API --------------------------------------------------------------------------
@@ -328,13 +329,14 @@ class Soak:
                 f"for {bindings} bindings")
 
     def sample_rss(self) -> None:
-        now = time.monotonic() - self.t0
-        counts = {name: len(samples) for name, samples in self.rss.items()}
-        self._sample_rss(now)
-        self.say(f"soak {self.elapsed()}: rss " + "; ".join(
-            f"{name} " + ", ".join(f"pid {pid} {mib:.1f} MiB"
-                                   for _, pid, mib in samples[counts[name]:])
-            for name, samples in self.rss.items()))
+        with self._rss_lock:
+            now = time.monotonic() - self.t0
+            counts = {name: len(samples) for name, samples in self.rss.items()}
+            self._sample_rss(now)
+            self.say(f"soak {self.elapsed()}: rss " + "; ".join(
+                f"{name} " + ", ".join(f"pid {pid} {mib:.1f} MiB"
+                                       for _, pid, mib in samples[counts[name]:])
+                for name, samples in self.rss.items()))
 
     def _sample_rss(self, now: float) -> None:
         for pid in self.node_pids(AGENT):
