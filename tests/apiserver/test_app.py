@@ -49,9 +49,10 @@ ALICE = UserInfo(name="alice", groups=("system:authenticated",))
      ("update", "", "v1", "ns", "namespaces", "ns", "finalize")),
     ("POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", {},
      ("create", "", "v1", "ns", "serviceaccounts", "sa", "token")),
-    ("POST", "/api/v1/namespaces/ns/configmaps/a", {}, ("", "", "v1", "ns", "configmaps", "a",
-                                                        "")),
-    ("PUT", "/api/v1/namespaces/ns/configmaps", {}, ("", "", "v1", "ns", "configmaps", "", "")),
+    ("POST", "/api/v1/namespaces/ns/configmaps/a", {}, ("create", "", "v1", "ns", "configmaps",
+                                                        "a", "")),
+    ("PUT", "/api/v1/namespaces/ns/configmaps", {}, ("update", "", "v1", "ns", "configmaps", "",
+                                                     "")),
 ])
 def test_parse_request_path(method: str, path: str, query: dict[str, str],
                             expected: tuple[str, ...]) -> None:
@@ -59,6 +60,24 @@ def test_parse_request_path(method: str, path: str, query: dict[str, str],
     assert info is not None
     assert (info.verb, info.group, info.version, info.namespace, info.resource, info.name,
             info.subresource) == expected
+
+
+@pytest.mark.parametrize(("method", "path", "served"), [
+    ("POST", "/api/v1/namespaces/ns/configmaps", True),
+    ("POST", "/api/v1/namespaces/ns/configmaps/a", False),
+    ("POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", True),
+    ("PUT", "/api/v1/namespaces/ns/configmaps", False),
+    ("PATCH", "/api/v1/namespaces/ns/configmaps", False),
+    ("DELETE", "/api/v1/namespaces/ns/configmaps/a/status", False),
+    ("DELETE", "/api/v1/namespaces/ns/configmaps/a", True),
+    ("OPTIONS", "/api/v1/namespaces/ns/configmaps/a", False),
+])
+def test_methods_a_path_does_not_serve_keep_their_verb(method: str, path: str,
+                                                       served: bool) -> None:
+    """The verb is asked of RBAC first; whether a handler serves it decides 405 afterwards."""
+    info = parse_request_path(method, path, {})
+    assert info is not None
+    assert info.served is served
 
 
 @pytest.mark.parametrize("path", ["/", "/version", "/api", "/apis/group", "/openapi/v2",

@@ -72,8 +72,9 @@ class Authenticator:
 
 @dataclass(frozen=True, kw_only=True)
 class RequestInfo:
-    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo). An empty
-    verb means the method is not served on that path (405)."""
+    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo): the verb
+    is the method's, as the authorizer sees it; `served` is False where no handler takes that
+    method on such a path (a POST to a name, a PUT to a collection: 405 once authorized)."""
 
     verb: str
     group: str
@@ -82,22 +83,29 @@ class RequestInfo:
     resource: str
     name: str
     subresource: str
+    served: bool = True
 
 
-def _verb(method: str, *, name: str, subresource: str, watch: bool) -> str:
+def _verb(method: str, *, name: str, watch: bool) -> str:
+    """The verb RequestInfoFactory derives from the method alone (what RBAC is asked)."""
     if method in ("GET", "HEAD"):
         if watch:
             return "watch"
         return "get" if name else "list"
-    if method == "POST":
-        return "create" if not name or subresource else ""
-    if method in ("PUT", "PATCH"):
-        return ("update" if method == "PUT" else "patch") if name else ""
     if method == "DELETE":
-        if subresource:
-            return ""
         return "delete" if name else "deletecollection"
-    return ""
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+def _served(method: str, *, name: str, subresource: str) -> bool:
+    """Whether kube-apiserver installs a handler for the method on such a path."""
+    if method == "POST":
+        return not name or bool(subresource)
+    if method in ("PUT", "PATCH"):
+        return bool(name)
+    if method == "DELETE":
+        return not subresource
+    return method in ("GET", "HEAD")
 
 
 def parse_request_path(method: str, path: str, query: dict[str, str]) -> RequestInfo | None:
@@ -125,9 +133,10 @@ def parse_request_path(method: str, path: str, query: dict[str, str]) -> Request
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     is_watch = watch or query.get("watch", "").lower() in ("1", "true")
-    verb = _verb(method, name=name, subresource=subresource, watch=is_watch)
+    verb = _verb(method, name=name, watch=is_watch)
     return RequestInfo(verb=verb, group=group, version=version, namespace=namespace,
-                       resource=resource, name=name, subresource=subresource)
+                       resource=resource, name=name, subresource=subresource,
+                       served=_served(method, name=name, subresource=subresource))
 
 
 def warning_header(text: str) -> str:
@@ -245,8 +254,8 @@ class APIServerApp:
             info = parse_request_path("GET", path, query)
             if info is None or info.verb != "watch":
                 raise errors.bad_request("only watches are served over a websocket")
-            resource = self._resource(info)
             self._authorize(user, info)
+            resource = self._resource(info)
             if not resource.stored:
                 raise errors.method_not_allowed()
             namespace = info.namespace if resource.namespaced else ""
@@ -264,8 +273,11 @@ class APIServerApp:
         info = parse_request_path(request.method, path, query)
         if info is None:
             return self._non_resource(request, path, user)
-        resource = self._resource(info)
+        # kube-apiserver authorizes before it routes: a user without the right learns nothing
+        # of what exists (403 for a missing object, an unknown resource or group, a verb the
+        # resource does not serve)
         self._authorize(user, info)
+        resource = self._resource(info)
         return await self._serve(request, info, resource, query, user)
 
     def _non_resource(self, request: Request, path: str, user: UserInfo) -> Response:
@@ -357,7 +369,7 @@ class APIServerApp:
             raise errors.path_not_found()
         allowed = _SUBRESOURCE_VERBS.get(info.subresource, ()) if info.subresource \
             else resource.verbs
-        if not info.verb or info.verb not in allowed:
+        if not info.served or info.verb not in allowed:
             raise errors.method_not_allowed()
         return resource
 
