@@ -201,7 +201,8 @@ def test_subresources_are_separate_permissions(cluster: Cluster, namespace: str,
                                                widget_crd: ContractCRD) -> None:
     token = cluster.service_account_token(namespace=namespace, name="statuswriter")
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("w", namespace=namespace)
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("w", namespace=namespace)
                   ).raise_for_status()
         _grant(http, namespace, "statuswriter", [
             {"apiGroups": [widget_crd.group], "resources": [f"{widget_crd.plural}/status"],
@@ -209,9 +210,10 @@ def test_subresources_are_separate_permissions(cluster: Cluster, namespace: str,
     with cluster.http(token=token) as http:
         _wait_allowed(http, verb="patch", group=widget_crd.group, resource=widget_crd.plural,
                       subresource="status", namespace=namespace, name="w")
-        status = http.patch(widget_crd.path(namespace, "w", "status"), headers=MERGE,
+        status = http.patch(widget_crd.path(namespace=namespace, name="w", subresource="status"),
+                            headers=MERGE,
                             json={"status": {"phase": "Ok"}})
-        main = http.patch(widget_crd.path(namespace, "w"), headers=MERGE,
+        main = http.patch(widget_crd.path(namespace=namespace, name="w"), headers=MERGE,
                           json={"spec": {"size": 2}})
     assert status.status_code == 200
     assert main.status_code == 403
