@@ -139,8 +139,8 @@ def test_apply_of_a_custom_resource_and_its_status(cluster: Cluster, namespace: 
         status = {"apiVersion": widget_crd.api_version, "kind": "Widget",
                   "metadata": {"name": "aw", "namespace": namespace},
                   "status": {"phase": "Bound"}}
-        path = widget_crd.path(namespace=namespace, name="aw", subresource="status")
-        applied = _apply(http, path, status, "controller")
+        status_path = widget_crd.path(namespace=namespace, name="aw", subresource="status")
+        applied = _apply(http, status_path, status, "controller")
         assert applied.status_code == 200
         assert applied.json()["status"] == {"phase": "Bound"}
         assert applied.json()["spec"] == {"color": "blue", "size": 2}
