@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from kubevirt_usb.apiserver import discovery, errors, rbac, tables
+from kubevirt_usb.apiserver import discovery, errors, protobuf, rbac, tables
 from kubevirt_usb.apiserver.api import (
     API,
     PATCH_APPLY,
@@ -276,9 +276,15 @@ class APIServerApp:
         # kube-apiserver authorizes before it routes: a user without the right learns nothing
         # of what exists (403 for a missing object, an unknown resource or group, a verb the
         # resource does not serve)
-        self._authorize(user, info)
-        resource = self._resource(info)
-        return await self._serve(request, info, resource, query, user)
+        accept = request.headers.get("accept", "")
+        try:
+            self._authorize(user, info)
+            resource = self._resource(info)
+            response = await self._serve(request, info, resource, query, user)
+        except errors.APIError as error:
+            # a Status is a built-in kind: protobuf when preferred, for custom resources too
+            return negotiate(status_response(error), custom=False, accept=accept)
+        return negotiate(response, custom=resource.custom, accept=accept)
 
     def _non_resource(self, request: Request, path: str, user: UserInfo) -> Response:
         verb = {"GET": "get", "HEAD": "head", "POST": "post", "PUT": "put", "PATCH": "patch",
@@ -682,6 +688,39 @@ def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def prefers_protobuf(accept: str) -> bool:
+    """Whether the first media type of an Accept header that a built-in resource's endpoint
+    serves is protobuf (kubectl 1.33 sends `application/vnd.kubernetes.protobuf,
+    application/json`); a Table request is JSON."""
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if any(p.replace(" ", "").startswith("as=") for p in params):
+            return False
+        if media == protobuf.MEDIA_TYPE:
+            return True
+        if media in (JSON, *YAML_TYPES, "*/*", "application/*"):
+            return False
+    return False
+
+
+def negotiate(response: Response, *, custom: bool, accept: str) -> Response:
+    """The answer in protobuf where kube-apiserver writes it so: a built-in kind (a custom
+    resource has no protobuf, but an error about it is a Status, which has), a client that
+    prefers it, and an object the emulator has the message table for; otherwise as it is (JSON,
+    the client's other choice). Watches stay JSON lines."""
+    if custom or response.media_type != JSON or not prefers_protobuf(accept) \
+            or isinstance(response, StreamingResponse):
+        return response
+    try:
+        body = protobuf.encode(orjson.loads(response.body))
+    except (protobuf.ProtobufError, orjson.JSONDecodeError, ValueError):
+        return response
+    answer = Response(body, status_code=response.status_code, media_type=protobuf.MEDIA_TYPE)
+    answer.raw_headers.extend((key, value) for key, value in response.raw_headers
+                              if key not in (b"content-type", b"content-length"))
+    return answer
+
+
 def body_media_types(resource: ResourceInfo) -> tuple[str, ...]:
     """The body formats an endpoint decodes (custom resources have no protobuf)."""
     if resource.custom:
@@ -693,6 +732,12 @@ def decode_body(raw: bytes, content_type: str, resource: ResourceInfo) -> Obj:
     """A request body as an object; 415 for a format the endpoint does not take, 400 when it
     does not decode to a JSON object."""
     media = (content_type or JSON).split(";")[0].strip().lower()
+    if media == protobuf.MEDIA_TYPE and not resource.custom:
+        try:
+            return protobuf.decode(raw)
+        except (protobuf.ProtobufError, UnicodeDecodeError, ValueError) as exc:
+            raise errors.bad_request(
+                f"the body of the request could not be decoded: {_first_line(exc)}") from exc
     if media not in (JSON, *YAML_TYPES):
         raise errors.unsupported_media_type(body_media_types(resource))
     try:
