@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Mapping
 import pytest
 
 from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_DEVICES, UserAPI, WatchEvent
+from kubevirt_usb.kube.objects import WatchEvent
+from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_DEVICES, UserAPI
 from kubevirt_usb.web.live import (
     Snapshot,
     Source,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -11,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from kubevirt_usb.web.server import WebStartError, listen, start
+from kubevirt_usb.web.server import WebStartError, listen, start, stop_on_signals
 
 
 async def _hello(request: Request) -> PlainTextResponse:
@@ -28,6 +31,32 @@ async def test_start_serves_until_stopped() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(running.url)
+
+
+async def test_serve_until_serves_until_the_event_then_stops() -> None:
+    running = await start(Starlette(routes=[Route("/", _hello)]))
+    stop = asyncio.Event()
+    serving = asyncio.create_task(running.serve_until(stop))
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(running.url)).text == "hello"
+    assert not serving.done()
+    stop.set()
+    await serving
+    assert running.task.done()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(running.url)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_sigterm_and_sigint_set_the_stop_event(sig: signal.Signals) -> None:
+    stop = stop_on_signals()
+    assert not stop.is_set()
+    os.kill(os.getpid(), sig)
+    await asyncio.wait_for(stop.wait(), timeout=30)
+    loop = asyncio.get_running_loop()
+    for each in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(each)
 
 
 def test_a_taken_port_is_reported() -> None:

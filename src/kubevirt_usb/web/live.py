@@ -14,14 +14,8 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubevirt_usb.web.kubeapi import (
-    APIFailure,
-    ObjectList,
-    Resource,
-    Unauthenticated,
-    UserClient,
-    WatchEvent,
-)
+from kubevirt_usb.kube.objects import ObjectList, WatchEvent
+from kubevirt_usb.web.kubeapi import APIFailure, Resource, Unauthenticated, UserClient
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

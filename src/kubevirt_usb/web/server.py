@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import ssl
 from collections.abc import Iterator
@@ -73,6 +74,22 @@ class RunningWeb:
 
     async def wait(self) -> None:
         await self.task
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set or the server ends by itself, then stop it."""
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopping, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await self.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (on the running loop): how a server is told to end."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def start(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
