@@ -48,6 +48,20 @@ async def test_serve_until_serves_until_the_event_then_stops() -> None:
             await client.get(running.url)
 
 
+async def test_serve_until_cancelled_stops_the_server() -> None:
+    running = await start(Starlette(routes=[Route("/", _hello)]))
+    serving = asyncio.create_task(running.serve_until(asyncio.Event()))
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(running.url)).text == "hello"
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    assert running.task.done()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(running.url)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_sigterm_and_sigint_set_the_stop_event(sig: signal.Signals) -> None:
     stop = stop_on_signals()
@@ -75,3 +89,13 @@ async def test_a_certificate_and_key_that_cannot_serve_https_are_reported(tmp_pa
                                             f"--tls-key {cert}: they must be a PEM certificate "
                                             "and its private key"):
         await start(Starlette(routes=[Route("/", _hello)]), tls_cert=cert, tls_key=cert)
+
+
+async def test_stopping_that_is_itself_cancelled_is_cancelled_and_ends_the_server() -> None:
+    running = await start(Starlette(routes=[Route("/", _hello)]))
+    stopping = asyncio.create_task(running.stop())
+    await asyncio.sleep(0)  # it waits for the server to end
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert running.task.done()

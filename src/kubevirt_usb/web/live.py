@@ -169,7 +169,8 @@ async def stream(client: UserClient, sources: Iterable[Source], render: Render, 
     try:
         while True:
             try:
-                first = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+                async with asyncio.timeout(heartbeat):  # not wait_for: see kubevirt_usb.tasks
+                    first = await queue.get()
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
