@@ -311,7 +311,7 @@ def exit_code(process: subprocess.Popen[str], *, within: float) -> int:
         process.send_signal(signal.SIGABRT)
         process.wait(timeout=30)
         dump = process.stderr.read() if process.stderr is not None else ""
-        raise AssertionError(f"{process.args} did not end within {within} s; where it was:\n"
+        raise AssertionError(f"{process.args!r} did not end within {within} s; where it was:\n"
                              f"{dump}") from None
 
 
