@@ -8,8 +8,8 @@ or `usbredirect` streams leaves the node guest that way.
 
 The host's root is shared read-only over 9p and mounted at /host with the guest's own proc, sys,
 dev (including /dev/bus/usb), run and tmp inside it, so `chroot /host ...` (see `host_command()`)
-runs the project, its venv and `usbredirect` straight
-from the host's disk: code changes need no image rebuild.
+runs the project, its venv and `usbredirect` straight from the host's disk: code changes need no
+image rebuild.
 
 Devices are plugged and unplugged through QMP like a person would at the machine: `unplug()` pulls
 a device, `plug()` puts it back into the same port (or another one), `move()` does both.
