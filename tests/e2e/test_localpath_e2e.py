@@ -26,10 +26,10 @@ from kubevirt_usb.sandbox.datapath import (
     dump,
     node_driver,
     node_stick,
-    plain_harness,
     vm_device,
 )
 from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
+from tests.e2e.conftest import StreamingBox, streaming_box
 
 pytestmark = pytest.mark.qemu
 
@@ -92,25 +92,14 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    harness = plain_harness(state_dir=tmp_path_factory.mktemp("localpath"))
-    harness.start()
-    proxy = FaultProxy(target_port=harness.sandbox.api.port)
-    agent = GuestAgent(harness, "node1")
-    try:
-        harness.run(proxy.start())
-        objects = Objects(harness)
-        aaa1 = node_stick(harness, "AAA1")
-        objects.publish(aaa1)
-        agent.start(api_port=proxy.port)
-        poll_until(lambda: "ready (libusb" in agent.log(), within=240,
-                   what="the agent and its spare engine worker to start")
-        yield World(harness, proxy, objects, agent, aaa1)
-    finally:
-        print(f"\n--- streaming agent log (tail) ---\n{agent.log(80)}")
-        agent.stop()
-        with contextlib.suppress(Exception):
-            harness.run(proxy.stop())
-        harness.stop()
+    sticks: list[Stick] = []
+
+    def publish(box: StreamingBox) -> None:
+        sticks.append(node_stick(box.harness, "AAA1"))
+        box.objects.publish(sticks[0])
+
+    with streaming_box(tmp_path_factory.mktemp("localpath"), before_agent=publish) as box:
+        yield World(box.harness, box.proxy, box.objects, box.agent, sticks[0])
 
 
 @pytest.fixture(autouse=True)
