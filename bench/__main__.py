@@ -114,11 +114,16 @@ def datapath(mib: int, rounds: int, reads: int, paths: str) -> None:
 
 
 @main.command()
-@click.option("--minutes", default=30.0, show_default=True, help="How long faults are injected.")
-@click.option("--seed", type=int, help="The fault schedule's seed (default: random, printed).")
+@click.option("--minutes", default=30.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="How long faults are injected.")
+@click.option("--min-faults", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Go on past --minutes until this many faults have recovered (up to a hard "
+                   "cap; reaching it fails the run).")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="The fault schedule's seed (default: random, printed).")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
               help="The sandbox's state directory (default: a temporary one).")
-def soak(minutes: float, seed: int | None, state_dir: Path | None) -> None:
+def soak(minutes: float, min_faults: int, seed: int | None, state_dir: Path | None) -> None:
     """The chaos soak: checksummed I/O in the VMs while faults are injected; recoveries,
     corrupt blocks, leaks and RSS."""
     from bench import soak as bench_soak
@@ -126,8 +131,11 @@ def soak(minutes: float, seed: int | None, state_dir: Path | None) -> None:
     def say(line: str) -> None:
         click.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}", err=True)
 
-    results = bench_soak.run(minutes=minutes, seed=seed, state_dir=state_dir, progress=say)
+    results = bench_soak.run(minutes=minutes, min_faults=min_faults, seed=seed,
+                             state_dir=state_dir, progress=say)
     record("soak" if minutes == 30 else f"soak-{minutes:g}min", results)
+    if results["incomplete"]:
+        raise click.ClickException(f"the soak is incomplete: {results['incomplete']}")
 
 
 if __name__ == "__main__":

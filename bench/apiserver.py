@@ -211,7 +211,8 @@ async def _fan_out(ep: Endpoint, pid: int, *, watchers: int, events: int) -> dic
     for n in range(1, events + 1):
         await writer.request("PATCH", f"{path}/fan-out", orjson.dumps({"data": {"n": str(n)}}),
                              "application/merge-patch+json")
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=300)
+    async with asyncio.timeout(300):
+        await asyncio.gather(*tasks)
     seconds = time.perf_counter() - start
     used = cpu_seconds(pid) - cpu
     for conn in [writer, *streams]:

@@ -160,7 +160,8 @@ async def _measure(kubeconfig: Path, *, attachments: int, devices: int, rate: fl
                                                                  workers=workers))
     started = time.perf_counter()
     task = asyncio.ensure_future(controller.run())
-    await asyncio.wait_for(controller.synced.wait(), 120)
+    async with asyncio.timeout(120):
+        await controller.synced.wait()
     sync_seconds = time.perf_counter() - started
     await asyncio.sleep(0.5)  # let the first full pass (no writes) finish
     baseline = len(requests)
@@ -193,7 +194,8 @@ async def _measure(kubeconfig: Path, *, attachments: int, devices: int, rate: fl
     else:
         await _gather_limited([create(i) for i in range(attachments)], 16)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(all_bound.wait(), 120)
+        async with asyncio.timeout(120):
+            await all_bound.wait()
     total = time.perf_counter() - t0
     await asyncio.sleep(0.5)
     await controller.recorder.flush(timeout=30)

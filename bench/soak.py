@@ -47,6 +47,7 @@ from bench.soak_plan import (
     BlockLedger,
     Fault,
     FaultKind,
+    Length,
     Targets,
     percentile,
     rss_trend,
@@ -72,6 +73,9 @@ POLICY = "soak"
 RECOVERY_BOUND = 240.0
 """Seconds a fault may take to recover before the soak calls it not recovered (TCG guests on a
 shared 2-core machine; the measured figures are far below)."""
+PER_FAULT_ALLOWANCE = RECOVERY_BOUND + 60.0
+"""Seconds the hard cap of a run with --min-faults allows for each fault asked for (its bound
+to recover plus a minute to inject it and pause); loaded runs take about 90 s a fault."""
 LEAK_GRACE = 45.0
 """Seconds after a recovery for workers, locks and streams to match the bindings again."""
 BLOCK_BYTES = 64 * 1024
@@ -146,11 +150,12 @@ class Findings:
 class Soak:
     """One soak run; `run()` returns the figures."""
 
-    def __init__(self, harness: SandboxHarness, *, seed: int, minutes: float,
+    def __init__(self, harness: SandboxHarness, *, seed: int, length: Length,
                  progress: Callable[[str], None]) -> None:
         self.h = harness
         self.seed = seed
-        self.minutes = minutes
+        self.length = length
+        self.minutes = length.minutes
         self.say = progress
         self.workloads = {s.attachment: Workload(s) for s in STREAMS}
         self.records: list[FaultRecord] = []
@@ -504,8 +509,12 @@ class Soak:
             self.start_workload(workload)
 
     def run(self) -> dict[str, Any]:
-        self.say(f"soak: seed {self.seed}, {self.minutes:g} minutes; replay with "
-                 f"`python -m bench soak --minutes {self.minutes:g} --seed {self.seed}`")
+        at_least = (f", until {self.length.min_faults} faults recovered (hard cap "
+                    f"{self.length.cap_seconds / 60:.0f} minutes)" if self.length.min_faults
+                    else "")
+        self.say(f"soak: seed {self.seed}, {self.minutes:g} minutes{at_least}; replay with "
+                 f"`python -m bench soak --minutes {self.minutes:g} --seed {self.seed}"
+                 f"{f' --min-faults {self.length.min_faults}' if at_least else ''}`")
         self.setup()
         monitor = threading.Thread(target=self.monitor, daemon=True, name="soak-monitor")
         monitor.start()
@@ -518,7 +527,8 @@ class Soak:
         targets = Targets(vms=("vm1", "vm2"), sticks=("AAA1", "AAA2", "FT0001"),
                           attachments=tuple(self.workloads), crowded_vm="vm2")
         for fault in schedule(self.seed, targets):
-            if time.monotonic() >= end:
+            if not self.length.keep_injecting(elapsed=time.monotonic() - start,
+                                              recovered=self.faults_recovered()):
                 break
             self.one_fault(fault)
             time.sleep(max(0.0, min(fault.pause_after, end - time.monotonic())))
@@ -533,6 +543,9 @@ class Soak:
             self.delete_attachment(stream.attachment)
         self.check_leaks(bindings=0, when="at the end, every attachment deleted")
         return self.results(seconds=time.monotonic() - start)
+
+    def faults_recovered(self) -> int:
+        return sum(r.recovered_s is not None for r in self.records)
 
     def one_fault(self, fault: Fault) -> None:
         self.say(f"soak {self.elapsed()}: fault {fault.describe()}")
@@ -647,6 +660,9 @@ class Soak:
                 "over_s": round(trend.seconds), "instances": trend.instances}
         return {
             "seed": self.seed, "minutes": self.minutes, "faulted_seconds": round(seconds),
+            "min_faults": self.length.min_faults,
+            "hard_cap_s": round(self.length.cap_seconds),
+            "incomplete": self.length.shortfall(recovered=len(all_times)),
             "recovery_bound_s": RECOVERY_BOUND,
             "faults_injected": len(self.records), "faults_recovered": len(all_times),
             "recovery_p50_s": round(percentile(all_times, 50), 1) if all_times else None,
@@ -675,9 +691,13 @@ class Soak:
         }
 
 
-def run(*, minutes: float, seed: int | None = None, state_dir: Path | None = None,
+def run(*, minutes: float, min_faults: int = 0, seed: int | None = None,
+        state_dir: Path | None = None,
         progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Start the soak sandbox, run the soak, stop everything; the figures."""
+    """Start the soak sandbox, run the soak, stop everything; the figures. Faults are
+    injected for `minutes` and, past them, until `min_faults` faults have recovered (up to a
+    hard cap; a run that reaches it says so in "incomplete")."""
+    length = Length.of(minutes=minutes, min_faults=min_faults, per_fault=PER_FAULT_ALLOWANCE)
     seed = seed if seed is not None else int.from_bytes(os.urandom(4), "big")
     with contextlib.ExitStack() as stack:
         if state_dir is None:
@@ -687,5 +707,5 @@ def run(*, minutes: float, seed: int | None = None, state_dir: Path | None = Non
                                  controller_replicas=2, api_proxy=True, boot_timeout=600,
                                  progress=lambda m: progress(f"sandbox: {m}"))
         with harness:
-            return Soak(harness, seed=seed, minutes=minutes, progress=progress).run()
+            return Soak(harness, seed=seed, length=length, progress=progress).run()
     raise AssertionError("unreachable")

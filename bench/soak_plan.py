@@ -73,6 +73,36 @@ def schedule(seed: int, targets: Targets, *, pause: tuple[float, float] = (3.0, 
             index += 1
 
 
+@dataclass(frozen=True)
+class Length:
+    """How long faults are injected: at least `minutes`, and until `min_faults` faults have
+    recovered; never past `cap_seconds` (a run that reaches it is incomplete: a failure)."""
+
+    minutes: float
+    min_faults: int
+    cap_seconds: float
+
+    @classmethod
+    def of(cls, *, minutes: float, min_faults: int, per_fault: float) -> Length:
+        """The cap: the minutes plus `per_fault` seconds for each fault asked for."""
+        return cls(minutes=minutes, min_faults=min_faults,
+                   cap_seconds=minutes * 60 + min_faults * per_fault)
+
+    def keep_injecting(self, *, elapsed: float, recovered: int) -> bool:
+        """Whether to inject another fault, `elapsed` seconds into the faults with
+        `recovered` of them recovered."""
+        if elapsed >= self.cap_seconds:
+            return False
+        return elapsed < self.minutes * 60 or recovered < self.min_faults
+
+    def shortfall(self, *, recovered: int) -> str | None:
+        """Why the run is incomplete (None when it is not)."""
+        if recovered >= self.min_faults:
+            return None
+        return (f"only {recovered} of the {self.min_faults} faults asked for (--min-faults) "
+                f"recovered within the hard cap of {self.cap_seconds / 60:.0f} minutes")
+
+
 def _target(kind: FaultKind, targets: Targets, rng: random.Random) -> str:
     if kind is FaultKind.VM_RESTART:
         return rng.choice(targets.vms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -58,3 +59,21 @@ async def test_served_over_tcp() -> None:
         assert await _get(port, "/metrics") == (200, b"metric 1\n")
     finally:
         await server.close()
+
+
+async def test_a_connection_whose_handler_is_cancelled_as_its_request_arrives_is_not_answered(
+        ) -> None:
+    server = HealthServer(host="127.0.0.1", port=0, live=lambda: None, ready=lambda: None,
+                          metrics=_metrics)
+    ours, theirs = socket.socketpair()
+    _, writer = await asyncio.open_connection(sock=ours)
+    their_reader, their_writer = await asyncio.open_connection(sock=theirs)
+    request = asyncio.StreamReader()  # what the handler reads: fed by this test
+    handling = asyncio.create_task(server._handle(request, writer))
+    await asyncio.sleep(0)  # it waits for the request
+    request.feed_data(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # the request arrives
+    handling.cancel()  # as the agent stops
+    with pytest.raises(asyncio.CancelledError):
+        await handling
+    assert await their_reader.read() == b""  # closed, not answered
+    their_writer.close()

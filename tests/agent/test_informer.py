@@ -10,8 +10,8 @@ import httpx2
 
 from kubevirt_usb.agent.informer import DeviceCache, Informer, is_older
 from kubevirt_usb.agent.objects import DeviceObject
-from kubevirt_usb.kube.client import WatchEvent
 from kubevirt_usb.kube.errors import KubeError
+from kubevirt_usb.kube.objects import WatchEvent
 from kubevirt_usb.kube.resources import USBDevice
 from tests.kube.emulator import Emulator, Fault, FaultyTransport, eventually, running
 

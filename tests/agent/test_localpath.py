@@ -34,17 +34,23 @@ POD = {"metadata": {"name": "virt-launcher-vm1-abcde", "uid": POD_UID,
        "spec": {"nodeName": "node1"}, "status": {"phase": "Running"}}
 
 
+def launcher_tree(base: Path) -> tuple[Path, Path]:
+    """A host proc tree under `base` with the launcher as pid 120: (proc, its slot directory)."""
+    root = base / "root"
+    slots = root / "run" / "kubevirt-private" / VMI_UID
+    slots.mkdir(parents=True)
+    proc = base / "proc"
+    (proc / "120").mkdir(parents=True)
+    (proc / "120" / "cgroup").write_text(f"0::/kubepods/pod{POD_UID}/c\n")
+    (proc / "120" / "root").symlink_to(root)
+    return proc, slots
+
+
 @pytest.fixture
 def host_proc() -> Iterator[Path]:
     """/proc/120 of the launcher, its root holding slot 3 served as QEMU serves it."""
     with tempfile.TemporaryDirectory(prefix="kvu-lp") as base:
-        root = Path(base) / "root"
-        slots = root / "run" / "kubevirt-private" / VMI_UID
-        slots.mkdir(parents=True)
-        proc = Path(base) / "proc"
-        (proc / "120").mkdir(parents=True)
-        (proc / "120" / "cgroup").write_text(f"0::/kubepods/pod{POD_UID}/c\n")
-        (proc / "120" / "root").symlink_to(root)
+        proc, slots = launcher_tree(Path(base))
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(str(slots / "virt-usbredir-3"))
         server.listen(1)
@@ -119,13 +125,7 @@ async def test_a_dial_cancelled_midway_lets_the_slot_go() -> None:
     """The binding ends while the thread waits for QEMU's hello: once the hello comes, the
     connected socket is closed at once instead of holding the slot."""
     with tempfile.TemporaryDirectory(prefix="kvu-lp") as base:
-        root = Path(base) / "root"
-        slots = root / "run" / "kubevirt-private" / VMI_UID
-        slots.mkdir(parents=True)
-        proc = Path(base) / "proc"
-        (proc / "120").mkdir(parents=True)
-        (proc / "120" / "cgroup").write_text(f"0::/kubepods/pod{POD_UID}/c\n")
-        (proc / "120" / "root").symlink_to(root)
+        proc, slots = launcher_tree(Path(base))
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
             server.bind(str(slots / "virt-usbredir-3"))
             server.listen(1)

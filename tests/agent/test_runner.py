@@ -3,6 +3,7 @@ publish, hot-plug, replug, restart, unplug with a grace period, and an API serve
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import errno
 import shutil
@@ -102,8 +103,6 @@ async def agent_on(node: Node, *, server: str | None = None, cluster: Emulator,
                    rescan: float = 300.0,
                    read_file: Callable[[Path], bytes] = Path.read_bytes,
                    ) -> AsyncIterator[Running]:
-    import asyncio
-
     config = load_config(kubeconfig=cluster.kubeconfig)
     if server is not None:
         config.cluster.server = server
@@ -127,6 +126,20 @@ async def agent_on(node: Node, *, server: str | None = None, cluster: Emulator,
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.close()
+
+
+async def test_the_publish_loop_cancelled_as_a_rescan_is_asked_for_stops(
+        cluster: Emulator, api: KubeClient, node: Node) -> None:
+    # The agent's run() cancels its loops a second time once the first one ended, which hid
+    # a cancellation lost by asyncio.wait_for; the loop itself must not lose it.
+    async with agent_on(node, cluster=cluster) as running:
+        await eventually(lambda: _published(api, EXPECTED), what="the devices")
+        await eventually(lambda: _async(running.agent.ready() is None), what="readiness")
+        publish = running.agent._tasks["publish"]
+        running.agent.trigger()  # a hot-plug event arrives...
+        publish.cancel()  # ...as the loop is stopped
+        await eventually(lambda: _async(publish.done()), what="the loop to stop")
+        assert publish.cancelled()
 
 
 async def _objects(api: KubeClient) -> dict[str, dict[str, Any]]:

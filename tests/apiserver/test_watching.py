@@ -152,6 +152,25 @@ async def test_closing_the_store_watchers_ends_the_stream() -> None:
     assert await asyncio.wait_for(collected, 5) == []
 
 
+async def test_a_watch_cancelled_as_an_event_arrives_ends_and_unwatches() -> None:
+    store = Store()
+    received: list[bytes] = []
+
+    async def watch() -> None:
+        async for chunk in _stream(store, WatchOptions(since=store.resource_version,
+                                                       timeout=60)):
+            received.append(chunk)
+
+    watching = asyncio.create_task(watch())
+    await asyncio.sleep(0)  # it waits for an event
+    _put(store, "a")  # an event arrives...
+    watching.cancel()  # ...as the client goes away
+    await asyncio.wait({watching}, timeout=10)  # at once; the old code went on watching
+    assert watching.cancelled()
+    assert received == []
+    assert store.watcher_count() == 0
+
+
 async def test_tables_in_a_watch_carry_headers_once() -> None:
     store = Store()
     start = store.resource_version

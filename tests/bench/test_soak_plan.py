@@ -9,6 +9,7 @@ import math
 from bench.soak_plan import (
     BlockLedger,
     FaultKind,
+    Length,
     Targets,
     percentile,
     rss_trend,
@@ -45,6 +46,30 @@ def test_every_kind_comes_once_in_each_round_with_a_target_where_it_needs_one() 
             assert fault.target == ""
         assert 3.0 <= fault.pause_after <= 10.0
     assert [f.index for f in faults] == list(range(len(faults)))
+
+
+def test_faults_go_on_past_the_minutes_until_enough_have_recovered() -> None:
+    length = Length.of(minutes=3, min_faults=3, per_fault=300)
+    assert length.cap_seconds == 180 + 900
+    assert length.keep_injecting(elapsed=100, recovered=5)
+    assert length.keep_injecting(elapsed=200, recovered=2)
+    assert not length.keep_injecting(elapsed=200, recovered=3)
+    assert length.shortfall(recovered=3) is None
+
+
+def test_a_run_that_reaches_the_hard_cap_stops_and_says_it_is_incomplete() -> None:
+    length = Length.of(minutes=3, min_faults=3, per_fault=300)
+    assert not length.keep_injecting(elapsed=1080, recovered=2)
+    assert length.shortfall(recovered=2) == (
+        "only 2 of the 3 faults asked for (--min-faults) recovered within the hard cap of "
+        "18 minutes")
+
+
+def test_without_min_faults_the_minutes_alone_decide() -> None:
+    length = Length.of(minutes=30, min_faults=0, per_fault=300)
+    assert length.keep_injecting(elapsed=1799, recovered=0)
+    assert not length.keep_injecting(elapsed=1800, recovered=0)
+    assert length.shortfall(recovered=0) is None
 
 
 def feed(ledger: BlockLedger, *lines: str) -> BlockLedger:

@@ -38,9 +38,10 @@ from kubevirt_usb import crds
 from kubevirt_usb.apiserver.server import APIServer, BackgroundAPIServer, ServerOptions
 from kubevirt_usb.clock import micro_time
 from kubevirt_usb.controller.manager import Controller, ControllerOptions
-from kubevirt_usb.kube.client import KubeClient, Obj, connect
+from kubevirt_usb.kube.client import KubeClient, connect
 from kubevirt_usb.kube.config import load_config
 from kubevirt_usb.kube.errors import AlreadyExists, NotFound
+from kubevirt_usb.kube.objects import Obj
 from kubevirt_usb.kube.resources import (
     Lease,
     USBAttachment,

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubevirt_usb.controller.model import FINALIZER
-from kubevirt_usb.kube.client import Obj
 from kubevirt_usb.kube.errors import KubeError, Unavailable
+from kubevirt_usb.kube.objects import Obj
 from kubevirt_usb.kube.resources import (
     USBAttachment,
     USBPolicy,

@@ -9,7 +9,7 @@ from kubevirt_usb.controller.events import Event, device_ref
 from kubevirt_usb.controller.model import Claim, parse_attachment
 from kubevirt_usb.controller.reachability import PatchDeviceConditions
 from kubevirt_usb.controller.reconciler import Executor, Outcome, Sinks
-from kubevirt_usb.kube.client import Obj
+from kubevirt_usb.kube.objects import Obj
 from kubevirt_usb.kube.resources import USBDevice
 from tests.controller.cluster import Kit
 

@@ -193,13 +193,9 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
         assert page.locator(f"#usb-attach-device option[value='{aaa2}']").count() == 1
 
         # reading the stick in the VM moves bytes; the tab shows the count grow, live
-        sandbox.wait_until(lambda: sandbox.probe("default/vm1").disk_by_serial("AAA1")
-                           is not None, within=60, what="vm1's disk on AAA1")
-        disk = sandbox.probe("default/vm1").disk_by_serial("AAA1")
-        assert disk is not None
+        sandbox.wait_vm_disk("default/vm1", "AAA1")
         before = _bytes_to_vm(page, attachment)
-        sandbox.in_vm("default/vm1", f"dd if=/dev/{disk.name} of=/dev/null bs=1M count=16 "
-                                     "iflag=direct").check()
+        sandbox.read_in_vm("default/vm1", "AAA1", mib=16)
         sandbox.wait_until(lambda: _bytes_to_vm(page, attachment) > before + 8 * 1024 * 1024,
                            within=60, what="the tab's byte count to grow with the reads")
         screenshot_scrolled(page, "console-vm-usb-tab")

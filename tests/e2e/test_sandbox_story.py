@@ -44,10 +44,7 @@ def test_stock_usbredirect_streams_a_stick_into_vm1(sandbox: SandboxHarness) -> 
     redirect = _redirect(sandbox, "AAA2", vm="default/vm1")
     try:
         sandbox.wait_vm_sees("default/vm1", "AAA2")
-        sandbox.wait_until(lambda: sandbox.probe("default/vm1").disk_by_serial("AAA2")
-                           is not None, within=30, what="vm1's disk on AAA2")
-        disk = sandbox.probe("default/vm1").disk_by_serial("AAA2")
-        assert disk is not None
+        disk = sandbox.wait_vm_disk("default/vm1", "AAA2", within=30)
         assert disk.size_bytes == 64 * 1024 * 1024
     finally:
         sandbox.run(redirect.stop())

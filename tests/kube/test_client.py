@@ -12,7 +12,7 @@ import httpx2
 import pytest
 import yaml
 
-from kubevirt_usb.kube.client import KubeClient, ObservedTransport, WatchEvent, connect
+from kubevirt_usb.kube.client import KubeClient, ObservedTransport, connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
     CERTIFICATE_NOT_TRUSTED,
@@ -24,6 +24,7 @@ from kubevirt_usb.kube.errors import (
     NotFound,
     Unavailable,
 )
+from kubevirt_usb.kube.objects import WatchEvent
 from kubevirt_usb.kube.resources import Lease, USBDevice
 from tests.kube.emulator import NAMESPACE, Emulator, Relay
 

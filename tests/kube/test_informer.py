@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from kubevirt_usb.kube.client import KubeClient, Obj, ObjectList, ResourceType, WatchEvent
+from kubevirt_usb.kube.client import KubeClient, ResourceType
 from kubevirt_usb.kube.errors import Gone, Unavailable
 from kubevirt_usb.kube.informer import Informer, is_newer
+from kubevirt_usb.kube.objects import Obj, ObjectList, WatchEvent
 from kubevirt_usb.kube.resources import USBDevice
 from kubevirt_usb.kube.retry import Backoff
 from tests.kube.emulator import Emulator, eventually

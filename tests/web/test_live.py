@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
+import httpx
 import pytest
 
 from kubevirt_usb.apiserver.auth import UserInfo
-from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_DEVICES, UserAPI, WatchEvent
+from kubevirt_usb.kube.objects import WatchEvent
+from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_DEVICES, UserAPI
 from kubevirt_usb.web.live import (
     Snapshot,
     Source,
@@ -137,3 +140,61 @@ async def test_a_session_ended_elsewhere_ends_the_page(api: UserAPI) -> None:
     while message.startswith(":"):
         message = await asyncio.wait_for(events.__anext__(), timeout=10)
     assert message == "event: expired\ndata: <p>bye</p>\n\n"
+
+
+class _OneChange(httpx.AsyncByteStream):
+    """A watch that delivers one change, has the page closed just as it is delivered, then
+    stays open."""
+
+    def __init__(self, close_page: Callable[[], None]) -> None:
+        self.close_page = close_page
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        change = {"type": "ADDED", "object": {
+            "metadata": {"name": "46f4-0001-live2", "resourceVersion": "2"},
+            "status": {"serial": "LIVE2"}}}
+        yield json.dumps(change).encode() + b"\n"
+        self.close_page()  # runs once the page's stream has taken the change
+        await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class _ClosedAsAChangeArrives(httpx.AsyncBaseTransport):
+    """An API with no devices whose first change arrives as the user closes the page."""
+
+    def __init__(self) -> None:
+        self.page: asyncio.Task[None] | None = None
+        self.watch = _OneChange(self._close_page)
+
+    def _close_page(self) -> None:
+        assert self.page is not None
+        self.page.cancel()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("watch") == "true":
+            return httpx.Response(200, stream=self.watch)
+        return httpx.Response(200, json={"metadata": {"resourceVersion": "1"}, "items": []})
+
+
+async def test_a_page_closed_as_a_change_arrives_stops_and_sends_nothing_more() -> None:
+    api = _ClosedAsAChangeArrives()
+    pool = UserAPI(server="https://api.invalid", verify=False, transport=api)
+    sent: list[str] = []
+
+    async def page() -> None:
+        async for message in stream(pool.as_user(ALICE), [Source("devices", USB_DEVICES)],
+                                    _serials, heartbeat=60, recheck=60):
+            sent.append(message)
+
+    api.page = asyncio.create_task(page())
+    try:
+        await asyncio.wait({api.page}, timeout=10)  # at once; the old code never ended
+    finally:
+        api.page.cancel()
+        await pool.close()
+    assert api.page.cancelled()
+    assert sent == ["event: serials\ndata: \n\n"]  # the page as first sent, nothing after
+    assert api.watch.closed

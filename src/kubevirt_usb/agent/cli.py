@@ -102,7 +102,8 @@ async def serve(settings: AgentSettings) -> None:
 async def _farewell(agent: Agent, *, node: str) -> None:
     """Leave the heartbeat Lease counting for the restart grace (a few seconds at most)."""
     try:
-        failure = await asyncio.wait_for(agent.heartbeat.farewell(), timeout=5.0)
+        async with asyncio.timeout(5.0):  # not wait_for: see kubevirt_usb.tasks
+            failure = await agent.heartbeat.farewell()
     except TimeoutError:
         failure = KubeError("no answer within 5s", reason="Timeout")
     if failure is not None:

@@ -73,7 +73,8 @@ class HealthServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            async with asyncio.timeout(10):  # not wait_for: see kubevirt_usb.tasks
+                head = await reader.readuntil(b"\r\n\r\n")
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
             if len(head) > _MAX_HEADER_BYTES or len(request_line) != 3:
                 answer = Response(400, b"bad request\n")

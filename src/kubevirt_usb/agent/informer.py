@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from kubevirt_usb.agent.objects import DeviceObject, parse_object
-from kubevirt_usb.kube.client import KubeClient, WatchEvent
+from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import Gone, KubeError
+from kubevirt_usb.kube.objects import WatchEvent
 from kubevirt_usb.kube.resources import USBDevice
 from kubevirt_usb.kube.retry import Backoff, RandomSource, Retry, decide
 

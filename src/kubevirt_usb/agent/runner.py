@@ -200,8 +200,9 @@ class Agent:
             delay = next_run(self._schedule, quiet=self.options.quiet,
                              max_delay=self.options.max_delay) - loop.time()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see kubevirt_usb.tasks
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 self._wake.clear()
                 continue
             await self.publish_once()

@@ -112,7 +112,8 @@ class WatchStream:
                 return
             wake = deadline if bookmark_at is None else min(deadline, bookmark_at)
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=max(wake - now, 0.001))
+                async with asyncio.timeout(max(wake - now, 0.001)):  # see kubevirt_usb.tasks
+                    event = await queue.get()
             except TimeoutError:
                 if bookmark_at is not None and loop.time() >= bookmark_at:
                     yield self._bookmark()

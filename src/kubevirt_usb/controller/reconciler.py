@@ -19,8 +19,9 @@ from kubevirt_usb.controller.decide import ApplyStatus, Bind, PatchMetadata, Pla
 from kubevirt_usb.controller.events import Event
 from kubevirt_usb.controller.model import Attachment, Key
 from kubevirt_usb.controller.reachability import PatchDeviceConditions
-from kubevirt_usb.kube.client import KubeClient, Obj
+from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import Conflict, NotFound
+from kubevirt_usb.kube.objects import Obj
 from kubevirt_usb.kube.resources import USBAttachment, USBDevice
 from kubevirt_usb.models import API_VERSION
 

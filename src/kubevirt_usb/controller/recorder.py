@@ -56,8 +56,9 @@ class EventRecorder:
                 self.queue.task_done()
 
     async def flush(self, *, timeout: float = 5.0) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout)
+        with contextlib.suppress(TimeoutError):  # not wait_for: see kubevirt_usb.tasks
+            async with asyncio.timeout(timeout):
+                await self.queue.join()
 
     async def stop(self, *, timeout: float = 5.0) -> None:
         if self._tasks:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -29,8 +28,8 @@ from lightkube.types import PatchType
 
 from kubevirt_usb.kube.config import tls_problem
 from kubevirt_usb.kube.errors import API_EXCEPTIONS, KubeError, translate
+from kubevirt_usb.kube.objects import Obj, ObjectList, WatchEvent
 
-Obj = dict[str, Any]
 ResourceType = type[Any]
 RequestObserver = Callable[[httpx2.Request], None]
 TransportWrapper = Callable[[httpx2.AsyncBaseTransport], httpx2.AsyncBaseTransport]
@@ -39,26 +38,6 @@ Patch = Obj | list[Any]  # a merge patch, or a JSON patch (a list of operations)
 MERGE = PatchType.MERGE
 JSON_PATCH = PatchType.JSON
 STRATEGIC = PatchType.STRATEGIC
-
-
-@dataclass(frozen=True)
-class ObjectList:
-    """The objects a list returned and the resourceVersion to watch from."""
-
-    items: list[Obj]
-    resource_version: str
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One watch event: ADDED, MODIFIED, DELETED or BOOKMARK, and the object."""
-
-    type: str
-    object: Obj
-
-    @property
-    def resource_version(self) -> str:
-        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def to_dict(obj: Any) -> Obj:

@@ -19,8 +19,9 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from kubevirt_usb.kube.client import Obj, ObjectList, ResourceType, WatchEvent
+from kubevirt_usb.kube.client import ResourceType
 from kubevirt_usb.kube.errors import Gone, KubeError
+from kubevirt_usb.kube.objects import Obj, ObjectList, WatchEvent
 from kubevirt_usb.kube.retry import Backoff, RandomSource, Retry, decide
 
 log = logging.getLogger(__name__)

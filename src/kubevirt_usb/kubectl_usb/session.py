@@ -15,7 +15,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.authorization_v1 import SelfSubjectAccessReview, SubjectAccessReview
 from lightkube.resources.core_v1 import Namespace, Node
 
-from kubevirt_usb.kube.client import KubeClient, ObjectList, WatchEvent, connect
+from kubevirt_usb.kube.client import KubeClient, connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import (
     CERTIFICATE_NOT_TRUSTED,
@@ -29,6 +29,7 @@ from kubevirt_usb.kube.errors import (
     Unauthorized,
     Unavailable,
 )
+from kubevirt_usb.kube.objects import ObjectList, WatchEvent
 from kubevirt_usb.kube.resources import (
     Lease,
     USBAttachment,

@@ -19,7 +19,6 @@ handshake (virt-api accepts it and answers only the no-user paths).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import ssl
@@ -42,6 +41,7 @@ from kubevirt_usb.apiserver import errors
 from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.apiserver.tls import ServingCertificate, generate
 from kubevirt_usb.sandbox.virtapi import GROUP, VERSION, VirtAPIEmulator
+from kubevirt_usb.tasks import end_task
 
 AUTH_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
 SERVICE_NAMESPACE = "kubevirt-usb-sandbox"
@@ -325,8 +325,7 @@ class AggregatedServer:
                 if transport is not None:
                     transport.abort()
         if self._task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=10)
+            await end_task(self._task, within=10)
             self._task = None
 
 

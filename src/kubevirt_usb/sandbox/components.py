@@ -152,7 +152,8 @@ class Components:
             process.terminate()
         for process in processes:
             try:
-                await asyncio.wait_for(process.wait(), timeout=10)
+                async with asyncio.timeout(10):  # not wait_for: see kubevirt_usb.tasks
+                    await process.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()

@@ -155,15 +155,16 @@ async def call(paths: StatePaths, request: dict[str, Any], *, timeout: float = 1
                ) -> dict[str, Any]:
     """Send one request to the running sandbox; NotRunning when nothing answers."""
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(str(paths.socket)), timeout=5)
+        async with asyncio.timeout(5):  # not wait_for: see kubevirt_usb.tasks
+            reader, writer = await asyncio.open_unix_connection(str(paths.socket))
     except (OSError, TimeoutError) as exc:
         raise NotRunning(f"no sandbox is running in {paths.directory} (start one with "
                          "`kubevirt-usb sandbox up --detach`)") from exc
     try:
         writer.write(json.dumps(request).encode() + b"\n")
         await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout=timeout)
+        async with asyncio.timeout(timeout):
+            line = await reader.readline()
     finally:
         writer.close()
     if not line:

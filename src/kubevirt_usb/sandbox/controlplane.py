@@ -10,7 +10,6 @@ harness only use what `ControlPlane` offers, so one story runs on either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from kubevirt_usb.apiserver.auth import UserInfo
 from kubevirt_usb.apiserver.kubeconfig import kubeconfig as make_kubeconfig
 from kubevirt_usb.apiserver.server import ADMIN, APIServer, ServerOptions
 from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
+from kubevirt_usb.tasks import end_task
 
 HOST_FROM_GUEST = "10.0.2.2"
 """The host's loopback as QEMU user networking shows it to the guests."""
@@ -194,8 +194,7 @@ class EmulatorPlane:
         if self.server is not None:
             self.server.request_stop()
         if self._serve_task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._serve_task, timeout=10)
+            await end_task(self._serve_task, within=10)
             self._serve_task = None
 
     def _ctx(self) -> RequestContext:

@@ -40,7 +40,8 @@ class StockRedirect:
         with contextlib.suppress(GuestError):
             await self.guest.signal(self.process, signal_name="TERM")
         with contextlib.suppress(UsbredirError, asyncio.TimeoutError, OSError):
-            await asyncio.wait_for(self.bridge, timeout=10)
+            async with asyncio.timeout(10):  # not wait_for: see kubevirt_usb.tasks
+                await self.bridge
         if not self.bridge.done():
             self.bridge.cancel()
 
@@ -54,7 +55,8 @@ async def redirect_with_usbredirect(sandbox: Sandbox, *, node: str, device: Devi
     bridge = asyncio.create_task(serve_usbredir_bridge(
         load_kubeconfig(sandbox.kubeconfig_path), namespace=namespace, vmi=vm,
         listen_host="127.0.0.1", listen_port=0, on_listening=listening.set_result))
-    port = await asyncio.wait_for(asyncio.shield(listening), timeout=10)
+    async with asyncio.timeout(10):  # not wait_for: see kubevirt_usb.tasks
+        port = await asyncio.shield(listening)
     port_path = guest.port_of(device.id)
     found = [d for d in await guest.usb_devices()
              if (device.serial and d.serial == device.serial)

@@ -22,7 +22,7 @@ from kubevirt_usb.sandbox.controlplane import guest_server_url
 from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT, ExecResult
 from kubevirt_usb.sandbox.launcher import Launcher
 from kubevirt_usb.sandbox.scenario import Scenario, default_scenario
-from kubevirt_usb.sandbox.vm_guest import VMProbe
+from kubevirt_usb.sandbox.vm_guest import BlockDevice, VMProbe
 
 T = TypeVar("T")
 
@@ -185,6 +185,24 @@ class SandboxHarness:
     def wait_vm_loses(self, vm: str, serial: str, *, within: float = 30.0) -> float:
         return self.wait_until(lambda: not self.vm_sees(vm, serial), within=within,
                                what=f"{vm}'s kernel to lose serial {serial}")
+
+    def wait_vm_disk(self, vm: str, serial: str, *, within: float = 60.0) -> BlockDevice:
+        """The VM's disk on the stick with this serial, once its kernel has made one."""
+        found: list[BlockDevice] = []
+
+        def there() -> bool:
+            disk = self.probe(vm).disk_by_serial(serial)
+            found[:] = [disk] if disk is not None else []
+            return disk is not None
+
+        self.wait_until(there, within=within, what=f"{vm}'s disk on {serial}")
+        return found[0]
+
+    def read_in_vm(self, vm: str, serial: str, *, mib: int, within: float = 60.0) -> None:
+        """Read `mib` MiB from the VM's disk on that stick, bypassing the page cache."""
+        disk = self.wait_vm_disk(vm, serial, within=within)
+        self.in_vm(vm, f"dd if=/dev/{disk.name} of=/dev/null bs=1M count={mib} iflag=direct",
+                   timeout=within + 60).check()
 
     def restart_vm(self, vm: str, *, node: str | None = None) -> str:
         """Restart the VM (new VMI uid, new launcher); on `node` when given. The new VMI uid."""

@@ -319,9 +319,8 @@ class VirtAPIEmulator:
         async def open_slot(slot: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
             try:
                 path = self._slot_dir(key.namespace, key.name, key.uid) / slot_socket_name(slot)
-                return await asyncio.wait_for(
-                    asyncio.open_unix_connection(str(path)), self._slot_connect_timeout
-                )
+                async with asyncio.timeout(self._slot_connect_timeout):  # see kubevirt_usb.tasks
+                    return await asyncio.open_unix_connection(str(path))
             except (OSError, TimeoutError, LookupError):
                 return None
 

@@ -9,11 +9,12 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kubevirt_usb.kube.objects import Obj
 from kubevirt_usb.printable import printable
 from kubevirt_usb.web import forms, progress
 from kubevirt_usb.web.context import Visitor, namespace_of, path_name, posted, visitor, web
 from kubevirt_usb.web.forms import FormError
-from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_POLICIES, APIFailure, Obj, Unauthenticated
+from kubevirt_usb.web.kubeapi import USB_ATTACHMENTS, USB_POLICIES, APIFailure, Unauthenticated
 from kubevirt_usb.web.views import selector_summary
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import signal
 import ssl
 import urllib.parse
 from pathlib import Path
@@ -131,7 +130,7 @@ async def _serve(config: WebConfig, *, api: UserAPI, host: str, port: int,
                  tls_cert: Path | None, tls_key: Path | None, access_log: bool) -> None:
     from kubevirt_usb.web.app import build_app
     from kubevirt_usb.web.context import WebContext
-    from kubevirt_usb.web.server import WebStartError, start
+    from kubevirt_usb.web.server import WebStartError, start, stop_on_signals
 
     context = WebContext.create(config, api=api)
     try:
@@ -142,12 +141,5 @@ async def _serve(config: WebConfig, *, api: UserAPI, host: str, port: int,
         raise click.ClickException(str(exc)) from exc
     click.echo(f"kubevirt-usb web UI on {running.url} (API server {api.server}, "
                f"sign-in: {config.auth})")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({stopping, running.task}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    await running.stop()
+    await running.serve_until(stop_on_signals())
     await api.close()

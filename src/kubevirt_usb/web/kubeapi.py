@@ -22,8 +22,7 @@ from typing import Any
 import httpx
 
 from kubevirt_usb import models
-
-Obj = dict[str, Any]
+from kubevirt_usb.kube.objects import Obj, ObjectList, WatchEvent
 
 
 @dataclass(frozen=True)
@@ -72,20 +71,6 @@ class APIFailure(Exception):
 
 class Unauthenticated(APIFailure):
     """The token is not (or no longer) accepted: the user must sign in again."""
-
-
-@dataclass(frozen=True)
-class ObjectList:
-    items: list[Obj]
-    resource_version: str
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """ADDED, MODIFIED, DELETED or BOOKMARK, and the object."""
-
-    type: str
-    object: Obj
 
 
 def failure_from(response: httpx.Response, body: bytes) -> APIFailure:

@@ -14,14 +14,8 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubevirt_usb.web.kubeapi import (
-    APIFailure,
-    ObjectList,
-    Resource,
-    Unauthenticated,
-    UserClient,
-    WatchEvent,
-)
+from kubevirt_usb.kube.objects import ObjectList, WatchEvent
+from kubevirt_usb.web.kubeapi import APIFailure, Resource, Unauthenticated, UserClient
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -175,7 +169,8 @@ async def stream(client: UserClient, sources: Iterable[Source], render: Render, 
     try:
         while True:
             try:
-                first = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+                async with asyncio.timeout(heartbeat):  # not wait_for: see kubevirt_usb.tasks
+                    first = await queue.get()
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue

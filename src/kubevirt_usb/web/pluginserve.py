@@ -7,7 +7,6 @@ to no API."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import click
@@ -90,18 +89,11 @@ def plugin_serve(dist: Path, listen: str, tls_cert: Path | None, tls_key: Path |
 
 async def _serve(app: ASGIApp, *, host: str, port: int, tls_cert: Path | None,
                  tls_key: Path | None) -> None:
-    from kubevirt_usb.web.server import WebStartError, start
+    from kubevirt_usb.web.server import WebStartError, start, stop_on_signals
 
     try:
         running = await start(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
     except WebStartError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"kubevirt-usb console plugin on {running.url}")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({stopping, running.task}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    await running.stop()
+    await running.serve_until(stop_on_signals())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import ssl
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from kubevirt_usb import listen as listening
+from kubevirt_usb.tasks import end_task
 
 
 class WebStartError(RuntimeError):
@@ -68,11 +70,28 @@ class RunningWeb:
     async def stop(self, *, timeout: float = 10.0) -> None:
         self.server.should_exit = True
         self.server.force_exit = True  # live pages hold connections open: do not wait for them
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(self.task, timeout=timeout)
+        await end_task(self.task, within=timeout)
 
     async def wait(self) -> None:
         await self.task
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set or the server ends by itself, then stop it."""
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({stopping, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this wait is cancelled: the server does not outlive it
+            stopping.cancel()
+            await self.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (on the running loop): how a server is told to end."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def start(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
