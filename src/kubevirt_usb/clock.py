@@ -22,3 +22,8 @@ def rfc3339(moment: dt.datetime) -> str:
 def micro_time(moment: dt.datetime) -> str:
     """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds, as Leases use."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> dt.datetime:
+    """A Kubernetes Time or MicroTime back as an aware datetime in UTC."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)

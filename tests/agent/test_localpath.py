@@ -15,6 +15,7 @@ import pytest
 
 from kubevirt_usb.agent.localpath import LauncherObjects, LocalPathSettings, dial
 from kubevirt_usb.kube.errors import Unavailable
+from kubevirt_usb.redirect.localpath import HELLO_TYPE
 from kubevirt_usb.redirect.pathchoice import API, Local, PathReason
 
 VMI_UID = "6a1f4c2e-0b3d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -26,6 +27,8 @@ def vmi(node: str) -> dict[str, Any]:
             "status": {"phase": "Running", "nodeName": node}}
 
 
+QEMU_HELLO = HELLO_TYPE + b"\x44\0\0\0\0\0\0\0qemu usb-redir guest 7.2.22"
+"""The start of what QEMU's usb-redir sends a client it serves: a usbredir hello."""
 POD = {"metadata": {"name": "virt-launcher-vm1-abcde", "uid": POD_UID,
                     "labels": {"kubevirt.io/created-by": VMI_UID}},
        "spec": {"nodeName": "node1"}, "status": {"phase": "Running"}}
@@ -55,7 +58,7 @@ def host_proc() -> Iterator[Path]:
 
         def greet() -> None:
             conn, _ = server.accept()
-            conn.sendall(b"hello")
+            conn.sendall(QEMU_HELLO)
             accepted.append(conn)
 
         thread = threading.Thread(target=greet, daemon=True)
@@ -85,7 +88,7 @@ async def test_the_vm_on_this_node_gets_its_highest_slot_directly(host_proc: Pat
     assert (dialed.choice.slot, dialed.choice.pid) == (3, 120)
     assert dialed.sock is not None
     with dialed.sock:
-        assert dialed.sock.recv(5) == b"hello"
+        assert dialed.sock.recv(len(QEMU_HELLO)) == QEMU_HELLO
 
 
 async def test_the_vm_on_another_node_goes_through_the_api(host_proc: Path) -> None:
@@ -134,7 +137,7 @@ async def test_a_dial_cancelled_midway_lets_the_slot_go() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
             with conn:
-                conn.sendall(b"hello")
+                conn.sendall(QEMU_HELLO)
                 conn.settimeout(30)
                 try:  # closed with the hello unread: a reset, else an end of file
                     got = await asyncio.to_thread(conn.recv, 10)

@@ -14,10 +14,12 @@ from kubevirt_usb.apiserver.api import (
     PATCH_JSON,
     PATCH_MERGE,
     PATCH_STRATEGIC,
+    GraceStep,
     ListOptions,
     RequestContext,
     decode_continue,
     encode_continue,
+    grace_step,
     parse_resource_version,
     patch_types,
     storage_key,
@@ -599,3 +601,48 @@ def test_write_hooks_see_old_and_new(api: API) -> None:
     api.delete(_info(api, "configmaps"), namespace="ns", name="h", options={}, ctx=_ctx())
     assert seen[0] == (None, created["metadata"]["resourceVersion"])
     assert seen[1] == (created["metadata"]["resourceVersion"], None)
+
+
+DELETE_AT = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def _after(seconds: int) -> dt.datetime:
+    return DELETE_AT + dt.timedelta(seconds=seconds)
+
+
+def _bound_pod(*, node: str = "n1", grace: int | None = 30, phase: str = "Running",
+         marked: tuple[str, int] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "p"}
+    if marked:
+        meta["deletionTimestamp"], meta["deletionGracePeriodSeconds"] = marked
+    spec: dict[str, Any] = {"nodeName": node} if node else {}
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return {"metadata": meta, "spec": spec, "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize(("pod", "requested", "expected"), [
+    # first delete: the request's period, else the Pod's; 0 when unbound or finished
+    (_bound_pod(), None, GraceStep(period=30, deadline=_after(30), first=True)),
+    (_bound_pod(), 5, GraceStep(period=5, deadline=_after(5), first=True)),
+    (_bound_pod(node=""), None, GraceStep(period=0, deadline=DELETE_AT, first=True)),
+    (_bound_pod(phase="Succeeded"), 10, GraceStep(period=0, deadline=DELETE_AT, first=True)),
+    (_bound_pod(grace=None), None, GraceStep(period=0, deadline=DELETE_AT, first=True)),
+    (_bound_pod(), -3, GraceStep(period=1, deadline=_after(1), first=True)),
+    # pending: only a shorter period changes it, from the first request's time
+    (_bound_pod(marked=("2026-01-01T12:00:20Z", 30)), None, None),
+    (_bound_pod(marked=("2026-01-01T12:00:20Z", 30)), 30, None),
+    (_bound_pod(marked=("2026-01-01T12:00:20Z", 30)), 25,
+     GraceStep(period=25, deadline=_after(15), first=False)),
+    # never into the past: a graceful request becomes 1 s, a confirmation stays 0
+    (_bound_pod(marked=("2026-01-01T12:00:20Z", 30)), 5,
+     GraceStep(period=1, deadline=DELETE_AT, first=False)),
+    (_bound_pod(marked=("2026-01-01T12:00:20Z", 30)), 0,
+     GraceStep(period=0, deadline=DELETE_AT, first=False)),
+    # marked with no grace left: deleted as it is
+    (_bound_pod(marked=("2026-01-01T11:59:00Z", 0)), None,
+     GraceStep(period=None, deadline=DELETE_AT, first=False)),
+])
+def test_grace_steps_of_a_pod_delete(pod: dict[str, Any], requested: int | None,
+                                     expected: GraceStep | None) -> None:
+    assert grace_step(pod, requested=requested, now=DELETE_AT) == expected

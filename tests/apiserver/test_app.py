@@ -12,17 +12,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
-from kubevirt_usb.apiserver import bootstrap, errors
+from kubevirt_usb.apiserver import bootstrap, errors, protobuf
 from kubevirt_usb.apiserver.api import RequestContext
 from kubevirt_usb.apiserver.app import (
     Authenticator,
     build_app,
     decode_body,
+    json_response,
+    negotiate,
     new_cluster_state,
     parse_request_path,
+    prefers_protobuf,
     warning_header,
 )
 from kubevirt_usb.apiserver.auth import UserInfo
+from kubevirt_usb.apiserver.resources import ResourceInfo
 
 ADMIN = UserInfo(name="admin", groups=("system:masters", "system:authenticated"))
 ALICE = UserInfo(name="alice", groups=("system:authenticated",))
@@ -49,9 +53,10 @@ ALICE = UserInfo(name="alice", groups=("system:authenticated",))
      ("update", "", "v1", "ns", "namespaces", "ns", "finalize")),
     ("POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", {},
      ("create", "", "v1", "ns", "serviceaccounts", "sa", "token")),
-    ("POST", "/api/v1/namespaces/ns/configmaps/a", {}, ("", "", "v1", "ns", "configmaps", "a",
-                                                        "")),
-    ("PUT", "/api/v1/namespaces/ns/configmaps", {}, ("", "", "v1", "ns", "configmaps", "", "")),
+    ("POST", "/api/v1/namespaces/ns/configmaps/a", {}, ("create", "", "v1", "ns", "configmaps",
+                                                        "a", "")),
+    ("PUT", "/api/v1/namespaces/ns/configmaps", {}, ("update", "", "v1", "ns", "configmaps", "",
+                                                     "")),
 ])
 def test_parse_request_path(method: str, path: str, query: dict[str, str],
                             expected: tuple[str, ...]) -> None:
@@ -59,6 +64,24 @@ def test_parse_request_path(method: str, path: str, query: dict[str, str],
     assert info is not None
     assert (info.verb, info.group, info.version, info.namespace, info.resource, info.name,
             info.subresource) == expected
+
+
+@pytest.mark.parametrize(("method", "path", "served"), [
+    ("POST", "/api/v1/namespaces/ns/configmaps", True),
+    ("POST", "/api/v1/namespaces/ns/configmaps/a", False),
+    ("POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token", True),
+    ("PUT", "/api/v1/namespaces/ns/configmaps", False),
+    ("PATCH", "/api/v1/namespaces/ns/configmaps", False),
+    ("DELETE", "/api/v1/namespaces/ns/configmaps/a/status", False),
+    ("DELETE", "/api/v1/namespaces/ns/configmaps/a", True),
+    ("OPTIONS", "/api/v1/namespaces/ns/configmaps/a", False),
+])
+def test_methods_a_path_does_not_serve_keep_their_verb(method: str, path: str,
+                                                       served: bool) -> None:
+    """The verb is asked of RBAC first; whether a handler serves it decides 405 afterwards."""
+    info = parse_request_path(method, path, {})
+    assert info is not None
+    assert info.served is served
 
 
 @pytest.mark.parametrize("path", ["/", "/version", "/api", "/apis/group", "/openapi/v2",
@@ -87,6 +110,48 @@ def test_decode_body_formats_and_errors() -> None:
     with pytest.raises(errors.APIError) as malformed:
         decode_body(b"{", "application/json", info)
     assert malformed.value.code == 400
+
+
+def test_decode_body_reads_protobuf_for_built_in_kinds_only() -> None:
+    api, _control = new_cluster_state()
+    configmaps = api.registry.get("", "v1", "configmaps")
+    assert configmaps is not None
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
+    assert decode_body(protobuf.encode(cm), protobuf.MEDIA_TYPE, configmaps) == cm
+    with pytest.raises(errors.APIError) as garbage:
+        decode_body(b"{}", protobuf.MEDIA_TYPE, configmaps)
+    assert garbage.value.code == 400
+    custom = ResourceInfo(group="example.com", version="v1", resource="widgets", kind="Widget",
+                          singular="widget", namespaced=True, custom=True)
+    with pytest.raises(errors.APIError) as no_protobuf:
+        decode_body(protobuf.encode(cm), protobuf.MEDIA_TYPE, custom)
+    assert no_protobuf.value.code == 415
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (f"{protobuf.MEDIA_TYPE},application/json", True),
+    (protobuf.MEDIA_TYPE, True),
+    (f"application/json,{protobuf.MEDIA_TYPE}", False),
+    ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json", False),
+    ("*/*", False),
+    ("", False),
+])
+def test_prefers_protobuf(accept: str, expected: bool) -> None:
+    assert prefers_protobuf(accept) is expected
+
+
+def test_negotiate_keeps_json_where_protobuf_cannot_say_it() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    first = f"{protobuf.MEDIA_TYPE},application/json"
+    answer = negotiate(json_response(cm, status=201, warnings=["w"]), custom=False,
+                       accept=first)
+    assert (answer.status_code, answer.media_type) == (201, protobuf.MEDIA_TYPE)
+    assert protobuf.decode(bytes(answer.body)) == cm
+    assert (b"warning", b'299 - "w"') in answer.raw_headers
+    assert negotiate(json_response(cm), custom=True, accept=first).media_type == "application/json"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}  # no table: JSON
+    assert negotiate(json_response(pod), custom=False, accept=first).media_type == \
+        "application/json"
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from kubevirt_usb.sandbox.controlplane import Resource
 from tests.polling import wait_until
 
 T = TypeVar("T")
@@ -26,7 +27,6 @@ APPLY = {"Content-Type": "application/apply-patch+yaml"}
 def unique(prefix: str) -> str:
     """A name no other test (or earlier run on a shared cluster) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
 
 
 def status_of(response: httpx.Response) -> dict[str, Any]:
@@ -61,35 +61,17 @@ def collect_events(http: httpx.Client, path: str, *, until: Callable[[list[dict[
     return events
 
 
-@dataclass(frozen=True)
-class ContractCRD:
-    """A CRD made for one test session: unique group, so it never meets another run's."""
+@dataclass(frozen=True, kw_only=True)
+class ContractCRD(Resource):
+    """A CRD made for one test session: unique group, so it never meets another run's. Its
+    paths are the sandbox's `Resource.path` (one way to spell a REST path in the project)."""
 
-    group: str
-    version: str
-    plural: str
     kind: str
     short_name: str
-    namespaced: bool
 
     @property
     def name(self) -> str:
         return f"{self.plural}.{self.group}"
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
-
-    def path(self, namespace: str = "", name: str = "", subresource: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if subresource:
-            base += f"/{subresource}"
-        return base
 
     def obj(self, name: str, *, namespace: str = "", spec: dict[str, Any] | None = None,
             **meta: Any) -> dict[str, Any]:
@@ -162,7 +144,7 @@ def crd_manifest(crd: ContractCRD) -> dict[str, Any]:
 def new_test_crd(*, kind: str, plural: str, namespaced: bool) -> ContractCRD:
     tag = uuid.uuid4().hex[:8]
     return ContractCRD(group=f"c{tag}.contract.kubevirt-usb.io", version="v1", plural=plural,
-                   kind=kind, short_name=f"{plural[:3]}{tag[:4]}", namespaced=namespaced)
+                       kind=kind, short_name=f"{plural[:3]}{tag[:4]}", namespaced=namespaced)
 
 
 def install_crd(http: httpx.Client, crd: ContractCRD) -> None:

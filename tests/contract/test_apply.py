@@ -131,7 +131,7 @@ def test_force_is_only_for_apply(cluster: Cluster, namespace: str) -> None:
 
 def test_apply_of_a_custom_resource_and_its_status(cluster: Cluster, namespace: str,
                                                    widget_crd: ContractCRD) -> None:
-    path = widget_crd.path(namespace, "aw")
+    path = widget_crd.path(namespace=namespace, name="aw")
     body = widget_crd.obj("aw", namespace=namespace, spec={"color": "blue", "size": 2})
     with cluster.http() as http:
         created = _apply(http, path, body, "controller")
@@ -139,7 +139,8 @@ def test_apply_of_a_custom_resource_and_its_status(cluster: Cluster, namespace: 
         status = {"apiVersion": widget_crd.api_version, "kind": "Widget",
                   "metadata": {"name": "aw", "namespace": namespace},
                   "status": {"phase": "Bound"}}
-        applied = _apply(http, widget_crd.path(namespace, "aw", "status"), status, "controller")
+        status_path = widget_crd.path(namespace=namespace, name="aw", subresource="status")
+        applied = _apply(http, status_path, status, "controller")
         assert applied.status_code == 200
         assert applied.json()["status"] == {"phase": "Bound"}
         assert applied.json()["spec"] == {"color": "blue", "size": 2}

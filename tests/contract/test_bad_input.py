@@ -128,7 +128,8 @@ def test_what_a_crd_does_not_serve_is_a_plain_404(cluster: Cluster, namespace: s
     """The CRD handler passes a resource its group lacks, or a namespaced resource named without
     a namespace, to the last handler."""
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("n", namespace=namespace))
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("n", namespace=namespace))
         for path in (f"/apis/{widget_crd.group}/{widget_crd.version}/namespaces/{namespace}/"
                      "nosuch",
                      f"/apis/{widget_crd.group}/{widget_crd.version}/{widget_crd.plural}/n",
@@ -136,7 +137,7 @@ def test_what_a_crd_does_not_serve_is_a_plain_404(cluster: Cluster, namespace: s
             response = http.get(path)
             assert response.status_code == 404, path
             assert response.text == "404 page not found\n", path
-        scale = http.get(widget_crd.path(namespace, "n", "scale"))
+        scale = http.get(widget_crd.path(namespace=namespace, name="n", subresource="scale"))
     assert scale.status_code == 404
     assert status_of(scale)["message"] == f'{widget_crd.plural}.{widget_crd.group} "n" not found'
 
@@ -155,7 +156,7 @@ def test_body_of_another_kind_for_a_custom_resource_is_422(
     """Custom resources decode any kind; their validation then refuses it."""
     body = {**widget_crd.obj("k", namespace=namespace), "kind": "Sprocket"}
     with cluster.http() as http:
-        response = http.post(widget_crd.path(namespace), json=body)
+        response = http.post(widget_crd.path(namespace=namespace), json=body)
     assert response.status_code == 422
     status = status_of(response)
     assert status["reason"] == "Invalid"
@@ -251,10 +252,10 @@ def test_the_server_survives_garbage_and_keeps_serving(cluster: Cluster, namespa
 def test_schema_violation_on_update_is_422(cluster: Cluster, namespace: str,
                                            widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace),
+        created = http.post(widget_crd.path(namespace=namespace),
                             json=widget_crd.obj("u", namespace=namespace)).json()
         created["spec"]["size"] = "large"
-        response = http.put(widget_crd.path(namespace, "u"), json=created)
+        response = http.put(widget_crd.path(namespace=namespace, name="u"), json=created)
     assert response.status_code == 422
     assert status_of(response)["details"]["causes"][0]["field"] == "spec.size"
 

@@ -31,14 +31,15 @@ def test_update_with_a_stale_resource_version_is_409(cluster: Cluster, namespace
 def test_patch_with_a_stale_resource_version_is_409(cluster: Cluster, namespace: str,
                                                     widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace),
+        created = http.post(widget_crd.path(namespace=namespace),
                             json=widget_crd.obj("p", namespace=namespace)).json()
         rv = created["metadata"]["resourceVersion"]
-        http.patch(widget_crd.path(namespace, "p"), headers=MERGE,
+        http.patch(widget_crd.path(namespace=namespace, name="p"), headers=MERGE,
                    json={"spec": {"size": 2}}).raise_for_status()
-        merge = http.patch(widget_crd.path(namespace, "p"), headers=MERGE,
+        merge = http.patch(widget_crd.path(namespace=namespace, name="p"), headers=MERGE,
                            json={"metadata": {"resourceVersion": rv}, "spec": {"size": 3}})
-        json_patch = http.patch(widget_crd.path(namespace, "p"), headers=JSON_PATCH, json=[
+        json_patch = http.patch(widget_crd.path(namespace=namespace, name="p"),
+                                headers=JSON_PATCH, json=[
             {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
             {"op": "replace", "path": "/spec/size", "value": 4}])
     for response in (merge, json_patch):

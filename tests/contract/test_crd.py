@@ -32,14 +32,14 @@ def test_crd_status_is_established(cluster: Cluster, widget_crd: ContractCRD) ->
 def test_namespaced_custom_resource_round_trip(cluster: Cluster, namespace: str,
                                                widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace),
+        created = http.post(widget_crd.path(namespace=namespace),
                             json=widget_crd.obj("w1", namespace=namespace))
         assert created.status_code == 201
         body = created.json()
         assert body["apiVersion"] == widget_crd.api_version
         assert body["kind"] == "Widget"
         assert body["metadata"]["namespace"] == namespace
-        listed = http.get(widget_crd.path(namespace)).json()
+        listed = http.get(widget_crd.path(namespace=namespace)).json()
         assert listed["kind"] == "WidgetList"
         assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
         everywhere = http.get(f"/apis/{widget_crd.group}/v1/{widget_crd.plural}").json()
@@ -61,9 +61,9 @@ def test_cluster_scoped_custom_resource(cluster: Cluster, gadget_crd: ContractCR
 def test_printer_columns_in_a_table(cluster: Cluster, namespace: str,
                                     widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj(
+        http.post(widget_crd.path(namespace=namespace), json=widget_crd.obj(
             "t1", namespace=namespace, spec={"color": "green", "size": 4})).raise_for_status()
-        table = http.get(widget_crd.path(namespace), headers={"Accept": TABLE}).json()
+        table = http.get(widget_crd.path(namespace=namespace), headers={"Accept": TABLE}).json()
     assert table["kind"] == "Table"
     assert table["apiVersion"] == "meta.k8s.io/v1"
     columns = [(c["name"], c["type"]) for c in table["columnDefinitions"]]
@@ -80,15 +80,15 @@ def test_printer_column_with_a_filter_shows_the_matching_item(
         cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
     """`.status.conditions[?(@.type=='Ready')].status`, the column KubeVirt's CRDs use."""
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace), json=widget_crd.obj(
+        created = http.post(widget_crd.path(namespace=namespace), json=widget_crd.obj(
             "t2", namespace=namespace, spec={"color": "blue"}))
         created.raise_for_status()
         body = created.json()
         body["status"] = {"conditions": [{"type": "Synced", "status": "False"},
                                          {"type": "Ready", "status": "True"}]}
-        http.put(widget_crd.path(namespace, name="t2") + "/status",
+        http.put(widget_crd.path(namespace=namespace, name="t2") + "/status",
                  json=body).raise_for_status()
-        table = http.get(widget_crd.path(namespace, name="t2"),
+        table = http.get(widget_crd.path(namespace=namespace, name="t2"),
                          headers={"Accept": TABLE}).json()
     names = [c["name"] for c in table["columnDefinitions"]]
     assert table["rows"][0]["cells"][names.index("Ready")] == "True"
@@ -97,7 +97,7 @@ def test_printer_column_with_a_filter_shows_the_matching_item(
 def _invalid(cluster: Cluster, namespace: str, crd: ContractCRD,
              spec: dict[str, Any]) -> dict[str, Any]:
     with cluster.http() as http:
-        response = http.post(crd.path(namespace), json=crd.obj("bad", namespace=namespace,
+        response = http.post(crd.path(namespace=namespace), json=crd.obj("bad", namespace=namespace,
                                                                 spec=spec))
     assert response.status_code == 422, response.text
     status = status_of(response)
@@ -151,7 +151,7 @@ def test_unknown_fields_are_pruned_with_a_warning(cluster: Cluster, namespace: s
                                                   widget_crd: ContractCRD) -> None:
     body = widget_crd.obj("p", namespace=namespace, spec={"color": "red", "bogus": 1})
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace), json=body)
+        created = http.post(widget_crd.path(namespace=namespace), json=body)
     assert created.status_code == 201
     assert "bogus" not in created.json()["spec"]
     assert created.headers.get_list("warning") == ['299 - "unknown field \\"spec.bogus\\""']
@@ -161,7 +161,8 @@ def test_unknown_fields_with_strict_validation_are_400(cluster: Cluster, namespa
                                                        widget_crd: ContractCRD) -> None:
     body = widget_crd.obj("p", namespace=namespace, spec={"color": "red", "bogus": 1})
     with cluster.http() as http:
-        response = http.post(widget_crd.path(namespace), params={"fieldValidation": "Strict"},
+        response = http.post(widget_crd.path(namespace=namespace),
+                             params={"fieldValidation": "Strict"},
                              json=body)
     assert response.status_code == 400
     status = status_of(response)
@@ -205,14 +206,14 @@ def test_deleting_a_crd_removes_its_objects_and_endpoint(cluster: Cluster,
     crd = new_test_crd(kind="Doomed", plural="dooms", namespaced=True)
     with cluster.http() as http:
         install_crd(http, crd)
-        http.post(crd.path(namespace), json=crd.obj("d1", namespace=namespace)
+        http.post(crd.path(namespace=namespace), json=crd.obj("d1", namespace=namespace)
                   ).raise_for_status()
         deleted = http.delete(f"{CRDS}/{crd.name}")
         assert deleted.status_code == 200
         assert deleted.json()["metadata"]["deletionTimestamp"]
         wait_until(lambda: http.get(f"{CRDS}/{crd.name}").status_code == 404,
                    what="the CRD to be removed")
-        wait_until(lambda: http.get(crd.path(namespace)).status_code == 404,
+        wait_until(lambda: http.get(crd.path(namespace=namespace)).status_code == 404,
                    what="the resource to stop being served")
         groups = http.get("/apis", headers={"Accept": "application/json"}).json()["groups"]
     assert crd.group not in {g["name"] for g in groups}

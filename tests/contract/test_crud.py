@@ -64,8 +64,9 @@ def test_delete_of_a_configmap_answers_a_success_status(cluster: Cluster,
 def test_delete_of_a_custom_resource_answers_a_success_status(
         cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("w", namespace=namespace))
-        body = http.delete(widget_crd.path(namespace, "w")).json()
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("w", namespace=namespace))
+        body = http.delete(widget_crd.path(namespace=namespace, name="w")).json()
     assert body["kind"] == "Status"
     assert body["status"] == "Success"
     assert body["details"] == {**body["details"], "name": "w", "group": widget_crd.group,
@@ -111,7 +112,7 @@ def test_missing_object_is_404_not_found(cluster: Cluster, namespace: str) -> No
 def test_missing_custom_resource_names_its_group(cluster: Cluster, namespace: str,
                                                  widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        response = http.get(widget_crd.path(namespace, "absent"))
+        response = http.get(widget_crd.path(namespace=namespace, name="absent"))
     status = status_of(response)
     assert status["message"] == f'{widget_crd.plural}.{widget_crd.group} "absent" not found'
     assert status["details"] == {"name": "absent", "group": widget_crd.group,
@@ -171,9 +172,9 @@ def test_unconditional_update_of_a_configmap(cluster: Cluster, namespace: str) -
 def test_custom_resource_update_requires_a_resource_version(
         cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace),
+        http.post(widget_crd.path(namespace=namespace),
                   json=widget_crd.obj("w", namespace=namespace)).raise_for_status()
-        response = http.put(widget_crd.path(namespace, "w"),
+        response = http.put(widget_crd.path(namespace=namespace, name="w"),
                             json=widget_crd.obj("w", namespace=namespace))
     assert response.status_code == 422
     status = status_of(response)

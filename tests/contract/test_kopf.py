@@ -106,9 +106,9 @@ class Operator:
 def test_kopf_operator_reconciles_with_finalizer_and_status(
         cluster: Cluster, namespace: str, gizmo_crd: ContractCRD) -> None:
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    path = gizmo_crd.path(namespace, "g1")
+    path = gizmo_crd.path(namespace=namespace, name="g1")
     with Operator(cluster, gizmo_crd, namespace) as operator, cluster.http() as http:
-        http.post(gizmo_crd.path(namespace),
+        http.post(gizmo_crd.path(namespace=namespace),
                   json=gizmo_crd.obj("g1", namespace=namespace, spec={"color": "blue"})
                   ).raise_for_status()
         reconciled = wait_until(
@@ -125,10 +125,10 @@ def test_kopf_operator_reconciles_with_finalizer_and_status(
 
 def test_kopf_leaves_foreign_finalizers_alone(cluster: Cluster, namespace: str,
                                               gizmo_crd: ContractCRD) -> None:
-    path = gizmo_crd.path(namespace, "g2")
+    path = gizmo_crd.path(namespace=namespace, name="g2")
     other = "contract.kubevirt-usb.io/other"
     with Operator(cluster, gizmo_crd, namespace), cluster.http() as http:
-        http.post(gizmo_crd.path(namespace), json=gizmo_crd.obj(
+        http.post(gizmo_crd.path(namespace=namespace), json=gizmo_crd.obj(
             "g2", namespace=namespace, finalizers=[other])).raise_for_status()
         wait_until(lambda: FINALIZER in (http.get(path).json()["metadata"].get("finalizers")
                                          or []), what="kopf's finalizer")

@@ -308,11 +308,12 @@ def test_no_bookmarks_unless_asked(cluster: Cluster, namespace: str) -> None:
 def test_watch_of_a_custom_resource(cluster: Cluster, namespace: str,
                                     widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace),
+        created = http.post(widget_crd.path(namespace=namespace),
                             json=widget_crd.obj("cw", namespace=namespace)).json()
-        http.patch(widget_crd.path(namespace, "cw", "status"), headers=MERGE,
+        http.patch(widget_crd.path(namespace=namespace, name="cw", subresource="status"),
+                   headers=MERGE,
                    json={"status": {"phase": "Up"}}).raise_for_status()
-        events = collect_events(http, widget_crd.path(namespace),
+        events = collect_events(http, widget_crd.path(namespace=namespace),
                                 resourceVersion=created["metadata"]["resourceVersion"],
                                 timeoutSeconds="5", until=lambda ev: len(ev) >= 1)
     assert events[0]["type"] == "MODIFIED"

@@ -74,21 +74,22 @@ def test_a_create_with_a_resource_version_is_refused_by_the_storage(cluster: Clu
 def test_generation_counts_spec_changes_only(cluster: Cluster, namespace: str,
                                              widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        created = http.post(widget_crd.path(namespace),
+        created = http.post(widget_crd.path(namespace=namespace),
                             json=widget_crd.obj("g", namespace=namespace)).json()
         assert created["metadata"]["generation"] == 1
-        labelled = http.patch(widget_crd.path(namespace, "g"), headers=MERGE,
+        labelled = http.patch(widget_crd.path(namespace=namespace, name="g"), headers=MERGE,
                               json={"metadata": {"labels": {"x": "y"}}}).json()
         assert labelled["metadata"]["generation"] == 1
         assert _rv(labelled) > _rv(created)
-        status = http.patch(widget_crd.path(namespace, "g", "status"), headers=MERGE,
+        status = http.patch(widget_crd.path(namespace=namespace, name="g", subresource="status"),
+                            headers=MERGE,
                             json={"status": {"phase": "Ready"}}).json()
         assert status["metadata"]["generation"] == 1
         assert status["status"] == {"phase": "Ready"}
-        spec = http.patch(widget_crd.path(namespace, "g"), headers=MERGE,
+        spec = http.patch(widget_crd.path(namespace=namespace, name="g"), headers=MERGE,
                           json={"spec": {"size": 7}}).json()
         assert spec["metadata"]["generation"] == 2
-        same = http.patch(widget_crd.path(namespace, "g"), headers=MERGE,
+        same = http.patch(widget_crd.path(namespace=namespace, name="g"), headers=MERGE,
                           json={"spec": {"size": 7}}).json()
         assert same["metadata"]["generation"] == 2
         assert _rv(same) == _rv(spec)  # a write that changes nothing is not stored
@@ -98,25 +99,26 @@ def test_status_subresource_splits_spec_and_status(cluster: Cluster, namespace: 
                                                    widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
         with_status = {**widget_crd.obj("s", namespace=namespace), "status": {"phase": "X"}}
-        created = http.post(widget_crd.path(namespace), json=with_status).json()
+        created = http.post(widget_crd.path(namespace=namespace), json=with_status).json()
         assert "status" not in created  # status is dropped on create
         created["status"] = {"phase": "Set"}
         created["spec"]["size"] = 3
-        via_status = http.put(widget_crd.path(namespace, "s", "status"), json=created).json()
+        via_status = http.put(widget_crd.path(namespace=namespace, name="s", subresource="status"),
+                              json=created).json()
         assert via_status["status"] == {"phase": "Set"}
         assert via_status["spec"]["size"] == 1  # spec ignored on /status
         via_status["status"] = {"phase": "Ignored"}
         via_status["spec"]["size"] = 5
-        via_main = http.put(widget_crd.path(namespace, "s"), json=via_status).json()
+        via_main = http.put(widget_crd.path(namespace=namespace, name="s"), json=via_status).json()
         assert via_main["status"] == {"phase": "Set"}  # status ignored on the main resource
         assert via_main["spec"]["size"] == 5
 
 
 def test_finalizers_hold_deletion_until_removed(cluster: Cluster, namespace: str,
                                                 widget_crd: ContractCRD) -> None:
-    path = widget_crd.path(namespace, "f")
+    path = widget_crd.path(namespace=namespace, name="f")
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj(
+        http.post(widget_crd.path(namespace=namespace), json=widget_crd.obj(
             "f", namespace=namespace, finalizers=["contract.kubevirt-usb.io/hold"]))
         deleting = http.delete(path)
         assert deleting.status_code == 200
@@ -217,12 +219,12 @@ def test_namespace_deletion_removes_its_objects(cluster: Cluster, widget_crd: Co
     with cluster.http() as http:
         http.post("/api/v1/namespaces", json={"metadata": {"name": name}}).raise_for_status()
         http.post(cm_path, json={"metadata": {"name": "plain"}}).raise_for_status()
-        http.post(widget_crd.path(name), json=widget_crd.obj(
+        http.post(widget_crd.path(namespace=name), json=widget_crd.obj(
             "held", namespace=name, finalizers=[hold])).raise_for_status()
         http.delete(f"/api/v1/namespaces/{name}").raise_for_status()
         wait_until(lambda: not _exists(http, f"{cm_path}/plain"), what="the configmap removed")
         held = wait_until(
-            lambda: http.get(widget_crd.path(name, "held")).json()["metadata"].get(
+            lambda: http.get(widget_crd.path(namespace=name, name="held")).json()["metadata"].get(
                 "deletionTimestamp"), what="the held widget marked for deletion")
         assert held
         ns = http.get(f"/api/v1/namespaces/{name}").json()
@@ -233,7 +235,7 @@ def test_namespace_deletion_removes_its_objects(cluster: Cluster, widget_crd: Co
         assert status["reason"] == "Forbidden"
         assert status["message"] == (f'configmaps "late" is forbidden: unable to create new '
                                      f"content in namespace {name} because it is being terminated")
-        http.patch(widget_crd.path(name, "held"), headers=MERGE,
+        http.patch(widget_crd.path(namespace=name, name="held"), headers=MERGE,
                    json={"metadata": {"finalizers": None}}).raise_for_status()
         wait_until(lambda: http.get(f"/api/v1/namespaces/{name}").status_code == 404,
                    what="the namespace to be removed", timeout=120)

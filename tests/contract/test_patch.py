@@ -90,8 +90,9 @@ def test_strategic_merge_patch_of_maps(cluster: Cluster, namespace: str) -> None
 def test_strategic_merge_patch_of_a_custom_resource_is_415(
         cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("s", namespace=namespace))
-        response = http.patch(widget_crd.path(namespace, "s"), headers=STRATEGIC,
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("s", namespace=namespace))
+        response = http.patch(widget_crd.path(namespace=namespace, name="s"), headers=STRATEGIC,
                               json={"spec": {"size": 2}})
     assert response.status_code == 415
     status = status_of(response)
@@ -138,8 +139,9 @@ def test_malformed_merge_patch_is_400(cluster: Cluster, namespace: str) -> None:
 def test_merge_patch_of_a_custom_resource_is_validated(
         cluster: Cluster, namespace: str, widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("v", namespace=namespace))
-        response = http.patch(widget_crd.path(namespace, "v"), headers=MERGE,
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("v", namespace=namespace))
+        response = http.patch(widget_crd.path(namespace=namespace, name="v"), headers=MERGE,
                               json={"spec": {"color": "purple"}})
     assert response.status_code == 422
     causes = status_of(response)["details"]["causes"]
@@ -150,8 +152,10 @@ def test_merge_patch_of_a_custom_resource_is_validated(
 def test_patch_of_the_status_subresource(cluster: Cluster, namespace: str,
                                          widget_crd: ContractCRD) -> None:
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("st", namespace=namespace))
-        patched = http.patch(widget_crd.path(namespace, "st", "status"), headers=MERGE,
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("st", namespace=namespace))
+        patched = http.patch(widget_crd.path(namespace=namespace, name="st", subresource="status"),
+                             headers=MERGE,
                              json={"status": {"phase": "Ready"}, "spec": {"size": 9}})
     assert patched.status_code == 200
     assert patched.json()["status"] == {"phase": "Ready"}

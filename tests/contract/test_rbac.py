@@ -117,6 +117,55 @@ def test_other_resources_are_403(cluster: Cluster, namespace: str, reader: str) 
         f'"{namespace}"')
 
 
+@pytest.mark.parametrize(("method", "path", "verb", "resource", "name", "admin_code"), [
+    # a missing object: the reader may get configmaps, but not secrets
+    ("GET", "/api/v1/namespaces/{ns}/secrets/missing", "get", "secrets", "missing", 404),
+    # an unknown resource below a known group version, and an unknown group
+    ("GET", "/apis/apps/v1/nosuch", "list", "nosuch", "", 404),
+    ("GET", "/api/v1/namespaces/{ns}/nosuch", "list", "nosuch", "", 404),
+    ("GET", "/apis/no-such-group.example/v1/things", "list", "things", "", 404),
+    # verbs the resource does not serve: a list of reviews, a POST to a name
+    ("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "list",
+     "selfsubjectaccessreviews", "", 405),
+    ("POST", "/api/v1/namespaces/{ns}/secrets/x", "create", "secrets", "x", 405),
+])
+def test_authorization_comes_before_routing(cluster: Cluster, namespace: str, reader: str,
+                                            method: str, path: str, verb: str, resource: str,
+                                            name: str, admin_code: int) -> None:
+    """kube-apiserver asks RBAC before it looks for a handler or an object: a user without the
+    right gets 403 where the cluster admin gets 404 or 405."""
+    url = path.format(ns=namespace)
+    body = {"json": {"metadata": {"name": "x"}}} if method == "POST" else {}
+    with cluster.http(token=reader) as http:
+        refused = http.request(method, url, **body)  # type: ignore[arg-type]
+    with cluster.http() as http:
+        admin = http.request(method, url, **body)  # type: ignore[arg-type]
+    assert refused.status_code == 403, refused.text
+    status = status_of(refused)
+    user = f"system:serviceaccount:{namespace}:reader"
+    group = url.split("/")[2] if url.startswith("/apis/") else ""
+    qualified = f"{resource}.{group}" if group else resource
+    who = f'{qualified} "{name}"' if name else qualified
+    where = f' in the namespace "{namespace}"' if "/namespaces/" in url else \
+        " at the cluster scope"
+    assert status["message"] == (
+        f'{who} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group '
+        f'"{group}"{where}')
+    assert admin.status_code == admin_code, admin.text
+
+
+def test_an_unknown_subresource_is_403_before_404(cluster: Cluster, namespace: str,
+                                                  reader: str) -> None:
+    user = f"system:serviceaccount:{namespace}:reader"
+    with cluster.http(token=reader) as http:
+        refused = http.get(f"/api/v1/namespaces/{namespace}/configmaps/visible/nosub")
+    assert refused.status_code == 403
+    assert status_of(refused)["message"] == (
+        f'configmaps "visible" is forbidden: User "{user}" cannot get resource '
+        f'"configmaps/nosub" in API group "" in the namespace "{namespace}"')
+    assert status_of(refused)["details"] == {"name": "visible", "kind": "configmaps"}
+
+
 def test_namespace_isolation(cluster: Cluster, namespace: str, reader: str) -> None:
     user = f"system:serviceaccount:{namespace}:reader"
     with cluster.http(token=reader) as http:
@@ -152,7 +201,8 @@ def test_subresources_are_separate_permissions(cluster: Cluster, namespace: str,
                                                widget_crd: ContractCRD) -> None:
     token = cluster.service_account_token(namespace=namespace, name="statuswriter")
     with cluster.http() as http:
-        http.post(widget_crd.path(namespace), json=widget_crd.obj("w", namespace=namespace)
+        http.post(widget_crd.path(namespace=namespace),
+                  json=widget_crd.obj("w", namespace=namespace)
                   ).raise_for_status()
         _grant(http, namespace, "statuswriter", [
             {"apiGroups": [widget_crd.group], "resources": [f"{widget_crd.plural}/status"],
@@ -160,9 +210,10 @@ def test_subresources_are_separate_permissions(cluster: Cluster, namespace: str,
     with cluster.http(token=token) as http:
         _wait_allowed(http, verb="patch", group=widget_crd.group, resource=widget_crd.plural,
                       subresource="status", namespace=namespace, name="w")
-        status = http.patch(widget_crd.path(namespace, "w", "status"), headers=MERGE,
+        status = http.patch(widget_crd.path(namespace=namespace, name="w", subresource="status"),
+                            headers=MERGE,
                             json={"status": {"phase": "Ok"}})
-        main = http.patch(widget_crd.path(namespace, "w"), headers=MERGE,
+        main = http.patch(widget_crd.path(namespace=namespace, name="w"), headers=MERGE,
                           json={"spec": {"size": 2}})
     assert status.status_code == 200
     assert main.status_code == 403

@@ -13,15 +13,18 @@ other module always runs against the emulator.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kubevirt_usb.sandbox.datapath import FaultProxy, GuestAgent, Objects, plain_harness
 from kubevirt_usb.sandbox.guest import BOOT_TIMEOUT
-from kubevirt_usb.sandbox.harness import SandboxHarness
+from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
 from tests.e2e.console_support import REASON as CONSOLE_REASON
 
 REAL_APISERVER_VARIABLE = "KUBEVIRT_USB_TEST_KUBECONFIG"
@@ -50,6 +53,45 @@ def sandbox(request: pytest.FixtureRequest,
     with SandboxHarness(state_dir=tmp_path_factory.mktemp("sandbox"),
                         apiserver_kubeconfig=real_apiserver_kubeconfig(request)) as harness:
         yield harness
+
+
+@dataclass
+class StreamingBox:
+    """A sandbox without the product's components, the streaming agent running in node1 and
+    reaching the API emulator through a proxy that can fail the network (the data-path modules)."""
+
+    harness: SandboxHarness
+    proxy: FaultProxy
+    objects: Objects
+    agent: GuestAgent
+
+
+@contextlib.contextmanager
+def streaming_box(state_dir: Path, *, local_path: bool = True,
+                  before_agent: Callable[[StreamingBox], None] | None = None,
+                  ) -> Iterator[StreamingBox]:
+    """Start the box, call `before_agent(box)` (publish sticks, create attachments), start the
+    agent and wait for its spare engine worker; on the way out, print the agent's log and stop
+    everything."""
+    harness = plain_harness(state_dir=state_dir)
+    harness.start()
+    proxy = FaultProxy(target_port=harness.sandbox.api.port)
+    agent = GuestAgent(harness, "node1")
+    try:
+        harness.run(proxy.start())
+        box = StreamingBox(harness, proxy, Objects(harness), agent)
+        if before_agent is not None:
+            before_agent(box)
+        agent.start(api_port=proxy.port, local_path=local_path)
+        poll_until(lambda: "ready (libusb" in agent.log(), within=240,
+                   what="the agent and its spare engine worker to start")
+        yield box
+    finally:
+        print(f"\n--- streaming agent log (tail) ---\n{agent.log(80)}")
+        agent.stop()
+        with contextlib.suppress(Exception):
+            harness.run(proxy.stop())
+        harness.stop()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

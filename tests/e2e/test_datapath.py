@@ -25,7 +25,6 @@ from kubevirt_usb.sandbox.datapath import (
     dump,
     node_driver,
     node_stick,
-    plain_harness,
     vm_device,
 )
 from kubevirt_usb.sandbox.guest import UsbDevice
@@ -33,6 +32,7 @@ from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
 from kubevirt_usb.sandbox.vm_guest import VMProbe
 from kubevirt_usb.stream.endpoint import load_kubeconfig
 from kubevirt_usb.stream.usbredir_client import UsbredirConnection, open_usbredir
+from tests.e2e.conftest import StreamingBox, streaming_box
 
 pytestmark = pytest.mark.qemu
 
@@ -93,31 +93,21 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    harness = plain_harness(state_dir=tmp_path_factory.mktemp("datapath"))
-    harness.start()
-    proxy = FaultProxy(target_port=harness.sandbox.api.port)
-    agent = GuestAgent(harness, "node1")
-    try:
-        harness.run(proxy.start())
-        objects = Objects(harness)
-        aaa1, aaa2 = node_stick(harness, "AAA1"), node_stick(harness, "AAA2")
-        for stick in (aaa1, aaa2):
-            objects.publish(stick)
+    sticks: list[Stick] = []
+
+    def publish(box: StreamingBox) -> None:
+        sticks.extend(node_stick(box.harness, serial) for serial in ("AAA1", "AAA2"))
+        for stick in sticks:
+            box.objects.publish(stick)
         for name, vm in (("att-aaa1", "vm1"), ("att-aaa2", "vm1"), ("att-vm2", "vm2"),
                          ("att-gone", "vm-gone"), ("att-pending", "vm-pending")):
-            objects.attachment(name, vm=vm)
-        # vm1 runs on node1 too: this module tests the API path (the websocket through the
-        # fault proxy), so the node-local path is switched off; test_localpath_e2e tests it
-        agent.start(api_port=proxy.port, local_path=False)
-        poll_until(lambda: "ready (libusb" in agent.log(), within=180,
-                 what="the agent and its spare engine worker to start")
-        yield World(harness, proxy, objects, agent, aaa1, aaa2)
-    finally:
-        print(f"\n--- streaming agent log (tail) ---\n{agent.log(80)}")
-        agent.stop()
-        with contextlib.suppress(Exception):
-            harness.run(proxy.stop())
-        harness.stop()
+            box.objects.attachment(name, vm=vm)
+
+    # vm1 runs on node1 too: this module tests the API path (the websocket through the fault
+    # proxy), so the node-local path is switched off; test_localpath_e2e tests it
+    with streaming_box(tmp_path_factory.mktemp("datapath"), local_path=False,
+                       before_agent=publish) as box:
+        yield World(box.harness, box.proxy, box.objects, box.agent, *sticks)
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,9 @@ One sandbox and one agent serve the whole module; each test binds what it needs 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -25,10 +26,10 @@ from kubevirt_usb.sandbox.datapath import (
     dump,
     node_driver,
     node_stick,
-    plain_harness,
     vm_device,
 )
 from kubevirt_usb.sandbox.harness import SandboxHarness, poll_until
+from tests.e2e.conftest import StreamingBox, streaming_box
 
 pytestmark = pytest.mark.qemu
 
@@ -45,6 +46,17 @@ class World:
     objects: Objects
     agent: GuestAgent
     aaa1: Stick
+    _attachments: Iterator[int] = field(default_factory=itertools.count)
+
+    def bind(self, vm: str) -> str:
+        """Bind AAA1 to `vm` through a USBAttachment made for this binding; its name. No
+        controller runs here to reset what an earlier binding's agent wrote in the status, so an
+        attachment used twice would show the last stream's path and slot until the new stream
+        writes its own, and a wait for them would be over before the agent even chose."""
+        name = f"att-{vm}-{next(self._attachments)}"
+        self.objects.attachment(name, vm=vm)
+        self.objects.bind(self.aaa1, attachment=name, vm=vm)
+        return name
 
     def status(self, attachment: str) -> dict[str, Any]:
         return self.objects.status(attachment)
@@ -80,27 +92,14 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    harness = plain_harness(state_dir=tmp_path_factory.mktemp("localpath"))
-    harness.start()
-    proxy = FaultProxy(target_port=harness.sandbox.api.port)
-    agent = GuestAgent(harness, "node1")
-    try:
-        harness.run(proxy.start())
-        objects = Objects(harness)
-        aaa1 = node_stick(harness, "AAA1")
-        objects.publish(aaa1)
-        for name, vm in (("att-vm1", "vm1"), ("att-vm3", "vm3")):
-            objects.attachment(name, vm=vm)
-        agent.start(api_port=proxy.port)
-        poll_until(lambda: "ready (libusb" in agent.log(), within=240,
-                   what="the agent and its spare engine worker to start")
-        yield World(harness, proxy, objects, agent, aaa1)
-    finally:
-        print(f"\n--- streaming agent log (tail) ---\n{agent.log(80)}")
-        agent.stop()
-        with contextlib.suppress(Exception):
-            harness.run(proxy.stop())
-        harness.stop()
+    sticks: list[Stick] = []
+
+    def publish(box: StreamingBox) -> None:
+        sticks.append(node_stick(box.harness, "AAA1"))
+        box.objects.publish(sticks[0])
+
+    with streaming_box(tmp_path_factory.mktemp("localpath"), before_agent=publish) as box:
+        yield World(box.harness, box.proxy, box.objects, box.agent, sticks[0])
 
 
 @pytest.fixture(autouse=True)
@@ -114,9 +113,9 @@ def unbound_afterwards(world: World) -> Iterator[None]:
 
 def test_aaa1_into_vm1_on_its_own_node_streams_on_the_local_path(world: World) -> None:
     assert world.harness.vm_node("default/vm1") == "node1"
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+    att = world.bind("vm1")
     world.sees("vm1")
-    st = world.wait_path("att-vm1", path="Local", reason="SameNode")
+    st = world.wait_path(att, path="Local", reason="SameNode")
     launcher = world.harness.launcher("default/vm1")
     assert (st["slot"], st["slotKind"]) == (3, "Direct")
     assert f"virt-launcher pod {launcher.pod_name}" in st["pathMessage"]
@@ -130,9 +129,9 @@ def test_aaa1_into_vm1_on_its_own_node_streams_on_the_local_path(world: World) -
 
 def test_the_same_stick_into_vm3_on_node2_goes_through_the_api(world: World) -> None:
     assert world.harness.vm_node("default/vm3") == "node2"
-    world.objects.bind(world.aaa1, attachment="att-vm3", vm="vm3")
+    att = world.bind("vm3")
     world.sees("vm3")
-    st = world.wait_path("att-vm3", path="API", reason="VMIOnOtherNode")
+    st = world.wait_path(att, path="API", reason="VMIOnOtherNode")
     assert st["slotKind"] == "VirtHandler"
     assert "runs on node node2, the device is on node node1" in st["pathMessage"]
     assert world.api_slots("vm3") == (0,)
@@ -150,9 +149,6 @@ _HOLD = ("import os, socket, sys, time\n"
          "print('held', len(hello)); sys.stdout.flush(); time.sleep(600)")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue 14): in fresh clones the agent took the held slot 3 in 2 of 2 runs (passed in the "
-    "branch's own runs); the held-slot probe through the box's bridge is not understood yet"))
 def test_a_slot_held_by_another_client_is_passed_over(world: World) -> None:
     """Someone (a virtctl usbredir user, say) holds slot 3: QEMU serves one client per slot and
     leaves a second one waiting without its hello, so the agent takes slot 2."""
@@ -165,8 +161,8 @@ def test_a_slot_held_by_another_client_is_passed_over(world: World) -> None:
     try:
         poll_until(lambda: "held" in world.harness.on_node("node1", "cat /tmp/slot-holder.log")
                    .output, within=60, what="the other client to hold slot 3")
-        world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
-        st = world.wait_path("att-vm1", path="Local", reason="SameNode")
+        att = world.bind("vm1")
+        st = world.wait_path(att, path="Local", reason="SameNode")
         assert (st["slot"], st["slotKind"]) == (2, "Direct")
         world.sees("vm1")
     finally:
@@ -178,8 +174,8 @@ def test_a_symlink_planted_at_the_slot_is_refused_and_the_stream_takes_the_api(
     path = world.harness.plant_at_slot("default/vm1", slot=3, kind="symlink",
                                        target="/etc/passwd")
     try:
-        world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
-        st = world.wait_path("att-vm1", path="API", reason="SocketIsALink")
+        att = world.bind("vm1")
+        st = world.wait_path(att, path="API", reason="SocketIsALink")
         assert "virt-usbredir-3 is a symbolic link" in st["pathMessage"]
         world.sees("vm1")
         assert world.api_slots("vm1") == (0,)
@@ -191,14 +187,14 @@ def test_a_symlink_planted_at_the_slot_is_refused_and_the_stream_takes_the_api(
 
 
 def test_a_dropped_slot_socket_reconnects_on_the_local_path(world: World) -> None:
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+    att = world.bind("vm1")
     world.sees("vm1")
-    first = world.wait_path("att-vm1", path="Local", reason="SameNode")
+    first = world.wait_path(att, path="Local", reason="SameNode")
     launcher = world.harness.launcher("default/vm1")
     world.harness.call(launcher.bridge.close_all)  # the slot connection drops, QEMU stays
-    poll_until(lambda: world.status("att-vm1").get("reconnects", 0) > first["reconnects"],
+    poll_until(lambda: world.status(att).get("reconnects", 0) > first["reconnects"],
                within=ATTACH, what="the stream to come back after the socket dropped")
-    again = world.wait_path("att-vm1", path="Local", reason="SameNode")
+    again = world.wait_path(att, path="Local", reason="SameNode")
     assert f"(process {launcher.pid})" in again["pathMessage"]
     world.sees("vm1")
     assert world.api_slots("vm1") == ()
@@ -209,15 +205,15 @@ LAUNCHER_STARTING = {"LauncherProcessNotFound", "LauncherProcessGone", "SocketMi
 
 
 def test_a_recreated_launcher_never_leaves_the_vm_without_its_device(world: World) -> None:
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+    att = world.bind("vm1")
     world.sees("vm1")
-    first = world.wait_path("att-vm1", path="Local", reason="SameNode")
+    first = world.wait_path(att, path="Local", reason="SameNode")
     pid = world.harness.recreate_launcher("default/vm1")
-    poll_until(lambda: world.status("att-vm1").get("reconnects", 0) > first["reconnects"]
-               and world.status("att-vm1").get("phase") == "Attached",
+    poll_until(lambda: world.status(att).get("reconnects", 0) > first["reconnects"]
+               and world.status(att).get("phase") == "Attached",
                within=ATTACH, what="the stream to come back after the launcher was recreated")
     world.sees("vm1")
-    st = world.status("att-vm1")
+    st = world.status(att)
     # The reconnect may come before the new launcher is up: then it goes through the API at
     # once (never to nothing) and stays there while it streams; a running stream is not cut
     # just to change paths (the VM would see an unplug).
@@ -226,45 +222,45 @@ def test_a_recreated_launcher_never_leaves_the_vm_without_its_device(world: Worl
     print(f"after the launcher was recreated: {st['path']} ({st['pathReason']})")
     world.objects.unbind(world.aaa1)
     world.loses("vm1")
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
-    again = world.wait_path("att-vm1", path="Local", reason="SameNode")
+    att = world.bind("vm1")
+    again = world.wait_path(att, path="Local", reason="SameNode")
     assert f"(process {pid})" in again["pathMessage"]  # the new launcher's slot
     world.sees("vm1")
 
 
 def test_unplug_and_replug_streams_again_on_the_local_path(world: World) -> None:
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+    att = world.bind("vm1")
     world.sees("vm1")
-    world.wait_path("att-vm1", path="Local", reason="SameNode")
+    world.wait_path(att, path="Local", reason="SameNode")
     world.harness.unplug("AAA1", node="node1")
     world.loses("vm1")
     world.harness.plug("AAA1", into="node1")
     world.sees("vm1")
-    world.wait_path("att-vm1", path="Local", reason="SameNode")
+    world.wait_path(att, path="Local", reason="SameNode")
 
 
 def test_an_agent_killed_with_sigkill_streams_again_on_the_local_path(world: World) -> None:
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+    att = world.bind("vm1")
     world.sees("vm1")
-    world.wait_path("att-vm1", path="Local", reason="SameNode")
+    world.wait_path(att, path="Local", reason="SameNode")
     world.agent.kill()
     world.loses("vm1")  # the worker died with the agent: the kernel closed the slot socket
     world.agent.start(api_port=world.proxy.port)
     world.sees("vm1", within=240)
-    world.wait_path("att-vm1", path="Local", reason="SameNode", within=240)
+    world.wait_path(att, path="Local", reason="SameNode", within=240)
 
 
 def test_a_vm_that_moves_to_node2_and_back_goes_api_then_local(world: World) -> None:
-    world.objects.bind(world.aaa1, attachment="att-vm1", vm="vm1")
+    att = world.bind("vm1")
     world.sees("vm1")
-    world.wait_path("att-vm1", path="Local", reason="SameNode")
+    world.wait_path(att, path="Local", reason="SameNode")
     old_uid = world.harness.launcher("default/vm1").vmi_uid
     moved = world.harness.restart_vm("default/vm1", node="node2")
     assert moved != old_uid
-    world.wait_path("att-vm1", path="API", reason="VMIOnOtherNode", within=RESTART)
+    world.wait_path(att, path="API", reason="VMIOnOtherNode", within=RESTART)
     world.sees("vm1", within=RESTART)
     assert world.api_slots("vm1") == (0,)
     world.harness.restart_vm("default/vm1", node="node1")
-    world.wait_path("att-vm1", path="Local", reason="SameNode", within=RESTART)
+    world.wait_path(att, path="Local", reason="SameNode", within=RESTART)
     world.sees("vm1", within=RESTART)
     assert world.api_slots("vm1") == ()

@@ -243,7 +243,7 @@ class Cluster:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBECTL_USB")}
         env.update(KUBECONFIG=str(self.kubeconfig), PATH=f"{BIN}:{env.get('PATH', '')}",
-                   HOME=str(self.tmp))
+                   HOME=str(self.tmp), PYTHONFAULTHANDLER="1")  # SIGABRT dumps every thread
         env.update(extra)
         return env
 
@@ -296,9 +296,23 @@ class LineReader:
     def interrupt(self) -> int:
         """Ctrl-C, as a person stops it; the exit code."""
         self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(timeout=30)
+        code = exit_code(self.process, within=60)
         self._thread.join(timeout=10)
         return code
+
+
+def exit_code(process: subprocess.Popen[str], *, within: float) -> int:
+    """The command's exit code once it has ended; one that does not end within `within`
+    seconds fails the test with where each of its threads was (faulthandler's dump on SIGABRT).
+    """
+    try:
+        return process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        process.wait(timeout=30)
+        dump = process.stderr.read() if process.stderr is not None else ""
+        raise AssertionError(f"{process.args!r} did not end within {within} s; where it was:\n"
+                             f"{dump}") from None
 
 
 def one_line_error(result: Result) -> str:

@@ -3,12 +3,30 @@ second), with or without the field notes' devices and VMs."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.kubectl_usb.cluster import Cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_commands() -> Iterator[None]:
+    """The commands these tests start get Ctrl-C (SIGINT) as from a terminal, also when the
+    suite itself runs in the background: a shell without job control starts a background job
+    with SIGINT ignored, and an ignored signal stays ignored in every child (a caught one is reset
+    to the default on exec). Seen in a `bash .ci/run &`: the Ctrl-C tests waited for commands
+    that never got the signal."""
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture

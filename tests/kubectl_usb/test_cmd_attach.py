@@ -7,7 +7,7 @@ import signal
 import subprocess
 
 from kubevirt_usb.kubectl_usb.exitcodes import ExitCode
-from tests.kubectl_usb.cluster import Cluster, StderrLines, one_line_error
+from tests.kubectl_usb.cluster import Cluster, StderrLines, exit_code, one_line_error
 from tests.polling import wait_until
 
 AAA1 = "46f4-0001-aaa1"
@@ -15,7 +15,11 @@ NAME = "vm1-46f4-0001-aaa1"
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=60)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        exit_code(process, within=0)  # fails the test with where it hung
+        raise
     return process.returncode, out, err
 
 

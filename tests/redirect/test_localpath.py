@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,10 @@ from kubevirt_usb.redirect.pathchoice import (
 
 VMI_UID = "6a1f4c2e-0b3d-4e5f-8a9b-0c1d2e3f4a5b"
 POD_UID = "1234abcd-5678-4ef0-9abc-def012345678"
+QEMU_HELLO = (struct.pack("<III", 0, 68, 0) + b"qemu usb-redir guest 7.2.22".ljust(64, b"\0")
+              + struct.pack("<I", 0x7ff))
+"""What QEMU's usb-redir sends first: a usbredir header (type hello = 0, length, id) and the hello
+(version string, capabilities)."""
 SYSTEMD_CGROUP = (f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
                   f"{POD_UID.replace('-', '_')}.slice/cri-containerd-0a1b.scope\n")
 
@@ -52,8 +57,9 @@ class FakeHost:
     def slot_dir(self, pid: int) -> Path:
         return self.base / f"root-{pid}" / "run" / "kubevirt-private" / VMI_UID
 
-    def qemu_slot(self, path: Path) -> None:
-        """A listening socket that greets each client as QEMU's usb-redir chardev does."""
+    def qemu_slot(self, path: Path, *, greeting: bytes = QEMU_HELLO) -> None:
+        """A listening socket that greets each client as QEMU's usb-redir chardev does (or with
+        `greeting`; empty: it lets the client go at once)."""
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(str(path))
         server.listen(1)
@@ -67,8 +73,11 @@ class FakeHost:
                     conn, _ = server.accept()
                 except (TimeoutError, OSError):
                     continue
-                conn.sendall(b"hello")
-                self.listeners.append(conn)
+                if greeting:
+                    conn.sendall(greeting)
+                    self.listeners.append(conn)
+                else:
+                    conn.close()
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
@@ -127,12 +136,25 @@ def test_the_highest_free_slot_is_connected_and_qemus_hello_is_left_for_the_engi
     assert dialed.choice.slot == 3
     assert dialed.sock is not None
     with dialed.sock:
-        assert dialed.sock.recv(5) == b"hello"
+        assert dialed.sock.recv(len(QEMU_HELLO)) == QEMU_HELLO
 
 
 def test_a_held_slot_is_passed_over(host: FakeHost) -> None:
     host.process(120, cgroup=SYSTEMD_CGROUP, private=True)
     host.held_slot(host.slot_dir(120) / "virt-usbredir-3")
+    host.qemu_slot(host.slot_dir(120) / "virt-usbredir-2")
+    dialed = proc(host).dial(LAUNCHER, vmi_uid=VMI_UID)
+    assert isinstance(dialed.choice, Local)
+    assert dialed.choice.slot == 2
+    assert dialed.sock is not None
+    dialed.sock.close()
+
+
+@pytest.mark.parametrize("greeting", [b"", b"SSH-2.0-OpenSSH\r\n", b"\0\0\0\x01rest"],
+                         ids=["let go at once", "another service", "not a hello"])
+def test_a_slot_that_does_not_say_hello_is_not_taken(host: FakeHost, greeting: bytes) -> None:
+    host.process(120, cgroup=SYSTEMD_CGROUP, private=True)
+    host.qemu_slot(host.slot_dir(120) / "virt-usbredir-3", greeting=greeting)
     host.qemu_slot(host.slot_dir(120) / "virt-usbredir-2")
     dialed = proc(host).dial(LAUNCHER, vmi_uid=VMI_UID)
     assert isinstance(dialed.choice, Local)

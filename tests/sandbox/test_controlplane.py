@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubevirt_usb.sandbox.controlplane import Resource, guest_server_url
+from kubevirt_usb.sandbox.controlplane import Resource, guest_server_url, removed_by_delete
 
 
 def test_a_loopback_api_server_is_reached_from_the_guests_at_10_0_2_2() -> None:
@@ -22,3 +22,14 @@ def test_resource_paths_follow_the_rest_layout() -> None:
     nodes = Resource(group="", version="v1", plural="nodes", namespaced=False)
     assert nodes.path() == "/api/v1/nodes"
     assert nodes.api_version == "v1"
+
+
+def test_a_delete_answer_says_whether_the_object_is_gone() -> None:
+    assert removed_by_delete({"kind": "Status", "status": "Success", "details": {}})
+    assert removed_by_delete({"kind": "Pod", "metadata": {"deletionTimestamp": "t",
+                                                          "deletionGracePeriodSeconds": 0}})
+    # a Pod bound to a node waits, Terminating, for its kubelet's confirmation
+    assert not removed_by_delete({"kind": "Pod", "metadata": {
+        "deletionTimestamp": "t", "deletionGracePeriodSeconds": 30}})
+    assert not removed_by_delete({"kind": "VirtualMachineInstance", "metadata": {
+        "deletionTimestamp": "t", "finalizers": ["kubevirt.io/x"]}})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import datetime as dt
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from kubevirt_usb.apiserver.names import metadata_causes, name_errors
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
 from kubevirt_usb.apiserver.selectors import FieldSelector, LabelSelector, go_quote, object_fields
 from kubevirt_usb.apiserver.store import Obj, Store, TooOldResourceVersion, Watcher
-from kubevirt_usb.clock import WallClock, rfc3339, utc_now
+from kubevirt_usb.clock import WallClock, parse_rfc3339, rfc3339, utc_now
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -460,6 +461,8 @@ class API:
                 finalizers.append(CRD_CLEANUP)
             return DeleteResult(obj=self._mark_deleting(info, existing, finalizers, ctx,
                                                         plain=True), removed=False)
+        if graceful_deletion(info):
+            return self._delete_gracefully(info, existing, options, ctx)
         finalizers = _deletion_finalizers(existing, options)
         if finalizers:
             return DeleteResult(obj=self._mark_deleting(info, existing, finalizers, ctx),
@@ -467,6 +470,36 @@ class API:
         if ctx.dry_run:
             return DeleteResult(obj=existing, removed=True)
         return DeleteResult(obj=self._remove(info, existing), removed=True)
+
+    def _delete_gracefully(self, info: ResourceInfo, existing: Obj, options: Obj,
+                           ctx: RequestContext) -> DeleteResult:
+        """A Pod's delete (rest.BeforeDelete with the pod strategy): a Pod bound to a node is
+        marked with deletionTimestamp = now + its grace period and stays, Terminating, until
+        its kubelet deletes it with grace period 0; a shorter grace period may move the
+        deadline closer, a longer one changes nothing. Every step is an update the watchers
+        see, and a grace period of 0 without finalizers then removes the object."""
+        now = self.clock()
+        step = grace_step(existing, requested=_grace_option(options), now=now)
+        finalizers = _deletion_finalizers(existing, options)
+        if step is None:  # graceful deletion pending: nothing changes
+            return DeleteResult(obj=existing, removed=False)
+        marked = existing
+        if step.period is not None:
+            meta = dict(existing["metadata"])
+            meta["deletionTimestamp"] = rfc3339(step.deadline)
+            meta["deletionGracePeriodSeconds"] = step.period
+            if step.first and meta.get("generation"):
+                meta["generation"] = int(meta["generation"]) + 1
+            if finalizers:
+                meta["finalizers"] = finalizers
+            else:
+                meta.pop("finalizers", None)
+            marked = self._commit(info, existing, {**existing, "metadata": meta}, ctx)
+        if finalizers or (step.period or 0) > 0:
+            return DeleteResult(obj=marked, removed=False)
+        if ctx.dry_run:
+            return DeleteResult(obj=marked, removed=True)
+        return DeleteResult(obj=self._remove(info, marked), removed=True)
 
     def _check_preconditions(self, info: ResourceInfo, existing: Obj, options: Obj) -> None:
         """DeleteOptions.preconditions as rest.BeforeDelete checks them (a Namespace: as its own
@@ -559,7 +592,7 @@ class API:
     def _commit(self, info: ResourceInfo, existing: Obj | None, new: Obj,
                 ctx: RequestContext) -> Obj:
         meta = new["metadata"]
-        if existing is not None and meta.get("deletionTimestamp") and not meta.get("finalizers") \
+        if existing is not None and _delete_during_update(existing, new) \
                 and not (info.kind == "Namespace" and (new.get("spec") or {}).get("finalizers")):
             if ctx.dry_run:
                 return new
@@ -744,6 +777,68 @@ class API:
 CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 
 
+def _delete_during_update(existing: Obj, new: Obj) -> bool:
+    """The generic store's ShouldDeleteDuringUpdate: an update leaves no finalizers on an object
+    whose deletion was asked for with no grace period left (a graceful Pod is kept)."""
+    old_meta = existing["metadata"]
+    if new["metadata"].get("finalizers") or not old_meta.get("deletionTimestamp"):
+        return False
+    return not old_meta.get("deletionGracePeriodSeconds")
+
+
+def graceful_deletion(info: ResourceInfo) -> bool:
+    """Kinds whose storage deletes gracefully (a RESTGracefulDeleteStrategy): Pods."""
+    return info.group_resource == ("", "pods")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraceStep:
+    """What one DELETE does to a Pod: `period` None deletes it as it is (its grace period
+    already 0); otherwise the new deletionGracePeriodSeconds and deletionTimestamp."""
+
+    period: int | None
+    deadline: dt.datetime
+    first: bool  # the first mark: the generation moves on
+
+
+def grace_step(pod: Obj, *, requested: int | None, now: dt.datetime) -> GraceStep | None:
+    """rest.BeforeDelete with podStrategy.CheckGracefulDelete: None while a graceful deletion
+    is pending and the request does not shorten it."""
+    meta = pod["metadata"]
+    if meta.get("deletionTimestamp"):
+        current = meta.get("deletionGracePeriodSeconds")
+        if not current:
+            return GraceStep(period=None, deadline=now, first=False)
+        if requested is None or requested >= int(current):
+            return None
+        deadline = parse_rfc3339(str(meta["deletionTimestamp"])) - \
+            dt.timedelta(seconds=int(current)) + dt.timedelta(seconds=requested)
+        period = requested
+        if deadline < now:  # never into the past; a graceful request stays graceful
+            deadline = now
+            period = 1 if requested != 0 else 0
+        return GraceStep(period=period, deadline=deadline, first=False)
+    spec = pod.get("spec") or {}
+    period = requested if requested is not None else \
+        int(spec.get("terminationGracePeriodSeconds") or 0)
+    phase = (pod.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        period = 0  # not scheduled, or already finished: nothing to wait for
+    if period < 0:
+        period = 1
+    return GraceStep(period=period, deadline=now + dt.timedelta(seconds=period), first=True)
+
+
+def _grace_option(options: Obj) -> int | None:
+    value = options.get("gracePeriodSeconds")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"gracePeriodSeconds must be an integer, not {value!r}") from None
+
+
 def resource_version_set_on_create(value: Any) -> bool:
     """Whether etcd3's Create refuses a new object's metadata.resourceVersion: one that parses
     as a non-zero unsigned number (an unparsable one is not looked at)."""
@@ -819,8 +914,12 @@ def _builtin_defaults(info: ResourceInfo, obj: Obj) -> Obj:
                 data[key] = base64.b64encode(str(value).encode()).decode()
             obj["data"] = data
         obj.setdefault("type", "Opaque")
-    elif info.kind == "Pod" and "status" not in obj:
-        obj["status"] = {"phase": "Pending"}  # nothing schedules or runs it here
+    elif info.kind == "Pod":
+        if "status" not in obj:
+            obj["status"] = {"phase": "Pending"}  # nothing schedules or runs it here
+        spec = obj.get("spec")
+        if isinstance(spec, dict) and spec.get("terminationGracePeriodSeconds") is None:
+            obj["spec"] = {**spec, "terminationGracePeriodSeconds": 30}  # the API default
     elif info.kind == "Namespace":
         spec = obj.get("spec") or {}
         if "finalizers" not in spec:

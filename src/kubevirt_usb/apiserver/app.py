@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from kubevirt_usb.apiserver import discovery, errors, rbac, tables
+from kubevirt_usb.apiserver import discovery, errors, protobuf, rbac, tables
 from kubevirt_usb.apiserver.api import (
     API,
     PATCH_APPLY,
@@ -72,8 +72,9 @@ class Authenticator:
 
 @dataclass(frozen=True, kw_only=True)
 class RequestInfo:
-    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo). An empty
-    verb means the method is not served on that path (405)."""
+    """What a REST path names (k8s.io/apiserver/pkg/endpoints/request.RequestInfo): the verb
+    is the method's, as the authorizer sees it; `served` is False where no handler takes that
+    method on such a path (a POST to a name, a PUT to a collection: 405 once authorized)."""
 
     verb: str
     group: str
@@ -82,22 +83,29 @@ class RequestInfo:
     resource: str
     name: str
     subresource: str
+    served: bool = True
 
 
-def _verb(method: str, *, name: str, subresource: str, watch: bool) -> str:
+def _verb(method: str, *, name: str, watch: bool) -> str:
+    """The verb RequestInfoFactory derives from the method alone (what RBAC is asked)."""
     if method in ("GET", "HEAD"):
         if watch:
             return "watch"
         return "get" if name else "list"
-    if method == "POST":
-        return "create" if not name or subresource else ""
-    if method in ("PUT", "PATCH"):
-        return ("update" if method == "PUT" else "patch") if name else ""
     if method == "DELETE":
-        if subresource:
-            return ""
         return "delete" if name else "deletecollection"
-    return ""
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+def _served(method: str, *, name: str, subresource: str) -> bool:
+    """Whether kube-apiserver installs a handler for the method on such a path."""
+    if method == "POST":
+        return not name or bool(subresource)
+    if method in ("PUT", "PATCH"):
+        return bool(name)
+    if method == "DELETE":
+        return not subresource
+    return method in ("GET", "HEAD")
 
 
 def parse_request_path(method: str, path: str, query: dict[str, str]) -> RequestInfo | None:
@@ -125,9 +133,10 @@ def parse_request_path(method: str, path: str, query: dict[str, str]) -> Request
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     is_watch = watch or query.get("watch", "").lower() in ("1", "true")
-    verb = _verb(method, name=name, subresource=subresource, watch=is_watch)
+    verb = _verb(method, name=name, watch=is_watch)
     return RequestInfo(verb=verb, group=group, version=version, namespace=namespace,
-                       resource=resource, name=name, subresource=subresource)
+                       resource=resource, name=name, subresource=subresource,
+                       served=_served(method, name=name, subresource=subresource))
 
 
 def warning_header(text: str) -> str:
@@ -245,8 +254,8 @@ class APIServerApp:
             info = parse_request_path("GET", path, query)
             if info is None or info.verb != "watch":
                 raise errors.bad_request("only watches are served over a websocket")
-            resource = self._resource(info)
             self._authorize(user, info)
+            resource = self._resource(info)
             if not resource.stored:
                 raise errors.method_not_allowed()
             namespace = info.namespace if resource.namespaced else ""
@@ -264,9 +273,18 @@ class APIServerApp:
         info = parse_request_path(request.method, path, query)
         if info is None:
             return self._non_resource(request, path, user)
-        resource = self._resource(info)
-        self._authorize(user, info)
-        return await self._serve(request, info, resource, query, user)
+        # kube-apiserver authorizes before it routes: a user without the right learns nothing
+        # of what exists (403 for a missing object, an unknown resource or group, a verb the
+        # resource does not serve)
+        accept = request.headers.get("accept", "")
+        try:
+            self._authorize(user, info)
+            resource = self._resource(info)
+            response = await self._serve(request, info, resource, query, user)
+        except errors.APIError as error:
+            # a Status is a built-in kind: protobuf when preferred, for custom resources too
+            return negotiate(status_response(error), custom=False, accept=accept)
+        return negotiate(response, custom=resource.custom, accept=accept)
 
     def _non_resource(self, request: Request, path: str, user: UserInfo) -> Response:
         verb = {"GET": "get", "HEAD": "head", "POST": "post", "PUT": "put", "PATCH": "patch",
@@ -357,7 +375,7 @@ class APIServerApp:
             raise errors.path_not_found()
         allowed = _SUBRESOURCE_VERBS.get(info.subresource, ()) if info.subresource \
             else resource.verbs
-        if not info.verb or info.verb not in allowed:
+        if not info.served or info.verb not in allowed:
             raise errors.method_not_allowed()
         return resource
 
@@ -670,6 +688,39 @@ def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def prefers_protobuf(accept: str) -> bool:
+    """Whether the first media type of an Accept header that a built-in resource's endpoint
+    serves is protobuf (kubectl 1.33 sends `application/vnd.kubernetes.protobuf,
+    application/json`); a Table request is JSON."""
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if any(p.replace(" ", "").startswith("as=") for p in params):
+            return False
+        if media == protobuf.MEDIA_TYPE:
+            return True
+        if media in (JSON, *YAML_TYPES, "*/*", "application/*"):
+            return False
+    return False
+
+
+def negotiate(response: Response, *, custom: bool, accept: str) -> Response:
+    """The answer in protobuf where kube-apiserver writes it so: a built-in kind (a custom
+    resource has no protobuf, but an error about it is a Status, which has), a client that
+    prefers it, and an object the emulator has the message table for; otherwise as it is (JSON,
+    the client's other choice). Watches stay JSON lines."""
+    if custom or response.media_type != JSON or not prefers_protobuf(accept) \
+            or isinstance(response, StreamingResponse):
+        return response
+    try:
+        body = protobuf.encode(orjson.loads(response.body))
+    except (protobuf.ProtobufError, orjson.JSONDecodeError, ValueError):
+        return response
+    answer = Response(body, status_code=response.status_code, media_type=protobuf.MEDIA_TYPE)
+    answer.raw_headers.extend((key, value) for key, value in response.raw_headers
+                              if key not in (b"content-type", b"content-length"))
+    return answer
+
+
 def body_media_types(resource: ResourceInfo) -> tuple[str, ...]:
     """The body formats an endpoint decodes (custom resources have no protobuf)."""
     if resource.custom:
@@ -681,6 +732,12 @@ def decode_body(raw: bytes, content_type: str, resource: ResourceInfo) -> Obj:
     """A request body as an object; 415 for a format the endpoint does not take, 400 when it
     does not decode to a JSON object."""
     media = (content_type or JSON).split(";")[0].strip().lower()
+    if media == protobuf.MEDIA_TYPE and not resource.custom:
+        try:
+            return protobuf.decode(raw)
+        except (protobuf.ProtobufError, UnicodeDecodeError, ValueError) as exc:
+            raise errors.bad_request(
+                f"the body of the request could not be decoded: {_first_line(exc)}") from exc
     if media not in (JSON, *YAML_TYPES):
         raise errors.unsupported_media_type(body_media_types(resource))
     try:

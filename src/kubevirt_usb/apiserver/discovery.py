@@ -13,13 +13,12 @@ from kubevirt_usb import __version__
 from kubevirt_usb.apiserver.extension import Extension
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
 
-# The texts are 1.36's, but /version says 1.30: kubectl >= 1.33 (which gcloud's kubectl
-# dispatcher runs for a server that says >= 1.33) writes built-in kinds as protobuf, which the
-# emulator does not decode yet (docs/architecture.md).
-KUBE_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-kubevirt-usb-emulator",
+# kube-apiserver 1.36, whose texts the emulator speaks; kubectl 1.33 and later (which gcloud's
+# kubectl dispatcher runs for such a server) write built-in kinds as protobuf (protobuf.py).
+KUBE_VERSION = {"major": "1", "minor": "36", "gitVersion": "v1.36.2-kubevirt-usb-emulator",
                 "gitCommit": "0000000000000000000000000000000000000000",
                 "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
-                "goVersion": "go1.22.0", "compiler": "gc", "platform": "linux/amd64",
+                "goVersion": "go1.25.0", "compiler": "gc", "platform": "linux/amd64",
                 "emulator": f"kubevirt-usb {__version__}"}
 
 

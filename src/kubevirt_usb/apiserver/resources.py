@@ -178,6 +178,7 @@ def builtin_resources() -> list[ResourceInfo]:
                  subresources=("status",), fields=("spec.unschedulable",)),
         _builtin("", "v1", "pods", "Pod", namespaced=True, short=("po",),
                  subresources=("status",), categories=("all",), returns_object=True,
+                 generation=True,
                  fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                          "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
                          "status.podIP", "status.nominatedNodeName")),

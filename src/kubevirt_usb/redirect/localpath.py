@@ -19,6 +19,7 @@ import os
 import select
 import socket
 import stat
+import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ from kubevirt_usb.redirect.pathchoice import (
 
 HELLO_TIMEOUT = 3.0
 """Seconds to wait for QEMU's usbredir hello before a slot counts as held by another client."""
+HELLO_TYPE = (0).to_bytes(4, "little")
+"""The first field of the first message QEMU sends a client it serves: the usbredir header's
+type, `usb_redir_hello` (0), little-endian."""
+PARTIAL_WAIT = 0.01
 
 _DIR = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _LEAF = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -221,14 +226,27 @@ def _walk_failure(exc: OSError) -> SlotProbe:
 
 
 def _says_hello(sock: socket.socket, timeout: float) -> bool:
-    """Whether the peer sends something (QEMU's usbredir hello) within `timeout`; the bytes stay
-    in the socket for the usbredir host."""
+    """Whether QEMU's usbredir hello arrives within `timeout`: the first bytes a usb-redir
+    chardev sends a client it serves are a usbredir header of type `hello`. They are peeked, so
+    they stay in the socket for the usbredir host.
+
+    Anything else is not a hello and the slot counts as held: silence (QEMU serves one client
+    per slot and leaves another's connection in its listen queue, unanswered, while the slot is
+    held), an end (a connection let go at once), other bytes, an error. An unsure slot is never
+    taken: a wrong "held" costs a lower slot or a retry, a wrong "free" hangs another user."""
+    deadline = time.monotonic() + timeout
     poller = select.poll()
     poller.register(sock, select.POLLIN)
-    if not poller.poll(int(timeout * 1000)):
-        return False
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
-    except OSError:
-        return False
-
+    while (left := deadline - time.monotonic()) > 0:
+        if not poller.poll(max(1, int(left * 1000))):
+            return False
+        try:
+            head = sock.recv(len(HELLO_TYPE), socket.MSG_PEEK)
+        except OSError:
+            return False
+        if not head or not HELLO_TYPE.startswith(head):
+            return False
+        if len(head) == len(HELLO_TYPE):
+            return True
+        time.sleep(PARTIAL_WAIT)  # part of the header is in: the rest is on its way
+    return False

@@ -6,18 +6,14 @@ chardev, and QEMU's end closing is the stream ending.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
 import math
 import socket
 
+from kubevirt_usb.redirect.outqueue import SendQueue
 from kubevirt_usb.stream.failures import StreamBroken
 
-HIGH_WATER = 1 << 20
-"""Bytes waiting for the socket above which the link refuses more (`accepting()`)."""
 _RECV = 1 << 18
-_IOV = 64
 
 
 class UnixLink:
@@ -27,42 +23,22 @@ class UnixLink:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self._out: collections.deque[memoryview] = collections.deque()
-        self._pending = 0
+        self._queue = SendQueue(broken_code=None)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def accepting(self) -> bool:
-        return self._pending < HIGH_WATER
+        return self._queue.accepting()
 
     def wants_write(self) -> bool:
-        return self._pending > 0
+        return self._queue.pending > 0
 
     def send(self, data: bytes | memoryview) -> None:
-        if data:
-            self._out.append(memoryview(data))
-            self._pending += len(data)
+        self._queue.push(data)
 
     def flush(self) -> None:
-        out = self._out
-        while out:
-            try:
-                sent = self.sock.sendmsg(list(itertools.islice(out, _IOV)))
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                raise StreamBroken(side="remote", code=None,
-                                   detail=exc.strerror or str(exc)) from exc
-            self._pending -= sent
-            while sent:
-                head = out[0]
-                if len(head) <= sent:
-                    sent -= len(head)
-                    out.popleft()
-                else:
-                    out[0] = head[sent:]
-                    sent = 0
+        self._queue.flush(self.sock)
 
     def buffered(self) -> bool:
         return False

@@ -11,9 +11,7 @@ about half the throughput on the sandbox's nodes).
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
 import select
 import socket
 import ssl
@@ -29,6 +27,7 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from kubevirt_usb import __version__
+from kubevirt_usb.redirect.outqueue import SendQueue
 from kubevirt_usb.stream.endpoint import APIEndpoint
 from kubevirt_usb.stream.failures import ConnectFailed, StreamBroken, rejection
 
@@ -39,10 +38,7 @@ FRAME = 1 << 16
 MAX_FRAME = 1 << 20
 PING_INTERVAL = 10.0
 PING_TIMEOUT = 20.0
-HIGH_WATER = 1 << 20
-"""Bytes waiting for the network above which the link refuses more (`accepting()`)."""
 _RECV = 1 << 18
-_IOV = 64
 
 Clock = Callable[[], float]
 
@@ -104,8 +100,7 @@ class Link:
         self.sock = sock
         self._protocol = protocol
         self._tls = tls
-        self._out: collections.deque[memoryview] = collections.deque()
-        self._pending = 0
+        self._queue = SendQueue(broken_code=1006)
         self._clock = clock
         self._frames = leftover
         self._ping_at = clock() + PING_INTERVAL
@@ -120,10 +115,10 @@ class Link:
 
     def accepting(self) -> bool:
         """False while more than HIGH_WATER bytes wait for the network."""
-        return self._pending < HIGH_WATER
+        return self._queue.accepting()
 
     def wants_write(self) -> bool:
-        return self._pending > 0
+        return self._queue.pending > 0
 
     def send(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -133,24 +128,7 @@ class Link:
 
     def flush(self) -> None:
         """Write what the socket takes now."""
-        out = self._out
-        while out:
-            try:
-                sent = self.sock.sendmsg(list(itertools.islice(out, _IOV)))
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                raise StreamBroken(side="remote", code=1006,
-                                   detail=exc.strerror or str(exc)) from exc
-            self._pending -= sent
-            while sent:
-                head = out[0]
-                if len(head) <= sent:
-                    sent -= len(head)
-                    out.popleft()
-                else:
-                    out[0] = head[sent:]
-                    sent = 0
+        self._queue.flush(self.sock)
 
     def _queue_protocol_output(self) -> None:
         for chunk in self._protocol.data_to_send():
@@ -159,8 +137,7 @@ class Link:
                     data = self._tls.encrypt(chunk) if self._tls else chunk
                 except ssl.SSLError as exc:
                     raise StreamBroken(side="remote", code=1006, detail=f"TLS: {exc}") from exc
-                self._out.append(memoryview(data))
-                self._pending += len(data)
+                self._queue.push(data)
 
     # ---- receiving -------------------------------------------------------------------------
 

@@ -235,16 +235,23 @@ class Sandbox:
         return launcher
 
     async def _stop_launcher(self, key: VMKey) -> None:
+        """As KubeVirt and the kubelet end a launcher Pod: it is deleted (Terminating: bound to
+        a node, it waits for its kubelet), its containers stop, and the kubelet the sandbox
+        plays confirms the deletion with grace period 0, which removes it."""
         launcher = self.launchers.pop(key, None)
         if launcher is None:
             return
+        present = await self.plane.get(PODS, namespace=launcher.namespace,
+                                       name=launcher.pod_name) is not None
+        if present:
+            await self.plane.delete(PODS, namespace=launcher.namespace, name=launcher.pod_name)
         node = self.nodes.get(launcher.node)
         if node is not None:
             await kill_standin(node, launcher, remove_root=True)
         await launcher.bridge.stop()
-        if await self.plane.get(PODS, namespace=launcher.namespace,
-                                name=launcher.pod_name) is not None:
-            await self.plane.delete(PODS, namespace=launcher.namespace, name=launcher.pod_name)
+        if present:
+            await self.plane.delete(PODS, namespace=launcher.namespace, name=launcher.pod_name,
+                                    grace_period_seconds=0)
 
     async def _set_pod_running(self, launcher: Launcher, *, running: bool) -> None:
         current = await self.plane.get(PODS, namespace=launcher.namespace,

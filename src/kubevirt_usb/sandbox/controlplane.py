@@ -65,6 +65,15 @@ VMIS = Resource(group="kubevirt.io", version="v1", plural="virtualmachineinstanc
 PODS = Resource(group="", version="v1", plural="pods")
 
 
+def removed_by_delete(answer: dict[str, Any]) -> bool:
+    """Whether a DELETE's answer says the object is gone: a success Status, or the object as it
+    went; False when finalizers keep it or a Pod waits, Terminating, for its kubelet."""
+    if answer.get("kind") == "Status":
+        return True
+    meta = answer.get("metadata") or {}
+    return not meta.get("finalizers") and not meta.get("deletionGracePeriodSeconds")
+
+
 def guest_server_url(server: str, *, port: int) -> str:
     """The API server's URL as the node guests reach it: the host's loopback is 10.0.2.2 inside
     QEMU user networking; any other address is reached as it is (QEMU forwards outbound)."""
@@ -123,8 +132,10 @@ class ControlPlane(Protocol):
 
     async def update_status(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]: ...
 
-    async def delete(self, resource: Resource, *, namespace: str = "", name: str) -> bool:
-        """Delete; False when finalizers keep the object."""
+    async def delete(self, resource: Resource, *, namespace: str = "", name: str,
+                     grace_period_seconds: int | None = None) -> bool:
+        """Delete; False while the object stays (finalizers, or a Pod bound to a node that is
+        Terminating until its kubelet, the sandbox, confirms with `grace_period_seconds=0`)."""
         ...
 
     async def service_account_token(self, *, namespace: str, name: str) -> str: ...
@@ -234,10 +245,13 @@ class EmulatorPlane:
             body=obj, ctx=self._ctx(), subresource="status")
         return updated
 
-    async def delete(self, resource: Resource, *, namespace: str = "", name: str) -> bool:
+    async def delete(self, resource: Resource, *, namespace: str = "", name: str,
+                     grace_period_seconds: int | None = None) -> bool:
+        options = {} if grace_period_seconds is None else \
+            {"gracePeriodSeconds": grace_period_seconds}
         try:
             _obj, removed = self.api.api.delete(self._info(resource), namespace=namespace,
-                                                name=name, options={}, ctx=self._ctx())
+                                                name=name, options=options, ctx=self._ctx())
         except errors.APIError as exc:
             if exc.code == 404:
                 return True

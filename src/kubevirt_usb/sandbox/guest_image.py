@@ -36,7 +36,7 @@ DEFAULT_MODULES: tuple[str, ...] = (
     "ftdi_sio",  # QEMU's usb-serial is an FTDI FT232 (0403:6001)
     "usbhid",
     "hid_generic",  # usb-kbd
-    "e1000",  # -nic user,model=e1000
+    "virtio_net",  # -nic user,model=virtio-net-pci (node guests; VM guests have no network)
     "virtio_pci",
     "virtio_console",  # the command channel (a virtio-serial port)
     "9pnet_virtio",

@@ -31,6 +31,7 @@ from kubevirt_usb.sandbox.controlplane import (
     HOST_FROM_GUEST,
     ControlPlaneError,
     Resource,
+    removed_by_delete,
 )
 from kubevirt_usb.sandbox.virtapi import VirtAPIEmulator
 
@@ -366,8 +367,11 @@ class RealPlane:
     async def _remove_created(self) -> None:
         order = teardown_order(self._created)
         for item in order:
-            answer = await self.http.delete(item.resource.path(namespace=item.namespace,
-                                                               name=item.name))
+            # its launcher Pods' kubelet is the sandbox: their deletion is confirmed at once
+            options = {"gracePeriodSeconds": 0} if item.kind == "Pod" else {}
+            answer = await self.http.request(
+                "DELETE", item.resource.path(namespace=item.namespace, name=item.name),
+                json={"apiVersion": "v1", "kind": "DeleteOptions", **options})
             if answer.status_code not in (200, 202, 404):
                 self._progress(f"warning: deleting {item.kind} {item.name}: "
                                f"{answer.status_code} {answer.text[:200]}")
@@ -520,17 +524,17 @@ class RealPlane:
         updated: dict[str, Any] = answer.json()
         return updated
 
-    async def delete(self, resource: Resource, *, namespace: str = "", name: str) -> bool:
-        # The sandbox is the kubelet of its mirrored Pods: a real server only marks a Pod bound to
-        # a node as terminating until its kubelet confirms, so deletes are final (grace period 0).
+    async def delete(self, resource: Resource, *, namespace: str = "", name: str,
+                     grace_period_seconds: int | None = None) -> bool:
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
         answer = await self.http.request(
-            "DELETE", resource.path(namespace=namespace, name=name),
-            json={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0})
+            "DELETE", resource.path(namespace=namespace, name=name), json=options)
         if answer.status_code == 404:
             return True
         self._check(answer, f"deleting {resource.plural} {name}")
-        body = answer.json()
-        return not ((body.get("metadata") or {}).get("finalizers"))
+        return removed_by_delete(answer.json())
 
     async def service_account_token(self, *, namespace: str, name: str) -> str:
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
