@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import logging
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -491,3 +493,37 @@ def test_field_selectors_of_kinds_without_a_conversion_use_the_default_one(
         "configmaps": '"x" is not a known field selector: only "metadata.name", '
                       '"metadata.namespace"',
         "secrets": "field label not supported: x", "events": "field label not supported: x"}
+
+
+def test_a_client_that_goes_away_mid_request_is_one_log_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A PATCH whose connection is cut before its body arrived (the soak's api-cut fault):
+    one line in the log, no traceback, and the emulator keeps serving."""
+    api, control = new_cluster_state()
+    app, _server = build_app(api=api, control=control,
+                             authenticator=Authenticator(tokens={"admin": ADMIN}))
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/l"
+    scope = {"type": "http", "http_version": "1.1", "method": "PATCH", "scheme": "https",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "server": ("testserver", 443), "client": ("127.0.0.1", 50000),
+             "headers": [(b"host", b"testserver"), (b"authorization", b"Bearer admin"),
+                         (b"content-type", b"application/merge-patch+json"),
+                         (b"content-length", b"100")]}
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def serve() -> None:
+        await app(scope, receive, send)
+
+    with caplog.at_level(logging.DEBUG, logger="kubevirt_usb.apiserver.app"):
+        asyncio.run(serve())
+    records = [r for r in caplog.records if r.name == "kubevirt_usb.apiserver.app"]
+    assert [(r.levelno, r.exc_info) for r in records] == [(logging.INFO, None)]
+    assert records[0].getMessage() == (f"request PATCH {path}: "
+                                       "the client went away before its body arrived")
+    assert sent[0]["status"] == 499

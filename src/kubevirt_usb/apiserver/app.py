@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,6 +43,9 @@ from kubevirt_usb.apiserver.yamljson import YAMLBodyError, load_yaml_as_json
 from kubevirt_usb.clock import rfc3339
 
 log = logging.getLogger(__name__)
+
+# nginx's status for a request whose client closed the connection before the answer
+CLIENT_CLOSED_REQUEST = 499
 
 JSON = "application/json"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -239,6 +242,12 @@ class APIServerApp:
             return await self._dispatch(request)
         except errors.APIError as error:
             return status_response(error)
+        except ClientDisconnect:
+            # the client went away before its body arrived (a cut connection, a timeout):
+            # normal on a flaky network, so one line, no traceback; nobody reads the answer
+            log.info("request %s %s: the client went away before its body arrived",
+                     request.method, request.url.path)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except Exception as exc:  # the emulator never crashes on a request
             log.exception("request %s %s failed", request.method, request.url.path)
             return status_response(errors.internal(f"{type(exc).__name__}: {exc}"))
