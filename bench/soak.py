@@ -48,8 +48,10 @@ from bench.soak_plan import (
     Fault,
     FaultKind,
     Length,
+    ProcessSample,
     RssWindow,
     Targets,
+    parse_process_sample,
     percentile,
     rss_trend,
     schedule,
@@ -165,6 +167,9 @@ class Soak:
         self.repairs: list[str] = []
         self.findings = Findings()
         self.rss: dict[str, list[tuple[float, int, float]]] = {"agent": [], "controller": []}
+        # beside each RSS sample, the same process's open fds and threads
+        self.processes: dict[str, list[tuple[int, ProcessSample]]] = {"agent": [],
+                                                                     "controller": []}
         self.t0 = time.monotonic()
         self._lock = threading.Lock()  # the workloads, between the monitor and the faults
         self._rss_lock = threading.Lock()  # the RSS samples, between the monitor and the run
@@ -331,26 +336,46 @@ class Soak:
     def sample_rss(self) -> None:
         with self._rss_lock:
             now = time.monotonic() - self.t0
-            counts = {name: len(samples) for name, samples in self.rss.items()}
+            counts = {name: len(samples) for name, samples in self.processes.items()}
             self._sample_rss(now)
             self.say(f"soak {self.elapsed()}: rss " + "; ".join(
-                f"{name} " + ", ".join(f"pid {pid} {mib:.1f} MiB"
-                                       for _, pid, mib in samples[counts[name]:])
-                for name, samples in self.rss.items()))
+                f"{name} " + ", ".join(f"pid {pid} {sample.describe()}"
+                                       for pid, sample in samples[counts[name]:])
+                for name, samples in self.processes.items()))
 
     def _sample_rss(self, now: float) -> None:
         for pid in self.node_pids(AGENT):
-            kib = self.h.on_node(NODE, f"awk '/^VmRSS:/{{print $2}}' /proc/{pid}/status",
-                                 timeout=60).output.strip()
-            if kib.isdigit():
-                self.rss["agent"].append((now, pid, int(kib) / 1024))
+            # the status lines, then the number of open fds on a line of its own
+            command = (f"grep -E '^(VmRSS|Threads):' /proc/{pid}/status 2>/dev/null; "
+                       f"ls /proc/{pid}/fd 2>/dev/null | wc -l")
+            output = self.h.on_node(NODE, command, timeout=60).output.strip().splitlines()
+            listed = output[-1].strip() if output else ""
+            self._record("agent", now, pid,
+                         parse_process_sample("\n".join(output[:-1]),
+                                              fds=int(listed) if listed.isdigit() else None))
         components = self.h.sandbox.components
         for process in (components.controllers.values() if components else ()):
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        self.rss["controller"].append((now, process.pid,
-                                                       int(line.split()[1]) / 1024))
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                try:
+                    opened: int | None = len(list(Path(f"/proc/{process.pid}/fd").iterdir()))
+                except OSError:
+                    opened = None
+                self._record("controller", now, process.pid,
+                             parse_process_sample(status, fds=opened))
+
+    def _record(self, name: str, now: float, pid: int, sample: ProcessSample | None) -> None:
+        if sample is not None:
+            self.rss[name].append((now, pid, sample.rss_mib))
+            self.processes[name].append((pid, sample))
+
+    def process_counts(self, name: str, pid: int) -> dict[str, list[int | None]]:
+        """The open fds and threads of one sampled process, at its first and last sample."""
+        samples = [sample for p, sample in self.processes[name] if p == pid]
+        if not samples:
+            return {}
+        return {"fds": [samples[0].fds, samples[-1].fds],
+                "threads": [samples[0].threads, samples[-1].threads]}
 
     def monitor(self) -> None:
         """Fetch the workloads' lines and check the invariants until the soak ends."""
@@ -690,6 +715,9 @@ class Soak:
         rss = {name: self.rss_figures(samples, leader=self.leader_pid() if
                                       name == "controller" else None)
                for name, samples in self.rss.items()}
+        for name, figures in rss.items():
+            if figures is not None:
+                figures.update(self.process_counts(name, figures["pid"]))
         return {
             "seed": self.seed, "minutes": self.minutes, "faulted_seconds": round(seconds),
             "fault_kinds": [k.value for k in self.kinds],

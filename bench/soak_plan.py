@@ -250,6 +250,34 @@ class RssTrend:
         return max(self.windows, key=lambda w: (w.seconds, w.samples))
 
 
+@dataclass(frozen=True)
+class ProcessSample:
+    """What /proc says of one process at one time: RSS, and the counts that tell a leak's kind
+    when RSS grows (an open socket or file per reconnect, a thread per request)."""
+
+    rss_mib: float
+    threads: int | None
+    fds: int | None
+
+    def describe(self) -> str:
+        counts = [f"{n} {what}" for n, what in ((self.fds, "fds"), (self.threads, "threads"))
+                  if n is not None]
+        return ", ".join([f"{self.rss_mib:.1f} MiB", *counts])
+
+
+def parse_process_sample(status: str, *, fds: int | None) -> ProcessSample | None:
+    """From the text of /proc/PID/status (VmRSS, Threads) and the number of entries in
+    /proc/PID/fd (None when it could not be listed); None without a VmRSS line (the process
+    is gone, or a kernel thread)."""
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss = fields.get("VmRSS", "").split()
+    if not rss or not rss[0].isdigit():
+        return None
+    threads = fields.get("Threads", "").strip()
+    return ProcessSample(rss_mib=int(rss[0]) / 1024,
+                         threads=int(threads) if threads.isdigit() else None, fds=fds)
+
+
 RSS_WARMUP = 120.0
 """Seconds after a process's first sample that do not count for its trend: a Python process
 on an emulated node is still importing and opening its connections then."""

@@ -11,9 +11,11 @@ from bench.soak_plan import (
     BlockLedger,
     FaultKind,
     Length,
+    ProcessSample,
     Targets,
     UnknownFaultKind,
     choose_kinds,
+    parse_process_sample,
     percentile,
     rss_trend,
     schedule,
@@ -173,3 +175,16 @@ def test_a_process_still_starting_up_does_not_count_as_growing() -> None:
     assert trend is not None
     assert (trend.longest.start_mib, trend.longest.slope_mib_per_hour) == (54.0, 0.0)
     assert (trend.longest.seconds, trend.longest.samples) == (3480.0, 3)
+
+
+def test_a_process_sample_reads_rss_and_threads_from_proc_status_beside_its_fds() -> None:
+    status = ("Name:\tpython3\nVmPeak:\t  99999 kB\nVmRSS:\t   54784 kB\nRssAnon:\t 30000 kB\n"
+              "Threads:\t3\nSigQ:\t0/7823\n")
+    sample = parse_process_sample(status, fds=17)
+    assert sample == ProcessSample(rss_mib=53.5, threads=3, fds=17)
+    assert sample.describe() == "53.5 MiB, 17 fds, 3 threads"
+    unlisted = parse_process_sample("VmRSS:\t1024 kB\n", fds=None)
+    assert unlisted == ProcessSample(rss_mib=1.0, threads=None, fds=None)
+    assert unlisted.describe() == "1.0 MiB"
+    assert parse_process_sample("Name:\tkthreadd\nThreads:\t1\n", fds=0) is None  # gone, kernel
+    assert parse_process_sample("", fds=None) is None
