@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import httpx2
 import yaml
-from tests.usb.sysfs_builder import SERIAL_PORT, USB_IDS_TEXT, SysfsTree
 
 from kubevirt_usb import crds
 from kubevirt_usb.agent.hotplug import QueueEventSource, UEvent
@@ -36,6 +35,7 @@ from kubevirt_usb.kube.client import KubeClient, ObservedTransport, connect
 from kubevirt_usb.kube.config import load_config
 from kubevirt_usb.kube.errors import NotFound
 from kubevirt_usb.kube.resources import USBDevice
+from kubevirt_usb.sandbox.sysfs_tree import SERIAL_PORT, USB_IDS_TEXT, SysfsTree
 from kubevirt_usb.usb.usbids import UsbIds
 
 NAMESPACE = "kubevirt-usb"

@@ -16,8 +16,8 @@ from kubevirt_usb.agent.cli import agent
 from kubevirt_usb.cli import cli
 from kubevirt_usb.kube.resources import Lease, USBDevice
 from kubevirt_usb.redirect.libversion import usbredir_version
+from kubevirt_usb.sandbox.sysfs_tree import USB_IDS_TEXT, SysfsTree
 from tests.kube.emulator import NAMESPACE, Emulator, Relay, eventually
-from tests.usb.sysfs_builder import USB_IDS_TEXT, SysfsTree
 
 
 def test_the_agent_is_a_kubevirt_usb_subcommand() -> None:

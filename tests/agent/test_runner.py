@@ -23,6 +23,7 @@ from kubevirt_usb.kube.client import KubeClient, connect
 from kubevirt_usb.kube.config import load_config
 from kubevirt_usb.kube.resources import Lease, USBDevice
 from kubevirt_usb.kube.retry import Backoff
+from kubevirt_usb.sandbox.sysfs_tree import SERIAL_PORT, USB_IDS_TEXT, SysfsTree
 from kubevirt_usb.usb.identity import device_object_name, serial_identity
 from kubevirt_usb.usb.usbids import UsbIds
 from tests.kube.emulator import (
@@ -33,7 +34,6 @@ from tests.kube.emulator import (
     Relay,
     eventually,
 )
-from tests.usb.sysfs_builder import SERIAL_PORT, USB_IDS_TEXT, SysfsTree
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from kubevirt_usb import crds, models
 from kubevirt_usb.agent.objects import device_labels, device_status, is_label_value
 from kubevirt_usb.apiserver.schema import validate
+from kubevirt_usb.sandbox.sysfs_tree import HUB, SERIAL_PORT, USB_IDS_TEXT, Iface, SysfsTree
 from kubevirt_usb.usb.identity import MAX_NAME_LENGTH, published_records
 from kubevirt_usb.usb.model import NodeDevice, UsbDevice, UsbInterface
 from kubevirt_usb.usb.sysfs import (
@@ -30,7 +31,6 @@ from kubevirt_usb.usb.sysfs import (
     scan,
 )
 from kubevirt_usb.usb.usbids import UsbIds
-from tests.usb.sysfs_builder import HUB, SERIAL_PORT, USB_IDS_TEXT, Iface, SysfsTree
 
 
 @pytest.fixture

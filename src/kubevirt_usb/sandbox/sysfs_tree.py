@@ -1,4 +1,5 @@
-"""Builds small sysfs trees the way the kernel lays them out, for scanner tests.
+"""Builds small sysfs trees the way the kernel lays them out: for the scanner's tests and the agent
+benchmark (which must not depend on the test tree).
 
 Devices live under `devices/pci0000:00/0000:00:04.0/usbN/...`; `bus/usb/devices/<name>` are
 relative symlinks to them; attribute files end with a newline, as the kernel writes them; an
