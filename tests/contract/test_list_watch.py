@@ -265,11 +265,20 @@ def test_watch_of_one_object_by_name(cluster: Cluster, namespace: str) -> None:
 
 def test_watch_from_a_compacted_resource_version_is_410_gone(cluster: Cluster,
                                                              namespace: str) -> None:
-    """A real server (watch cache) answers 200 and one ERROR event with a 410 Expired Status."""
+    """A real server (watch cache) answers 200 and one ERROR event with a 410 Expired Status.
+
+    Only once its history no longer reaches back to resourceVersion 1: a young kube-apiserver
+    (fresh etcd, watch cache never evicted) replays everything since 1 as ADDED events instead
+    (seen on 1.36.2 ten minutes after a fresh start). That server cannot show the case: skipped,
+    saying so; the emulator models an established server.
+    """
     with cluster.http() as http:
         events = collect_events(http, f"/api/v1/namespaces/{namespace}/configmaps",
                                 resourceVersion="1", timeoutSeconds="5",
                                 until=lambda ev: len(ev) >= 1)
+    if cluster.kind == "real" and events and events[0]["type"] == "ADDED":
+        pytest.skip("this real server still holds its history from resourceVersion 1 (a young "
+                    "server: fresh etcd, watch cache never evicted), so it replays instead of 410")
     assert len(events) == 1
     assert events[0]["type"] == "ERROR"
     status = events[0]["object"]
