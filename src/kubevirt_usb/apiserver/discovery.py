@@ -11,6 +11,7 @@ import orjson
 
 from kubevirt_usb import __version__
 from kubevirt_usb.apiserver.extension import Extension
+from kubevirt_usb.apiserver.protobuf import length_delimited
 from kubevirt_usb.apiserver.resources import Registry, ResourceInfo
 
 # kube-apiserver 1.36, whose texts the emulator speaks; kubectl 1.33 and later (which gcloud's
@@ -178,22 +179,6 @@ def openapi_v2_media_type(accept: str) -> str | None:
     return None
 
 
-def _pb_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _pb_field(number: int, payload: bytes) -> bytes:
-    return _pb_varint(number << 3 | 2) + _pb_varint(len(payload)) + payload
-
-
 def openapi_v2_protobuf(document: dict[str, Any]) -> bytes:
     """The gnostic `openapi_v2.Document` protobuf kubectl asks for: swagger version and info.
 
@@ -202,9 +187,10 @@ def openapi_v2_protobuf(document: dict[str, Any]) -> bytes:
     for a kind the document does not describe.
     """
     info = document.get("info") or {}
-    info_pb = _pb_field(1, str(info.get("title", "")).encode()) + \
-        _pb_field(2, str(info.get("version", "")).encode())
-    return _pb_field(1, str(document.get("swagger", "2.0")).encode()) + _pb_field(2, info_pb)
+    info_pb = length_delimited(1, str(info.get("title", "")).encode()) + \
+        length_delimited(2, str(info.get("version", "")).encode())
+    swagger = length_delimited(1, str(document.get("swagger", "2.0")).encode())
+    return swagger + length_delimited(2, info_pb)
 
 
 def openapi_v2(registry: Registry) -> dict[str, Any]:

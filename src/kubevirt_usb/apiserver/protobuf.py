@@ -316,7 +316,8 @@ def _key(number: int, wire: int) -> bytes:
     return _varint(number << 3 | wire)
 
 
-def _length_delimited(number: int, payload: bytes) -> bytes:
+def length_delimited(number: int, payload: bytes) -> bytes:
+    """Field `number` of wire type 2 (bytes, string, embedded message) holding `payload`."""
     return _key(number, 2) + _varint(len(payload)) + payload
 
 
@@ -330,20 +331,20 @@ def _encode_time(text: str) -> bytes:
 def _encode_value(field: Field, value: Any) -> bytes:
     kind, number = field.type, field.number
     if kind == "string":
-        return _length_delimited(number, str(value).encode())
+        return length_delimited(number, str(value).encode())
     if kind == "int":
         return _key(number, 0) + _varint(int(value))
     if kind == "bool":
         return _key(number, 0) + _varint(1 if value else 0)
     if kind == "bytes":
-        return _length_delimited(number, base64.b64decode(value))
+        return length_delimited(number, base64.b64decode(value))
     if kind in ("Time", "MicroTime"):
-        return _length_delimited(number, _encode_time(str(value)))
+        return length_delimited(number, _encode_time(str(value)))
     if kind == "FieldsV1":
-        return _length_delimited(number, _length_delimited(1, orjson.dumps(value)))
+        return length_delimited(number, length_delimited(1, orjson.dumps(value)))
     if not isinstance(value, dict):
         raise ProtobufError(f"{field.name}: expected an object")
-    return _length_delimited(number, encode_message(kind, value))
+    return length_delimited(number, encode_message(kind, value))
 
 
 def _encode_map(field: Field, value: dict[str, Any]) -> bytes:
@@ -352,13 +353,13 @@ def _encode_map(field: Field, value: dict[str, Any]) -> bytes:
     for key in sorted(value):
         item = value[key]
         if inner == "string":
-            encoded = _length_delimited(2, str(item).encode())
+            encoded = length_delimited(2, str(item).encode())
         elif inner == "bytes":
-            encoded = _length_delimited(2, base64.b64decode(item))
+            encoded = length_delimited(2, base64.b64decode(item))
         else:
-            encoded = _length_delimited(2, b"".join(_length_delimited(1, str(v).encode())
+            encoded = length_delimited(2, b"".join(length_delimited(1, str(v).encode())
                                                     for v in item))
-        out += _length_delimited(field.number, _length_delimited(1, key.encode()) + encoded)
+        out += length_delimited(field.number, length_delimited(1, key.encode()) + encoded)
     return out
 
 
@@ -367,8 +368,8 @@ def encode_message(message: str, obj: dict[str, Any]) -> bytes:
     caller then answers JSON rather than lose it)."""
     if message.endswith("List") and message not in MESSAGES:
         item = message.removesuffix("List")
-        return _length_delimited(1, encode_message("ListMeta", obj.get("metadata") or {})) + \
-            b"".join(_length_delimited(2, encode_message(item, i)) for i in obj.get("items") or [])
+        return length_delimited(1, encode_message("ListMeta", obj.get("metadata") or {})) + \
+            b"".join(length_delimited(2, encode_message(item, i)) for i in obj.get("items") or [])
     schema = MESSAGES[message]
     by_name = {f.name: f for f in schema.values()}
     unknown = set(obj) - set(by_name) - {"apiVersion", "kind"}
@@ -395,6 +396,6 @@ def encode(obj: dict[str, Any]) -> bytes:
     if message is None:
         raise ProtobufError(f"no protobuf encoding for {kind} ({api_version})")
     raw = encode_message(message, obj)
-    type_meta = _length_delimited(1, api_version.encode()) + _length_delimited(2, kind.encode())
-    return MAGIC + _length_delimited(1, type_meta) + _length_delimited(2, raw) + \
-        _length_delimited(3, b"") + _length_delimited(4, b"")
+    type_meta = length_delimited(1, api_version.encode()) + length_delimited(2, kind.encode())
+    return MAGIC + length_delimited(1, type_meta) + length_delimited(2, raw) + \
+        length_delimited(3, b"") + length_delimited(4, b"")
