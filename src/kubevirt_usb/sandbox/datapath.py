@@ -7,7 +7,6 @@ would), and a TCP proxy between the guests and the API emulator that can cut eve
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -38,42 +37,6 @@ def plain_harness(*, state_dir: Path, **kwargs: Any) -> SandboxHarness:
     """A sandbox without the product's own components: these tests run the streaming agent
     themselves and write the bindings by hand, so nothing else may bind or stream devices."""
     return SandboxHarness(state_dir=state_dir, components=False, **kwargs)
-
-
-@dataclass
-class SlotRelay:
-    """A TCP port on 127.0.0.1 spliced straight to one usb-redir slot socket of a VM guest: how
-    a stock `usbredirect --to 10.0.2.2:PORT` in a node guest reaches the VM without the agent,
-    the API server or virt-api (the baseline of the data-path benchmark)."""
-
-    slot_path: Path
-    port: int = 0
-    _server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            slot_reader, slot_writer = await asyncio.open_unix_connection(str(self.slot_path))
-        except OSError:
-            writer.close()
-            return
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(1 << 18):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pump(reader, slot_writer), pump(slot_reader, writer))
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
 
 # ----------------------------------------------------------------------------- objects

@@ -7,8 +7,9 @@ The data-path tests and the chaos soak put it between the product and the API.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
+
+from kubevirt_usb.sandbox.relay import pump
 
 
 @dataclass
@@ -38,13 +39,6 @@ class FaultProxy:
             writer.close()
             return
         self._open.update({writer, up_writer})
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(1 << 18):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
 
         try:
             await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))

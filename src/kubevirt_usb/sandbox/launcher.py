@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kubevirt_usb.sandbox.guest import BackgroundProcess, GuestError, wait_until
 from kubevirt_usb.sandbox.node_guest import NodeGuest
+from kubevirt_usb.sandbox.relay import pump
 
 LAUNCHERS_DIR = "/run/kvu-launchers"
 """Where the stand-ins' roots live in a node guest (the chroot's view; a guest tmpfs)."""
@@ -104,15 +105,6 @@ class SlotBridge:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
-
-
-async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    """Copy src to dst until src ends, then close dst."""
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        while data := await src.read(1 << 18):
-            dst.write(data)
-            await dst.drain()
-    dst.close()
 
 
 @dataclass
