@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up everything they need first (scripts/bootstrap).
-.PHONY: sandbox test lint plugin bootstrap bench
+.PHONY: sandbox test lint plugin bootstrap bench screenshots
 
 bootstrap:
 	@scripts/bootstrap
@@ -19,6 +19,13 @@ plugin: bootstrap
 
 test: lint plugin
 	.venv/bin/pytest
+
+# Refresh the committed docs/screenshots/*.png on purpose (tests write theirs under pytest's
+# temporary directory, or KUBEVIRT_USB_SCREENSHOTS=DIR). The console-*.png ones come only when
+# the console e2e runs (KUBEVIRT_USB_TEST_CONSOLE...: see tests/e2e/test_console_e2e.py).
+screenshots: bootstrap
+	KUBEVIRT_USB_SCREENSHOTS="$(CURDIR)/docs/screenshots" .venv/bin/pytest \
+		tests/web/test_browser.py tests/e2e/test_web_e2e.py tests/e2e/test_console_e2e.py
 
 # Every benchmark docs/benchmarks.md cites (about 15 minutes, then the 30-minute chaos soak);
 # each records its results in

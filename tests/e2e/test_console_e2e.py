@@ -12,8 +12,9 @@ how to name a build):
     KUBEVIRT_USB_TEST_KUBEVIRT_PLUGIN=/opt/console/kubevirt-plugin/src/dist \\
         .venv/bin/pytest tests/e2e/test_console_e2e.py
 
-Needs console-plugin/dist built, QEMU (the sandbox) and Debian's Chromium. Screenshots go to
-docs/screenshots/console-*.png.
+Needs console-plugin/dist built, QEMU (the sandbox) and Debian's Chromium. Screenshots
+(console-*.png) go where the `screenshots` fixture says; `make screenshots` refreshes the ones in
+docs/screenshots.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _bytes_to_vm(page: Page, attachment: str) -> int:
 
 def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: ConsoleBuild,
                                                users: Users, plugins: dict[str, str],
-                                               tmp_path: Path) -> None:
+                                               tmp_path: Path, screenshots: Path) -> None:
     sandbox.wait_until(lambda: _device_named(sandbox, "AAA1") is not None, within=90,
                        what="the agent to publish AAA1 as a USBDevice")
     aaa1 = _device_named(sandbox, "AAA1")
@@ -198,7 +199,7 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
         sandbox.read_in_vm("default/vm1", "AAA1", mib=16)
         sandbox.wait_until(lambda: _bytes_to_vm(page, attachment) > before + 8 * 1024 * 1024,
                            within=60, what="the tab's byte count to grow with the reads")
-        screenshot_scrolled(page, "console-vm-usb-tab")
+        screenshot_scrolled(page, "console-vm-usb-tab", into=screenshots)
 
         row.get_by_role("button", name="Detach").click()
         page.wait_for_selector("[data-test='progress']:has-text('Detached from vm1')",
@@ -217,13 +218,13 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
                 section.click()
             page.wait_for_selector("nav a[href='/usb-devices'][aria-current='page']"
                                    ":has-text('USB devices')")
-        screenshot_scrolled(page, "console-usb-devices")
+        screenshot_scrolled(page, "console-usb-devices", into=screenshots)
         assert watched.dialogs == []
 
 
 def test_a_viewer_sees_the_read_only_tab(sandbox: SandboxHarness, build: ConsoleBuild,
                                          users: Users, plugins: dict[str, str],
-                                         tmp_path: Path) -> None:
+                                         tmp_path: Path, screenshots: Path) -> None:
     with contextlib.ExitStack() as stack:
         console = stack.enter_context(
             _console(build, sandbox, users.viewer, plugins, tmp_path / "bridge.log"))
@@ -235,5 +236,5 @@ def test_a_viewer_sees_the_read_only_tab(sandbox: SandboxHarness, build: Console
         assert "may not create USBAttachments" in page.inner_text("[data-test='read-only']")
         assert page.locator("section[data-test='attach-form']").count() == 0
         page.wait_for_selector("section[data-test='attachments']")
-        screenshot_scrolled(page, "console-vm-usb-tab-read-only")
+        screenshot_scrolled(page, "console-vm-usb-tab-read-only", into=screenshots)
 

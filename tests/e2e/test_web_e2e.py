@@ -44,7 +44,7 @@ def _bytes_to_vm(page: Page, name: str) -> int:
 
 
 def test_attach_and_detach_aaa1_by_clicking(sandbox: SandboxHarness, web: SandboxWeb,
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path, screenshots: Path) -> None:
     sandbox.wait_until(lambda: _device_named(sandbox, "AAA1") is not None, within=90,
                        what="the agent to publish AAA1 as a USBDevice")
     aaa1 = _device_named(sandbox, "AAA1")
@@ -74,7 +74,7 @@ def test_attach_and_detach_aaa1_by_clicking(sandbox: SandboxHarness, web: Sandbo
         sandbox.read_in_vm("default/vm1", "AAA1", mib=16)
         sandbox.wait_until(lambda: _bytes_to_vm(page, aaa1) > before + 8 * 1024 * 1024,
                            within=60, what="the page's byte count to grow with the reads")
-        screenshot(page, "vm-sandbox")
+        screenshot(page, "vm-sandbox", into=screenshots)
 
         page.locator(f"tr[data-device='{aaa1}'] button:has-text('Detach')").click()
         page.wait_for_selector(".kvu-progress:has-text('Detached from vm1')", timeout=120_000)

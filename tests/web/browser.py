@@ -1,5 +1,7 @@
 """Debian's Chromium driven by Playwright (its own browser download does not work here): launch
-options, signing in through the form, and screenshots of whole pages for docs/screenshots."""
+options, signing in through the form, and screenshots of whole pages into a directory the test
+is given (the `screenshots` fixture: a directory under pytest's temporary directory, or
+$KUBEVIRT_USB_SCREENSHOTS; `make screenshots` points it at docs/screenshots)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from playwright.sync_api import (
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @contextlib.contextmanager
@@ -85,23 +86,24 @@ def sign_in(watched: Watched, token: str) -> None:
     page.wait_for_url(f"{watched.base_url}/devices")
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """The whole page (PatternFly scrolls inside the main container, so grow the window)."""
+def screenshot(page: Page, name: str, *, into: Path) -> Path:
+    """The whole page as `into/name.png` (PatternFly scrolls inside the main container, so
+    grow the window)."""
     height = page.evaluate(
         "() => Math.max(...['.pf-v6-c-page__main', '.pf-v6-c-page__main-container', 'body']"
         ".map(s => document.querySelector(s)?.scrollHeight ?? 0))")
     page.set_viewport_size({"width": 1400, "height": max(900, int(height) + 120)})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 900})
     return path
 
 
-def screenshot_scrolled(page: Page, name: str) -> Path:
-    """The whole content of a page that scrolls inner elements rather than the window (the
-    OpenShift console scrolls #content-scrollable, KubeVirt's VM page a div inside it): grow the
-    window by what the scrolling elements hide until none hides anything."""
+def screenshot_scrolled(page: Page, name: str, *, into: Path) -> Path:
+    """`into/name.png`: the whole content of a page that scrolls inner elements rather than the
+    window (the OpenShift console scrolls #content-scrollable, KubeVirt's VM page a div inside
+    it): grow the window by what the scrolling elements hide until none hides anything."""
     hidden = ("() => Math.max(0, ...[...document.querySelectorAll('*')]"
               ".filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))"
               ".map(e => e.scrollHeight - e.clientHeight))")
@@ -112,8 +114,8 @@ def screenshot_scrolled(page: Page, name: str) -> Path:
             break
         height += more
         page.set_viewport_size({"width": 1400, "height": height})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": 1400, "height": 900})
     return path

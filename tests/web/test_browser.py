@@ -1,6 +1,7 @@
 """The UI in Debian's Chromium, clicked through like a user: attach and detach with live
 progress, the escaping of hostile device strings, read-only pages, an expired token, and the
-screenshots in docs/screenshots."""
+screenshots of docs/screenshots (written where the `screenshots` fixture says: `make screenshots`
+refreshes the committed ones)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def _attachments(ui: WebThread, vm: str) -> list[dict[str, Any]]:
     return [a for a in ui.cluster.list(ATTACHMENTS) if a["spec"]["vm"] == vm]
 
 
-def test_attach_and_detach_by_clicking(ui: WebThread, browser: Watched) -> None:
+def test_attach_and_detach_by_clicking(ui: WebThread, browser: Watched,
+                                       screenshots: Path) -> None:
     page = browser.page
     sign_in(browser, ALICE)
     page.click("a.pf-v6-c-nav__link:has-text('Virtual machines')")
@@ -79,7 +81,7 @@ def test_attach_and_detach_by_clicking(ui: WebThread, browser: Watched) -> None:
     assert to_vm.inner_text() == "1.0 MiB"
     assert "46f4-0001-aaa1" in page.locator("[data-slot='1']").inner_text()
     assert page.locator("[data-slots-used='1']").count() == 1
-    screenshot(page, "vm")
+    screenshot(page, "vm", into=screenshots)
 
     row.locator("button:has-text('Detach')").click()
     page.wait_for_selector(".kvu-progress:has-text('Detached from vm1')")
@@ -89,7 +91,8 @@ def test_attach_and_detach_by_clicking(ui: WebThread, browser: Watched) -> None:
     assert "free" in page.locator("[data-slot='1']").inner_text()
 
 
-def test_hostile_device_strings_render_as_text(ui: WebThread, browser: Watched) -> None:
+def test_hostile_device_strings_render_as_text(ui: WebThread, browser: Watched,
+                                               screenshots: Path) -> None:
     page = browser.page
     sign_in(browser, ALICE)
     product = page.locator("tr[data-device='46f4-0001-evil'] .kvu-product")
@@ -100,7 +103,7 @@ def test_hostile_device_strings_render_as_text(ui: WebThread, browser: Watched) 
     assert page.evaluate("() => document.querySelectorAll('main script, main img, main b')"
                          ".length") == 0
     assert EVIL_PRODUCT not in page.content()  # the raw control characters never reach it
-    screenshot(page, "devices")
+    screenshot(page, "devices", into=screenshots)
 
 
 def test_filters_and_live_updates_without_reloading(ui: WebThread, browser: Watched) -> None:
@@ -120,7 +123,8 @@ def test_filters_and_live_updates_without_reloading(ui: WebThread, browser: Watc
     page.wait_for_selector("#device-count:has-text('1 of 6 devices')")
 
 
-def test_admins_grant_and_revoke_by_clicking(ui: WebThread, browser: Watched) -> None:
+def test_admins_grant_and_revoke_by_clicking(ui: WebThread, browser: Watched,
+                                             screenshots: Path) -> None:
     page = browser.page
     sign_in(browser, ui.cluster.server.admin_token)
     page.click("a.pf-v6-c-nav__link:has-text('Policies')")
@@ -134,7 +138,7 @@ def test_admins_grant_and_revoke_by_clicking(ui: WebThread, browser: Watched) ->
     page.select_option("#grant-policy", "default-sticks")
     page.click("#grant-submit")
     page.wait_for_selector("tr[data-policy='default-sticks'] [data-namespace='team-b']")
-    screenshot(page, "policies")
+    screenshot(page, "policies", into=screenshots)
     page.click("tr[data-policy='default-sticks'] button[aria-label='Revoke team-b']")
     page.wait_for_selector("#action-alert:has-text('no longer includes team-b')")
     page.wait_for_selector("tr[data-policy='default-sticks'] [data-namespace='team-b']",
