@@ -363,6 +363,56 @@ async def test_the_pool_has_a_worker_ready_and_reuses_idle_ones() -> None:
     assert not fresh.alive
 
 
+async def test_workers_of_bindings_that_ended_together_serve_them_when_they_come_back() -> None:
+    started: list[Engine] = []
+
+    async def spawn() -> Engine:
+        engine = await Engine.spawn(ready_timeout=60)
+        started.append(engine)
+        return engine
+
+    pool = EnginePool(spawn, refill_delay=3600, linger=3600)
+    try:
+        streaming = [await asyncio.wait_for(pool.take(), 60) for _ in range(3)]
+        for engine in streaming:  # the policy was revoked: the three bindings ended
+            await pool.give_back(engine)
+        again = [await asyncio.wait_for(pool.take(), 60) for _ in range(3)]  # granted again
+        assert len(started) == 3  # no binding waited for a new worker
+        assert sorted(map(id, again)) == sorted(map(id, streaming))
+        assert all(engine.alive for engine in again)
+        for engine in again:
+            await pool.give_back(engine)
+    finally:
+        await pool.close()
+    assert not any(engine.alive for engine in started)
+
+
+async def test_idle_workers_beyond_one_are_stopped_after_lingering() -> None:
+    started: list[Engine] = []
+
+    async def spawn() -> Engine:
+        engine = await Engine.spawn(ready_timeout=60)
+        started.append(engine)
+        return engine
+
+    pool = EnginePool(spawn, refill_delay=3600, linger=0.2)
+    try:
+        streaming = [await asyncio.wait_for(pool.take(), 60) for _ in range(3)]
+        for engine in streaming:
+            await pool.give_back(engine)
+        async with asyncio.timeout(60):
+            while sum(engine.alive for engine in started) > 1:
+                await asyncio.sleep(0.05)
+        kept = await asyncio.wait_for(pool.take(), 60)
+        assert kept.alive
+        assert kept is streaming[-1]  # the one given back last stays ready
+        assert len(started) == 3
+        await pool.give_back(kept)
+    finally:
+        await pool.close()
+    assert not any(engine.alive for engine in started)
+
+
 async def test_a_second_agent_streaming_the_same_binding_waits_quietly() -> None:
     kube, delays = FakeKube(), list[float]()
     twin = binding().owner  # another agent on this node (a rollout overlap) holds the lock

@@ -63,6 +63,9 @@ STOP_TIMEOUT = 1.0
 """Seconds an unbound stream may take to give back the device and the slot."""
 STABLE_SECONDS = 10.0
 """A stream that kept the device this long resets the backoff."""
+LINGER = 30.0
+"""Seconds the idle engine workers of ended streams are kept (beyond one) for bindings that come
+back."""
 VMI_RECHECK = 60.0
 """Longest wait for a VMI change before trying again anyway."""
 
@@ -269,15 +272,23 @@ class EnginePool:
     """Keeps one engine worker ready ahead of need: starting a Python process takes seconds on
     small or emulated nodes, and a new binding should not wait for it. Workers of ended streams
     are reused when idle and healthy; a replacement is started a little later, so that starting it
-    does not compete with the stream that just took the ready one."""
+    does not compete with the stream that just took the ready one.
+
+    Bindings often end together and come back together (a USBPolicy revoked and granted again,
+    a VM restarted, attachments recreated): every idle, healthy worker given back is kept, so the
+    bindings that come back find one each instead of waiting for new ones (on an emulated node
+    busy streaming, a new worker took 20-30 s). Those beyond one are stopped once no worker has
+    been given back for `linger` seconds."""
 
     def __init__(self, spawn: Callable[[], Awaitable[Engine]], *,
-                 refill_delay: float = 5.0) -> None:
+                 refill_delay: float = 5.0, linger: float = LINGER) -> None:
         self._spawn = spawn
         self._refill_delay = refill_delay
+        self._linger = linger
         self._idle: list[Engine] = []
         self._spawning: asyncio.Future[Engine] | None = None
         self._refill: asyncio.TimerHandle | None = None
+        self._trim: asyncio.TimerHandle | None = None
         self._giving: set[asyncio.Future[None]] = set()
 
     def warm(self) -> None:
@@ -333,14 +344,32 @@ class EnginePool:
 
     async def give_back(self, engine: Engine) -> None:
         """Keep an idle, healthy worker for the next binding; stop anything else."""
-        if engine.alive and not engine.in_session and not self._idle:
+        if engine.alive and not engine.in_session:
             self._idle.append(engine)
+            self._trim_later()
             return
         await engine.stop()
+
+    def _trim_later(self) -> None:
+        """Stop the idle workers beyond one `linger` seconds from now (each worker given back
+        starts the wait again)."""
+        if self._trim is not None:
+            self._trim.cancel()
+        self._trim = asyncio.get_running_loop().call_later(self._linger, self._trim_idle)
+
+    def _trim_idle(self) -> None:
+        self._trim = None
+        surplus, self._idle = self._idle[:-1], self._idle[-1:]
+        for engine in surplus:
+            stopping = asyncio.ensure_future(engine.stop())
+            self._giving.add(stopping)
+            stopping.add_done_callback(self._giving.discard)
 
     async def close(self) -> None:
         if self._refill is not None:
             self._refill.cancel()
+        if self._trim is not None:
+            self._trim.cancel()
         await asyncio.gather(*self._giving, return_exceptions=True)
         idle, self._idle = self._idle, []
         for engine in idle:
