@@ -22,6 +22,7 @@ from kubevirt_usb.kube.resources import (
     VirtualMachine,
     VirtualMachineInstance,
 )
+from kubevirt_usb.kube.retry import Backoff
 from kubevirt_usb.models import API_VERSION
 from tests.controller.cluster import Kit, wait_for
 
@@ -157,6 +158,22 @@ async def test_revoking_the_policy_unbinds(kit: Kit) -> None:
     await kit.wait_phase("a1", "NotAllowed")
     await kit.wait_claim("stick", None)
     await kit.wait_event(name="a1", reason="Unbound")
+
+
+async def test_granting_again_binds_from_the_policy_watch_not_from_a_retry(kit: Kit) -> None:
+    await kit.vm("vm1")
+    await kit.device("stick", serial="AAA1")
+    await kit.allow(serial="AAA1")
+    controller = await kit.start_controller()
+    controller.queue.backoff = Backoff(base=3600.0, cap=3600.0)  # a retry would never come
+    await kit.attach("a1", vm="vm1", serial="AAA1")
+    await kit.wait_phase("a1", "Bound", device=kit.name("stick"))
+    await kit.client.delete(USBPolicy, kit.name("policy"))
+    await kit.wait_phase("a1", "NotAllowed")
+    await kit.wait_claim("stick", None)
+    await kit.allow(serial="AAA1")  # the admin grants it again
+    await kit.wait_phase("a1", "Bound", device=kit.name("stick"))
+    assert (await claim_of(kit, "stick") or {}).get("attachment") == "a1"
 
 
 # ---- the VM ----------------------------------------------------------------------------------
