@@ -318,8 +318,9 @@ class Soak:
 
     def check_leaks(self, *, bindings: int, when: str) -> None:
         """Workers: one per binding plus at most two kept ready (the agent's `EnginePool`
-        keeps one idle worker for reuse and one spare started ahead); locks and streams: one
-        per binding. Given LEAK_GRACE to settle."""
+        keeps one idle worker for reuse and one spare started ahead; the idle workers of ended
+        streams beyond those, 30 s); locks and streams: one per binding. Given LEAK_GRACE to
+        settle."""
         def settled() -> bool:
             workers, locks, streams = self.resources()
             return workers <= bindings + 2 and locks <= bindings and streams <= bindings

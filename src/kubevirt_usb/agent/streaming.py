@@ -277,7 +277,7 @@ class EnginePool:
     Bindings often end together and come back together (a USBPolicy revoked and granted again,
     a VM restarted, attachments recreated): every idle, healthy worker given back is kept, so the
     bindings that come back find one each instead of waiting for new ones (on an emulated node
-    busy streaming, a new worker took 20-30 s). Those beyond one are stopped once no worker has
+    busy streaming, a new worker took 13-31 s). Those beyond one are stopped once no worker has
     been given back for `linger` seconds."""
 
     def __init__(self, spawn: Callable[[], Awaitable[Engine]], *,
