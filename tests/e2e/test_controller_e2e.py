@@ -3,8 +3,9 @@ real agent (in the node guest) and controller (beside the API) of a sandbox, dri
 objects a user and an admin write.
 
 A USBAttachment puts its device into the VM; deleting it takes the device out and frees it;
-unplugging and plugging the device brings it back; deleting the VM deletes its attachments and
-frees their devices (last, as it takes vm1 away).
+unplugging and plugging the device brings it back; revoking the USBPolicy takes every device out
+and granting it again puts them all back; deleting the VM deletes its attachments and frees their
+devices (last, as it takes vm1 away).
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ def _ok(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(scope="module")
-def allowed(sandbox: SandboxHarness) -> SandboxHarness:
+POLICY = f"{GROUP}/usbpolicies/e2e-default"
+
+
+def grant(sandbox: SandboxHarness) -> None:
     """The admin lets namespace default use every device."""
     with sandbox.http() as http:
         _ok(http.post(f"{GROUP}/usbpolicies", json={
             "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBPolicy",
             "metadata": {"name": "e2e-default"}, "spec": {"namespaces": ["default"]}}))
+
+
+@pytest.fixture(scope="module")
+def allowed(sandbox: SandboxHarness) -> SandboxHarness:
+    grant(sandbox)
     return sandbox
 
 
@@ -119,6 +127,34 @@ def test_a_vm_without_client_passthrough_is_refused_with_the_fix(
     assert "`kubectl usb prepare-vm vm2 -n default`" in message
     assert holder(sandbox, "FT0001") is None
     delete(sandbox, f"{ATTACHMENTS}/nopass")
+
+
+def test_revoking_takes_the_devices_out_and_granting_again_puts_them_all_back(
+        allowed: SandboxHarness) -> None:
+    sandbox = allowed
+    streams = {"regrant-aaa1": "AAA1", "regrant-aaa2": "AAA2", "regrant-serial": "FT0001"}
+    for name, serial in streams.items():
+        attach(sandbox, name, vm="vm1", serial=serial)
+    for serial in streams.values():
+        sandbox.wait_vm_sees("default/vm1", serial, within=120)
+    delete(sandbox, POLICY)  # the admin revokes: the three bindings end together
+    try:
+        for serial in streams.values():
+            sandbox.wait_vm_loses("default/vm1", serial, within=60)
+        sandbox.wait_until(lambda: all(phase(sandbox, n) == "NotAllowed" for n in streams),
+                           within=30, what="every attachment NotAllowed")
+        assert all(holder(sandbox, serial) is None for serial in streams.values())
+    finally:
+        grant(sandbox)  # and grants again: each comes back into the VM
+    for serial in streams.values():
+        sandbox.wait_vm_sees("default/vm1", serial, within=120)
+    sandbox.wait_until(lambda: all(phase(sandbox, n) == "Attached" for n in streams),
+                       within=60, what="every attachment Attached again")
+    assert {holder(sandbox, serial) for serial in streams.values()} == set(streams)
+    for name in streams:
+        delete(sandbox, f"{ATTACHMENTS}/{name}")
+    for serial in streams.values():
+        sandbox.wait_vm_loses("default/vm1", serial, within=60)
 
 
 def test_deleting_the_vm_deletes_its_attachments_and_frees_the_device(
