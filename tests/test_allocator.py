@@ -7,6 +7,7 @@ import pytest
 
 from kubevirt_usb.allocator import (
     M_MMAP_THRESHOLD,
+    M_TRIM_THRESHOLD,
     MMAP_THRESHOLD,
     fix_mmap_threshold,
     glibc_mallopt,
@@ -33,7 +34,7 @@ def test_sets_the_threshold_with_mallopt() -> None:
         return 1
 
     assert fix_mmap_threshold(mallopt=mallopt, environ={}) is True
-    assert calls == [(M_MMAP_THRESHOLD, MMAP_THRESHOLD)]
+    assert calls == [(M_TRIM_THRESHOLD, MMAP_THRESHOLD), (M_MMAP_THRESHOLD, MMAP_THRESHOLD)]
 
 
 def test_an_administrators_setting_wins() -> None:
@@ -43,8 +44,9 @@ def test_an_administrators_setting_wins() -> None:
         calls.append((param, value))
         return 1
 
-    tunables = "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=4096"
-    for environ in ({"MALLOC_MMAP_THRESHOLD_": "1048576"}, {"GLIBC_TUNABLES": tunables}):
+    both = "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=4096"
+    for environ in ({"MALLOC_MMAP_THRESHOLD_": "1048576"}, {"MALLOC_TRIM_THRESHOLD_": "0"},
+                    {"GLIBC_TUNABLES": both}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}):
         assert fix_mmap_threshold(mallopt=mallopt, environ=environ) is False
     assert calls == []
     assert fix_mmap_threshold(mallopt=mallopt,

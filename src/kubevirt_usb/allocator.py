@@ -10,11 +10,12 @@ the main heap, its rest handed to smaller objects, some of them long-lived. Ever
 TLS handshake, a list and a watch per informer) leaves the heap a little more fragmented: the
 bytes in use stay flat while the heap grows (docs/benchmarks.md, "Memory over the run").
 
-`fix_mmap_threshold` sets M_MMAP_THRESHOLD to glibc's initial 128 KiB with `mallopt`, which
-also ends the raising (of both): the top of the heap is trimmed above 128 KiB, and a receive
-buffer that does not fit in the heap's free memory is mmapped instead of growing it. An
-administrator's `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...`
-wins; without glibc nothing is changed.
+`fix_mmap_threshold` sets both back to glibc's initial 128 KiB with `mallopt` (M_TRIM_THRESHOLD,
+M_MMAP_THRESHOLD), which also ends the raising: the top of the heap is trimmed above 128 KiB,
+and a receive buffer that does not fit in the heap's free memory is mmapped instead of growing
+it (what `MALLOC_MMAP_THRESHOLD_=131072` in the environment does from the start). An
+administrator's own `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES`
+setting of either wins; without glibc nothing is changed.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ import ctypes
 import os
 from collections.abc import Callable, Mapping
 
-M_MMAP_THRESHOLD = -3  # from glibc's <malloc.h>
+M_TRIM_THRESHOLD = -1  # from glibc's <malloc.h>
+M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 128 * 1024
-"""glibc's initial mmap threshold: asyncio's 256 KiB receive buffers are above it."""
+"""glibc's initial mmap and trim thresholds: asyncio's 256 KiB receive buffers are above."""
+TUNED_BY = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 Mallopt = Callable[[int, int], int]
 """glibc's `int mallopt(int param, int value)`: 1 on success, 0 on error."""
@@ -46,10 +50,11 @@ def glibc_mallopt() -> Mallopt | None:
 
 def fix_mmap_threshold(*, mallopt: Mallopt | None, environ: Mapping[str, str] = os.environ,
                        threshold: int = MMAP_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold at `threshold` bytes unless the environment already tunes
-    it; whether it was set."""
-    tuned = ("MALLOC_MMAP_THRESHOLD_" in environ
-             or "glibc.malloc.mmap_threshold" in environ.get("GLIBC_TUNABLES", ""))
+    """Fix glibc's trim and mmap thresholds at `threshold` bytes unless the environment already
+    tunes either; whether both were set."""
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    tuned = any(key in environ for key in TUNED_BY) or any(t in tunables for t in TUNABLES)
     if mallopt is None or tuned:
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold))
+    return bool(mallopt(M_TRIM_THRESHOLD, threshold)) and bool(
+        mallopt(M_MMAP_THRESHOLD, threshold))
