@@ -3,7 +3,8 @@ bridge (off-cluster, user auth disabled, a user's bearer token) serves the conso
 against the sandbox's API server and loads this project's plugin (and KubeVirt's, where built).
 A user of namespace default opens vm1's "USB devices" tab, attaches AAA1 by clicking, sees it
 Attached and its byte count grow while vm1's kernel lists AAA1, detaches it; opens the USB devices
-page; a user who may only view sees the read-only tab.
+page; an admin grants a namespace the use of a device there and revokes it; a user who may only
+view sees the read-only tab.
 
 Opt-in, since the console cannot be installed by the project (tests/e2e/console_support.py says
 how to name a build):
@@ -62,6 +63,7 @@ FIRST_LOAD = 240_000  # ms: the console's development bundle on a loaded two-cor
 class Users:
     developer: str  # edit rights in default, the device inventory in view, a policy
     viewer: str  # view rights in default and the inventory: may look, not attach
+    admin: str  # the cluster's administrators (system:masters): may change USBPolicies
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,9 @@ def users(sandbox: SandboxHarness) -> Users:
             api.create_object(obj)
         return Users(
             developer=api.add_user(UserInfo(name="developer", groups=("system:authenticated",))),
-            viewer=api.add_user(UserInfo(name="viewer", groups=("system:authenticated",))))
+            viewer=api.add_user(UserInfo(name="viewer", groups=("system:authenticated",))),
+            admin=api.add_user(UserInfo(name="admin",
+                                        groups=("system:masters", "system:authenticated"))))
 
     return sandbox.call(create)
 
@@ -153,6 +157,24 @@ def _assert_the_usb_tab_on_the_vm_page(page: Page, build: ConsoleBuild) -> None:
         assert page.locator(f"[data-test-id='horizontal-link-{tab}']").count() == 1, tab
 
 
+def _assert_headers_whole(page: Page, table: str) -> None:
+    """Every column header of `table` shows its whole text (none cut to 'Attac...')."""
+    cut = page.evaluate(
+        "(sel) => [...document.querySelectorAll(`${sel} th`)]"
+        ".filter(th => [th, ...th.querySelectorAll('*')]"
+        ".some(e => e.scrollWidth > e.clientWidth + 1)).map(th => th.innerText)", table)
+    assert cut == [], f"column headers cut short: {cut}"
+
+
+def _policy_namespaces(sandbox: SandboxHarness, name: str) -> list[str] | None:
+    with sandbox.http() as http:
+        response = http.get(f"/apis/{API_VERSION}/usbpolicies/{name}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return list((response.json().get("spec") or {}).get("namespaces") or [])
+
+
 def _bytes_to_vm(page: Page, attachment: str) -> int:
     cell = page.locator(f"tr[data-test='attachment-{attachment}'] td[data-test='to-vm']")
     return bytes_shown(cell.inner_text())
@@ -198,6 +220,7 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
         sandbox.read_in_vm("default/vm1", "AAA1", mib=16)
         sandbox.wait_until(lambda: _bytes_to_vm(page, attachment) > before + 8 * 1024 * 1024,
                            within=60, what="the tab's byte count to grow with the reads")
+        _assert_headers_whole(page, "section[data-test='attachments']")
         screenshot_scrolled(page, "console-vm-usb-tab")
 
         row.get_by_role("button", name="Detach").click()
@@ -217,7 +240,47 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
                 section.click()
             page.wait_for_selector("nav a[href='/usb-devices'][aria-current='page']"
                                    ":has-text('USB devices')")
+        _assert_headers_whole(page, "[data-test^='node-']")
         screenshot_scrolled(page, "console-usb-devices")
+        assert watched.dialogs == []
+
+
+def test_an_admin_grants_and_revokes_a_namespace(sandbox: SandboxHarness, build: ConsoleBuild,
+                                                 users: Users, plugins: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    sandbox.wait_until(lambda: _device_named(sandbox, "AAA2") is not None, within=90,
+                       what="the agent to publish AAA2 as a USBDevice")
+    aaa2 = _device_named(sandbox, "AAA2")
+    assert aaa2 is not None
+    policy = f"allow-device-{aaa2}"
+    with contextlib.ExitStack() as stack:
+        console = stack.enter_context(
+            _console(build, sandbox, users.admin, plugins, tmp_path / "bridge.log"))
+        context = stack.enter_context(chromium(tmp_path / "profile"))
+        watched = open_page(context, console.url)
+        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
+        page = _open(watched, DEVICES_PAGE, "section[data-test='policies'] form")
+        assert page.locator("[data-test='read-only']").count() == 0
+
+        # grant: the USBPolicy `kubectl usb allow` would make, and its row, live
+        page.select_option("#usb-grant-device", aaa2)
+        page.fill("#usb-grant-namespace", "team-b")
+        page.click("section[data-test='policies'] button[type='submit']")
+        page.wait_for_selector("[data-test='policy-outcome']:has-text('Granted team-b')")
+        sandbox.wait_until(lambda: _policy_namespaces(sandbox, policy) == ["team-b"], within=30,
+                           what=f"USBPolicy {policy} to grant team-b")
+        row = page.locator(f"tr[data-test='policy-{policy}']")
+        row.wait_for()
+        assert "team-b" in row.inner_text()
+        _assert_headers_whole(page, "section[data-test='policies']")
+        screenshot_scrolled(page, "console-usb-devices-admin")
+
+        # revoke: the namespace's label closes; the policy no longer names it
+        row.get_by_role("button", name="Revoke team-b").click()
+        page.wait_for_selector("[data-test='policy-outcome']:has-text('Revoked team-b')")
+        sandbox.wait_until(lambda: _policy_namespaces(sandbox, policy) == [], within=30,
+                           what=f"USBPolicy {policy} to no longer name team-b")
+        page.wait_for_selector(f"tr[data-test='policy-{policy}']:not(:has-text('team-b'))")
         assert watched.dialogs == []
 
 

@@ -20,16 +20,16 @@ export const NodeDevices: FC<{ group: NodeGroup }> = ({ group }) => (
       <Table aria-label={`Devices on ${group.node}`} variant="compact">
         <Thead>
           <Tr>
-            <Th>Device</Th>
-            <Th>IDs</Th>
-            <Th>Name</Th>
-            <Th>Serial</Th>
-            <Th>Port</Th>
-            <Th>Identity</Th>
-            <Th>State</Th>
-            <Th>Used by</Th>
-            <Th>Since</Th>
-            <Th>Last seen</Th>
+            <Th modifier="wrap">Device</Th>
+            <Th modifier="wrap">IDs</Th>
+            <Th modifier="wrap">Name</Th>
+            <Th modifier="wrap">Serial</Th>
+            <Th modifier="wrap">Port</Th>
+            <Th modifier="wrap">Identity</Th>
+            <Th modifier="wrap">State</Th>
+            <Th modifier="wrap">Used by</Th>
+            <Th modifier="wrap">Since</Th>
+            <Th modifier="wrap">Last seen</Th>
           </Tr>
         </Thead>
         <Tbody>

@@ -78,10 +78,10 @@ export const PoliciesSection: FC<Props> = ({ rows, devices, onGrant, onRevoke })
         <Table aria-label="Policies" variant="compact">
           <Thead>
             <Tr>
-              <Th>Policy</Th>
-              <Th>Namespaces</Th>
-              <Th>Devices</Th>
-              <Th>Age</Th>
+              <Th modifier="wrap">Policy</Th>
+              <Th modifier="wrap">Namespaces</Th>
+              <Th modifier="wrap">Devices</Th>
+              <Th modifier="wrap">Age</Th>
             </Tr>
           </Thead>
           <Tbody>

@@ -44,14 +44,14 @@ export const AttachmentsTable: FC<Props> = ({ rows, devices, onDetach, busy }) =
       <Table aria-label="USB attachments" variant="compact">
         <Thead>
           <Tr>
-            <Th>Attachment</Th>
-            <Th>Phase</Th>
-            <Th>Device</Th>
-            <Th>To VM</Th>
-            <Th>From VM</Th>
-            <Th>Reconnects</Th>
-            <Th>Last error</Th>
-            <Th>Since</Th>
+            <Th modifier="wrap">Attachment</Th>
+            <Th modifier="wrap">Phase</Th>
+            <Th modifier="wrap">Device</Th>
+            <Th modifier="wrap">To VM</Th>
+            <Th modifier="wrap">From VM</Th>
+            <Th modifier="wrap">Reconnects</Th>
+            <Th modifier="wrap">Last error</Th>
+            <Th modifier="wrap">Since</Th>
             {onDetach && <Th screenReaderText="Actions" />}
           </Tr>
         </Thead>
