@@ -10,13 +10,16 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from kubevirt_usb.agent.cli import agent
+from kubevirt_usb.allocator import glibc_mallopt
 from kubevirt_usb.cli import cli
 from kubevirt_usb.kube.resources import Lease, USBDevice
 from kubevirt_usb.redirect.libversion import usbredir_version
 from kubevirt_usb.sandbox.sysfs_tree import USB_IDS_TEXT, SysfsTree
+from tests.heapprobe import where_a_big_buffer_goes
 from tests.kube.emulator import NAMESPACE, Emulator, Relay, eventually
 
 
@@ -125,3 +128,18 @@ async def test_the_program_publishes_serves_health_and_stops_on_sigterm(
         await after.close()
     assert left["spec"]["leaseDurationSeconds"] == 90
     assert heartbeat["spec"]["leaseDurationSeconds"] == 40
+
+
+@pytest.mark.skipif(glibc_mallopt() is None, reason="needs glibc's malloc")
+def test_the_command_keeps_big_buffers_out_of_the_main_heap(tmp_path: Path) -> None:
+    # asyncio reads every API socket into a 256 KiB buffer; carved from the main heap, they
+    # fragment it a little more at each reconnect (kubevirt_usb.allocator).
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
+    absent = str(tmp_path / "absent")
+    assert where_a_big_buffer_goes(f"""
+        from click.testing import CliRunner
+        from kubevirt_usb.cli import cli
+        result = CliRunner().invoke(cli, ["agent", "--kubeconfig", {absent!r}, "--node-name", "n1"])
+        assert "kubeconfig" in result.output and result.exit_code == 1, result.output
+    """, env=env) == "mmapped"

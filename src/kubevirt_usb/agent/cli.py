@@ -20,6 +20,7 @@ from kubevirt_usb.agent.objects import FIELD_MANAGER
 from kubevirt_usb.agent.runner import Agent, AgentOptions
 from kubevirt_usb.agent.settings import LOG_LEVELS, UEVENT_SOURCES, AgentSettings, env_names
 from kubevirt_usb.agent.streaming import start_streaming, stream_endpoint
+from kubevirt_usb.allocator import fix_mmap_threshold, glibc_mallopt
 from kubevirt_usb.kube.client import connect
 from kubevirt_usb.kube.config import ConfigError, load_config
 from kubevirt_usb.kube.errors import KubeError
@@ -166,6 +167,9 @@ def agent(**options: Any) -> None:
     """Publish this node's USB devices as USBDevice objects and keep them current."""
     settings = _settings(options)
     logs.configure(level=settings.log_level)
+    # Every reconnect would otherwise fragment the heap a little more (kubevirt_usb.allocator).
+    # The streams' own reads happen in the engine workers, separate processes left as they are.
+    fix_mmap_threshold(mallopt=glibc_mallopt())
     try:
         asyncio.run(serve(settings))
     except (ConfigError, ValueError, OSError) as exc:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from kubevirt_usb.agent import logs
 from kubevirt_usb.agent.health import HealthServer, parse_listen
+from kubevirt_usb.allocator import fix_mmap_threshold, glibc_mallopt
 from kubevirt_usb.controller.manager import Controller, run_elected
 from kubevirt_usb.controller.settings import ControllerSettings
 from kubevirt_usb.kube.client import connect
@@ -118,6 +119,8 @@ def controller(**options: Any) -> None:
     """
     settings = _settings(options)
     logs.configure(level=settings.log_level)
+    # Every reconnect would otherwise fragment the heap a little more (kubevirt_usb.allocator).
+    fix_mmap_threshold(mallopt=glibc_mallopt())
     try:
         asyncio.run(serve(settings))
     except (ConfigError, ValueError, OSError) as exc:
