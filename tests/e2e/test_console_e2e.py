@@ -119,6 +119,29 @@ def _device_named(sandbox: SandboxHarness, serial: str) -> str | None:
     return None
 
 
+def _published(sandbox: SandboxHarness, serial: str) -> str:
+    """The USBDevice name of the device with `serial`, once the agent has published it."""
+    sandbox.wait_until(lambda: _device_named(sandbox, serial) is not None, within=90,
+                       what=f"the agent to publish {serial} as a USBDevice")
+    name = _device_named(sandbox, serial)
+    assert name is not None
+    return name
+
+
+@contextlib.contextmanager
+def _signed_in(sandbox: SandboxHarness, build: ConsoleBuild, token: str,
+               plugins: dict[str, str], tmp_path: Path) -> Iterator[Watched]:
+    """Chromium on a console whose bridge acts with `token`; a picture of the page when a step
+    inside fails."""
+    with contextlib.ExitStack() as stack:
+        console = stack.enter_context(
+            _console(build, sandbox, token, plugins, tmp_path / "bridge.log"))
+        context = stack.enter_context(chromium(tmp_path / "profile"))
+        watched = open_page(context, console.url)
+        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
+        yield watched
+
+
 def _open(watched: Watched, path: str, ready: str, *, welcome: bool = False) -> Page:
     """Open a console page and wait for `ready`, past the console's first-visit tour, and past
     KubeVirt's "Welcome to OpenShift Virtualization" modal when `welcome` (its VM pages show it
@@ -184,16 +207,8 @@ def _bytes_to_vm(page: Page, attachment: str) -> int:
 def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: ConsoleBuild,
                                                users: Users, plugins: dict[str, str],
                                                tmp_path: Path, screenshots: Path) -> None:
-    sandbox.wait_until(lambda: _device_named(sandbox, "AAA1") is not None, within=90,
-                       what="the agent to publish AAA1 as a USBDevice")
-    aaa1 = _device_named(sandbox, "AAA1")
-    assert aaa1 is not None
-    with contextlib.ExitStack() as stack:
-        console = stack.enter_context(
-            _console(build, sandbox, users.developer, plugins, tmp_path / "bridge.log"))
-        context = stack.enter_context(chromium(tmp_path / "profile"))
-        watched = open_page(context, console.url)
-        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
+    aaa1 = _published(sandbox, "AAA1")
+    with _signed_in(sandbox, build, users.developer, plugins, tmp_path) as watched:
         page = _open(watched, VM_TAB, "section[data-test='attach-form']",
                      welcome=build.kubevirt_plugin is not None)
         # inside the console, not a bare plugin: its masthead, and the tab on the VM's page
@@ -249,17 +264,9 @@ def test_attach_and_detach_aaa1_in_the_console(sandbox: SandboxHarness, build: C
 def test_an_admin_grants_and_revokes_a_namespace(sandbox: SandboxHarness, build: ConsoleBuild,
                                                  users: Users, plugins: dict[str, str],
                                                  tmp_path: Path, screenshots: Path) -> None:
-    sandbox.wait_until(lambda: _device_named(sandbox, "AAA2") is not None, within=90,
-                       what="the agent to publish AAA2 as a USBDevice")
-    aaa2 = _device_named(sandbox, "AAA2")
-    assert aaa2 is not None
+    aaa2 = _published(sandbox, "AAA2")
     policy = f"allow-device-{aaa2}"
-    with contextlib.ExitStack() as stack:
-        console = stack.enter_context(
-            _console(build, sandbox, users.admin, plugins, tmp_path / "bridge.log"))
-        context = stack.enter_context(chromium(tmp_path / "profile"))
-        watched = open_page(context, console.url)
-        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
+    with _signed_in(sandbox, build, users.admin, plugins, tmp_path) as watched:
         page = _open(watched, DEVICES_PAGE, "section[data-test='policies'] form")
         assert page.locator("[data-test='read-only']").count() == 0
 
@@ -288,12 +295,7 @@ def test_an_admin_grants_and_revokes_a_namespace(sandbox: SandboxHarness, build:
 def test_a_viewer_sees_the_read_only_tab(sandbox: SandboxHarness, build: ConsoleBuild,
                                          users: Users, plugins: dict[str, str],
                                          tmp_path: Path, screenshots: Path) -> None:
-    with contextlib.ExitStack() as stack:
-        console = stack.enter_context(
-            _console(build, sandbox, users.viewer, plugins, tmp_path / "bridge.log"))
-        context = stack.enter_context(chromium(tmp_path / "profile"))
-        watched = open_page(context, console.url)
-        stack.enter_context(_picture_on_failure(watched, tmp_path / "failure.png"))
+    with _signed_in(sandbox, build, users.viewer, plugins, tmp_path) as watched:
         page = _open(watched, VM_TAB, "[data-test='read-only']",
                      welcome=build.kubevirt_plugin is not None)
         assert "may not create USBAttachments" in page.inner_text("[data-test='read-only']")
