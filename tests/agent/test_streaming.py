@@ -363,14 +363,21 @@ async def test_the_pool_has_a_worker_ready_and_reuses_idle_ones() -> None:
     assert not fresh.alive
 
 
-async def test_workers_of_bindings_that_ended_together_serve_them_when_they_come_back() -> None:
-    started: list[Engine] = []
+class _Spawner:
+    """Starts engine workers for a pool and keeps each one it started."""
 
-    async def spawn() -> Engine:
+    def __init__(self) -> None:
+        self.started: list[Engine] = []
+
+    async def __call__(self) -> Engine:
         engine = await Engine.spawn(ready_timeout=60)
-        started.append(engine)
+        self.started.append(engine)
         return engine
 
+
+async def test_workers_of_bindings_that_ended_together_serve_them_when_they_come_back() -> None:
+    spawn = _Spawner()
+    started = spawn.started
     pool = EnginePool(spawn, refill_delay=3600, linger=3600)
     try:
         streaming = [await asyncio.wait_for(pool.take(), 60) for _ in range(3)]
@@ -388,13 +395,8 @@ async def test_workers_of_bindings_that_ended_together_serve_them_when_they_come
 
 
 async def test_idle_workers_beyond_one_are_stopped_after_lingering() -> None:
-    started: list[Engine] = []
-
-    async def spawn() -> Engine:
-        engine = await Engine.spawn(ready_timeout=60)
-        started.append(engine)
-        return engine
-
+    spawn = _Spawner()
+    started = spawn.started
     pool = EnginePool(spawn, refill_delay=3600, linger=0.2)
     try:
         streaming = [await asyncio.wait_for(pool.take(), 60) for _ in range(3)]
