@@ -20,6 +20,7 @@ from kubevirt_usb.agent.streaming import (
     Binding,
     DeviceStream,
     EnginePool,
+    KubeAdapter,
     StatusReporter,
     StreamOptions,
     Supervisor,
@@ -29,6 +30,7 @@ from kubevirt_usb.agent.streaming import (
     vmi_ready,
 )
 from kubevirt_usb.kube.errors import NotFound, Unavailable
+from kubevirt_usb.kube.resources import USBAttachment
 from kubevirt_usb.redirect import status
 from kubevirt_usb.redirect.checks import BoundDevice
 from kubevirt_usb.redirect.engine import Engine
@@ -36,6 +38,7 @@ from kubevirt_usb.redirect.metrics import StreamMetrics
 from kubevirt_usb.redirect.outcome import Cause, Outcome
 from kubevirt_usb.redirect.pathchoice import API, Choice, Local, PathReason
 from kubevirt_usb.usb.identity import serial_identity
+from tests.kube.emulator import NAMESPACE, Emulator, eventually
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -338,6 +341,86 @@ async def test_one_task_per_binding_restarted_when_it_changes_and_stopped_when_i
     await supervisor.update({})
     assert made["2-3"].closed
     assert supervisor.running == {}
+
+
+class StreamingStreamer:
+    """An attempt that takes slot 3 on the node-local path and streams until cancelled."""
+
+    async def attempt(self, *, on_locked: Callable[[], None], on_attached: Callable[[], None],
+                      on_progress: Callable[[int, int], None],
+                      on_path: Callable[[Choice], None]) -> Outcome:
+        on_path(Local(pid=120, slot=3, pod="virt-launcher-vm1-abcde",
+                      path="/proc/120/root/run/kubevirt-private/u/virt-usbredir-3"))
+        on_locked()
+        on_attached()
+        on_progress(3000, 20)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def wait_port_change(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        pass
+
+
+STREAM_ONLY = ("path", "pathReason", "pathMessage", "slot", "slotKind", "attachedSince")
+
+
+async def test_an_unbound_attachment_no_longer_shows_the_streams_path_and_slot(
+        cluster: Emulator) -> None:
+    agent_api = cluster.client(field_manager=status.FIELD_MANAGER)
+    controller_api = cluster.client(field_manager="kubevirt-usb-controller")
+    claim = {"namespace": NAMESPACE, "attachment": "att1", "vm": "vm1"}
+    bound = binding_of(device_object(claim=claim), node="node1")
+    assert bound is not None
+    await controller_api.create(USBAttachment, {
+        "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBAttachment",
+        "metadata": {"name": "att1", "namespace": NAMESPACE},
+        "spec": {"vm": "vm1", "device": {"serial": "AAA1"}}})
+
+    async def controller_says(fields: dict[str, Any]) -> None:
+        await controller_api.apply(USBAttachment.Status, {
+            "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBAttachment",
+            "metadata": {"name": "att1", "namespace": NAMESPACE}, "status": fields},
+            force=True)
+
+    async def attachment_status() -> dict[str, Any]:
+        got = await controller_api.get(USBAttachment, "att1", namespace=NAMESPACE)
+        return dict(got.get("status") or {})
+
+    await controller_says({"phase": "Bound", "message": "Bound.", "device": bound.device.name,
+                           "node": "node1"})
+    supervisor = Supervisor(make_stream=lambda b: DeviceStream(
+        b, streamer=StreamingStreamer(), kube=KubeAdapter(agent_api), metrics=StreamMetrics(),
+        options=StreamOptions(counter_interval=0.1)))
+    try:
+        await supervisor.update({bound.device.name: bound})
+
+        async def streaming() -> bool:
+            st = await attachment_status()
+            return st.get("phase") == "Attached" and st.get("bytesToVM") == 3000
+        await eventually(streaming, what="the stream's status")
+        assert {k: (await attachment_status()).get(k) for k in ("path", "slot", "slotKind")} == {
+            "path": "Local", "slot": 3, "slotKind": "Direct"}
+
+        # The policy is revoked: the controller releases the device, the agent's stream ends.
+        await controller_says({"phase": "NotAllowed", "message": "No USBPolicy allows it."})
+        await supervisor.update({})
+
+        async def released() -> dict[str, Any] | None:
+            st = await attachment_status()
+            connected = [c for c in st.get("conditions", []) if c["type"] == "Connected"]
+            return st if connected and connected[0]["reason"] == "Released" else None
+        after = await eventually(released, what="the end of the stream in status")
+        assert [k for k in STREAM_ONLY if k in after] == []
+        assert (after["phase"], after["bytesToVM"], after["bytesFromVM"]) == (
+            "NotAllowed", 3000, 20)
+        assert "node" not in after
+    finally:
+        await supervisor.close()
+        await agent_api.close()
+        await controller_api.close()
 
 
 # ----------------------------------------------------------------------------- the engine pool

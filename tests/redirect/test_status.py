@@ -84,3 +84,28 @@ def test_the_path_and_its_reason_are_published_with_the_slot_the_agent_took() ->
     full = API(reason=PathReason.NO_FREE_SLOT, message="All usb-redir slots are held.")
     assert "slotKind" not in status_fields(path_chosen(StreamStatus(), full))
     assert "path" not in status_fields(StreamStatus())
+
+
+def test_the_end_of_a_binding_removes_what_only_a_running_stream_holds() -> None:
+    local = Local(pid=120, slot=3, pod="virt-launcher-vm1-abcde",
+                  path="/proc/120/root/run/kubevirt-private/u/virt-usbredir-3")
+    running = status.counted(status.attached(path_chosen(status.seeded(None, now=T0), local),
+                                             message="Streaming.", now=T1, reconnect=False),
+                             to_vm=4096, from_vm=64)
+    broke = status.ended(running, decision=decide(Outcome(cause=Cause.STREAM_BROKEN,
+                                                          detail="code 1006"), CTX),
+                         outcome=Outcome(cause=Cause.STREAM_BROKEN, detail="code 1006"), now=T2)
+    fields = status.released_fields(broke, now=T2)
+    for stream_only in ("path", "pathReason", "pathMessage", "slot", "slotKind", "attachedSince",
+                        "phase", "message"):
+        assert stream_only not in fields
+    assert (fields["bytesToVM"], fields["bytesFromVM"], fields["reconnects"]) == (4096, 64, 0)
+    assert fields["lastError"] == broke.last_error
+    assert fields["conditions"] == [{
+        "type": "Connected", "status": "False", "reason": "Released",
+        "message": "The stream ended: the attachment no longer holds the device.",
+        "lastTransitionTime": T2}]
+    body = status.released_object(namespace="default", name="att1", status=running, now=T2)
+    assert body["metadata"] == {"name": "att1", "namespace": "default"}
+    assert body["status"]["conditions"][0]["lastTransitionTime"] == T2  # it was connected
+    assert "lastError" not in body["status"]

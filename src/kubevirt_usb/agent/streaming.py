@@ -480,6 +480,9 @@ class DeviceStream:
         self._had_device = False
         self.closing = False
         """True once the task gives back what it holds (it must not be cancelled then)."""
+        self.unbound = False
+        """Set before the task is cancelled because its binding ended or changed: on its way out
+        it removes the running stream's fields from the attachment's status."""
 
     def _now(self) -> str:
         return rfc3339(self._options.wall_clock())
@@ -502,6 +505,24 @@ class DeviceStream:
                 self._metrics.active.dec()
             await self._streamer.close()
             self._metrics.forget(self.binding.labels)
+            if self.unbound:
+                await self._release()
+
+    async def _release(self) -> None:
+        """Record the end of the binding's stream, unless the attachment is gone or another node
+        streams it now (a binding moved: that node's agent writes its own stream's fields)."""
+        b = self.binding
+        try:
+            existing = await self._kube.attachment_status(b.namespace, b.attachment)
+            if existing is None or existing.get("node") not in (None, b.device.node):
+                return
+            await self._kube.apply_status(status.released_object(
+                namespace=b.namespace, name=b.attachment, status=self.status, now=self._now()))
+        except NotFound:
+            return  # detached: the attachment went away meanwhile
+        except KubeError as exc:
+            log.warning("cannot record the end of the stream of USBAttachment %s/%s: %s",
+                        b.namespace, b.attachment, exc)
 
     async def _seed(self) -> None:
         b = self.binding
@@ -644,8 +665,9 @@ class Supervisor:
         if not task.cancelled() and task.exception() is not None:
             log.error("the stream task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def _stop(self, name: str) -> None:
+    async def _stop(self, name: str, *, unbound: bool = True) -> None:
         running = self.running.pop(name)
+        running.stream.unbound = unbound
         running.task.cancel()
         done, _ = await asyncio.wait({running.task}, timeout=self.stop_timeout)
         if done:
@@ -670,7 +692,7 @@ class Supervisor:
 
     async def close(self) -> None:
         for name in list(self.running):
-            await self._stop(name)
+            await self._stop(name, unbound=False)  # the agent stops; the bindings stand
         while self.stopping:
             await asyncio.wait(set(self.stopping))
 

@@ -7,7 +7,12 @@ takes (`path`: Local or API, `pathReason`, `pathMessage`; `slot` and `slotKind` 
 the agent took itself on the local path, VirtHandler on the API path), and writes them with
 server-side apply (field manager `kubevirt-usb-agent`, forced) while the device's claimRef names
 the attachment. A field it leaves out of an apply is removed, so `lastError` and `attachedSince`
-disappear when they no longer hold.
+disappear when they no longer hold. When the binding ends (detach, policy revoked, VM gone, device
+gone, binding moved), one last apply (`released_object`) records the end: `Connected` False with
+reason `Released`, and what is history (`bytesToVM`, `bytesFromVM`, `reconnects`, `lastError`)
+stays; what only a running stream holds (`path`, `pathReason`, `pathMessage`, `slot`, `slotKind`,
+`attachedSince`) and the agent's `phase` and `message` (the controller's again) are left out, so
+they are removed.
 """
 
 from __future__ import annotations
@@ -135,6 +140,38 @@ def status_fields(status: StreamStatus) -> dict[str, Any]:
                 "slotKind": status.slot_kind}
     fields.update({k: v for k, v in optional.items() if v is not None})
     return fields
+
+
+RELEASED = "Released"
+
+
+def released_fields(status: StreamStatus, *, now: str) -> dict[str, Any]:
+    """The status fields the agent applies when the binding ended: the end and the history, none
+    of what only a running stream holds."""
+    message = "The stream ended: the attachment no longer holds the device."
+    fields: dict[str, Any] = {
+        "conditions": [{
+            "type": CONDITION,
+            "status": "False",
+            "reason": RELEASED,
+            "message": message,
+            "lastTransitionTime": _moved(status, connected=False, now=now),
+        }],
+        "bytesToVM": status.bytes_to_vm,
+        "bytesFromVM": status.bytes_from_vm,
+        "reconnects": status.reconnects,
+    }
+    if status.last_error:
+        fields["lastError"] = status.last_error
+    return fields
+
+
+def released_object(*, namespace: str, name: str, status: StreamStatus,
+                    now: str) -> dict[str, Any]:
+    """The server-side apply body that records the end of the binding's stream."""
+    return {"apiVersion": models.API_VERSION, "kind": "USBAttachment",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": released_fields(status, now=now)}
 
 
 def apply_object(*, namespace: str, name: str, status: StreamStatus) -> dict[str, Any]:
