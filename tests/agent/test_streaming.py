@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from kubevirt_usb.agent.streaming import (
     stream_endpoint,
     vmi_ready,
 )
+from kubevirt_usb.kube.client import KubeClient
 from kubevirt_usb.kube.errors import NotFound, Unavailable
 from kubevirt_usb.kube.resources import USBAttachment
 from kubevirt_usb.redirect import status
@@ -367,8 +368,27 @@ class StreamingStreamer:
 STREAM_ONLY = ("path", "pathReason", "pathMessage", "slot", "slotKind", "attachedSince")
 
 
-async def test_an_unbound_attachment_no_longer_shows_the_streams_path_and_slot(
-        cluster: Emulator) -> None:
+@dataclass
+class StreamedAttachment:
+    """USBAttachment att1 bound to a device of node1 whose agent streams it on slot 3."""
+
+    controller: KubeClient
+    supervisor: Supervisor
+    device: str
+
+    async def controller_says(self, fields: dict[str, Any]) -> None:
+        await self.controller.apply(USBAttachment.Status, {
+            "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBAttachment",
+            "metadata": {"name": "att1", "namespace": NAMESPACE}, "status": fields},
+            force=True)
+
+    async def status(self) -> dict[str, Any]:
+        got = await self.controller.get(USBAttachment, "att1", namespace=NAMESPACE)
+        return dict(got.get("status") or {})
+
+
+@contextlib.asynccontextmanager
+async def streamed_attachment(cluster: Emulator) -> AsyncIterator[StreamedAttachment]:
     agent_api = cluster.client(field_manager=status.FIELD_MANAGER)
     controller_api = cluster.client(field_manager="kubevirt-usb-controller")
     claim = {"namespace": NAMESPACE, "attachment": "att1", "vm": "vm1"}
@@ -378,38 +398,37 @@ async def test_an_unbound_attachment_no_longer_shows_the_streams_path_and_slot(
         "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBAttachment",
         "metadata": {"name": "att1", "namespace": NAMESPACE},
         "spec": {"vm": "vm1", "device": {"serial": "AAA1"}}})
-
-    async def controller_says(fields: dict[str, Any]) -> None:
-        await controller_api.apply(USBAttachment.Status, {
-            "apiVersion": "usb.kubevirt-usb.io/v1alpha1", "kind": "USBAttachment",
-            "metadata": {"name": "att1", "namespace": NAMESPACE}, "status": fields},
-            force=True)
-
-    async def attachment_status() -> dict[str, Any]:
-        got = await controller_api.get(USBAttachment, "att1", namespace=NAMESPACE)
-        return dict(got.get("status") or {})
-
-    await controller_says({"phase": "Bound", "message": "Bound.", "device": bound.device.name,
-                           "node": "node1"})
     supervisor = Supervisor(make_stream=lambda b: DeviceStream(
         b, streamer=StreamingStreamer(), kube=KubeAdapter(agent_api), metrics=StreamMetrics(),
         options=StreamOptions(counter_interval=0.1)))
+    att = StreamedAttachment(controller_api, supervisor, bound.device.name)
     try:
+        await att.controller_says({"phase": "Bound", "message": "Bound.", "device": att.device,
+                                   "node": "node1"})
         await supervisor.update({bound.device.name: bound})
 
         async def streaming() -> bool:
-            st = await attachment_status()
+            st = await att.status()
             return st.get("phase") == "Attached" and st.get("bytesToVM") == 3000
         await eventually(streaming, what="the stream's status")
-        assert {k: (await attachment_status()).get(k) for k in ("path", "slot", "slotKind")} == {
+        assert {k: (await att.status()).get(k) for k in ("path", "slot", "slotKind")} == {
             "path": "Local", "slot": 3, "slotKind": "Direct"}
+        yield att
+    finally:
+        await supervisor.close()
+        await agent_api.close()
+        await controller_api.close()
 
+
+async def test_an_unbound_attachment_no_longer_shows_the_streams_path_and_slot(
+        cluster: Emulator) -> None:
+    async with streamed_attachment(cluster) as att:
         # The policy is revoked: the controller releases the device, the agent's stream ends.
-        await controller_says({"phase": "NotAllowed", "message": "No USBPolicy allows it."})
-        await supervisor.update({})
+        await att.controller_says({"phase": "NotAllowed", "message": "No USBPolicy allows it."})
+        await att.supervisor.update({})
 
         async def released() -> dict[str, Any] | None:
-            st = await attachment_status()
+            st = await att.status()
             connected = [c for c in st.get("conditions", []) if c["type"] == "Connected"]
             return st if connected and connected[0]["reason"] == "Released" else None
         after = await eventually(released, what="the end of the stream in status")
@@ -417,10 +436,18 @@ async def test_an_unbound_attachment_no_longer_shows_the_streams_path_and_slot(
         assert (after["phase"], after["bytesToVM"], after["bytesFromVM"]) == (
             "NotAllowed", 3000, 20)
         assert "node" not in after
-    finally:
-        await supervisor.close()
-        await agent_api.close()
-        await controller_api.close()
+
+
+async def test_a_binding_moved_to_another_node_is_left_to_that_nodes_agent(
+        cluster: Emulator) -> None:
+    async with streamed_attachment(cluster) as att:
+        await att.controller_says({"phase": "Bound", "message": "Bound.", "device": att.device,
+                                   "node": "node2"})
+        await att.supervisor.update({})  # returns once the stream ended
+        after = await att.status()
+        assert (after["node"], after["slot"], after["path"]) == ("node2", 3, "Local")
+        assert [c["reason"] for c in after["conditions"] if c["type"] == "Connected"] == [
+            "Attached"]
 
 
 # ----------------------------------------------------------------------------- the engine pool
