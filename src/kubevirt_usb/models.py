@@ -45,6 +45,8 @@ AttachmentPhase = Literal["Pending", "WaitingForDevice", "NotAllowed", "VMNotRea
                           "Bound", "Connecting", "Attached", "Failed"]
 AGENT_PHASES: frozenset[str] = frozenset({"Connecting", "Attached", "Failed"})
 """Phases the node agent writes while a binding stands."""
+STREAMING_PHASES: frozenset[str] = frozenset({"Connecting", "Attached"})
+"""Phases in which a stream runs, and so holds the slot (`status.slot`, `slotKind`) it took."""
 BOUND_PHASES: frozenset[str] = frozenset({"Bound"}) | AGENT_PHASES
 """Phases of an attachment that holds a device, and so one of its VM's four usbredir slots."""
 DeviceState = Literal["Available", "Absent"]

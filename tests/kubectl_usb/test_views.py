@@ -93,6 +93,17 @@ def test_an_attached_attachment_row() -> None:
     assert attachment_row(attached, now=NOW, with_namespace=True)[0] == "default"
 
 
+def test_a_slot_is_shown_only_while_a_stream_holds_it() -> None:
+    local = {"device": "46f4-0001-aaa1", "node": "node1", "path": "Local",
+             "pathReason": "SameNode", "slot": 3, "slotKind": "Direct"}
+    rows = {phase: attachment_row(attachment_obj("a1", vm="vm1", device={"serial": "AAA1"},
+                                                 status={**local, "phase": phase}),
+                                  now=NOW, wide=True)[-1]
+            for phase in ("Connecting", "Attached", "Failed", "NotAllowed", "Bound")}
+    assert rows == {"Connecting": "3 (Direct)", "Attached": "3 (Direct)", "Failed": "-",
+                    "NotAllowed": "-", "Bound": "-"}
+
+
 def test_a_waiting_attachment_says_why() -> None:
     waiting = attachment_obj("a", vm="vm1", device={"serial": "AAA9"},
                              status={"phase": "WaitingForDevice",

@@ -115,6 +115,15 @@ def test_attachment_rows_and_the_four_slots() -> None:
         [(1, "a0"), (2, "a1"), (3, None), (4, None)]
 
 
+def test_a_slot_number_is_shown_only_while_a_stream_holds_it() -> None:
+    local: dict[str, Any] = {"path": "Local", "pathReason": "SameNode", "slot": 3,
+                             "slotKind": "Direct"}
+    shown = {phase: views.attachment_row(_attachment("a1", phase=phase, **local), now=NOW).slot
+             for phase in ("Connecting", "Attached", "Failed", "NotAllowed", "Bound")}
+    assert shown == {"Connecting": "slot 3 (Direct)", "Attached": "slot 3 (Direct)",
+                     "Failed": "", "NotAllowed": "", "Bound": ""}
+
+
 def test_a_failed_stream_still_holds_its_slot_as_the_controller_counts_it() -> None:
     failed = _attachment("a1", phase="Failed", device="d1", lastError="device busy")
     refused = _attachment("a2", phase="NotAllowed", message="no policy")

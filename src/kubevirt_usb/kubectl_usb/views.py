@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from kubevirt_usb import models
 from kubevirt_usb.kubectl_usb.objects import (
     KIND_ATTACHMENT,
     KIND_DEVICE,
@@ -36,7 +37,7 @@ ATTACHMENT_WIDE = ["RECONNECTS", "LAST-ERROR", "SELECTOR", "PATH-REASON", "SLOT"
 DEVICE_MIN_WIDTHS = [24, 8, 9, 24, 10, 7, 8, 9, 16]
 ATTACHMENT_MIN_WIDTHS = [28, 10, 16, 24, 8, 5, 8, 8, 6]
 """Room for typical values, so `watch` lines printed later line up with the first table."""
-_STREAMING = ("Connecting", "Attached")
+_STREAMING = tuple(sorted(models.STREAMING_PHASES))  # a tuple: a hostile phase may be unhashable
 _MESSAGE_WIDTH = 60
 
 
@@ -84,7 +85,10 @@ def attachment_message(attachment: Obj) -> str:
 
 
 def slot_text(st: Obj) -> str:
-    """The slot a stream holds and who handed it out: `3 (Direct)`, `VirtHandler`, `-`."""
+    """The slot a stream holds and who handed it out: `3 (Direct)`, `VirtHandler`, `-` (also
+    when no stream runs: a slot left in status is not held)."""
+    if st.get("phase") not in _STREAMING:
+        return "-"
     slot, kind = st.get("slot"), st.get("slotKind")
     if isinstance(slot, int) and kind:
         return f"{slot} ({kind})"

@@ -312,6 +312,11 @@ def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
 
 
 def _slot(status: Obj) -> str:
+    """The slot a running stream holds; none when no stream runs (a slot left in status is not
+    held)."""
+    phase = status.get("phase")
+    if not (isinstance(phase, str) and phase in models.STREAMING_PHASES):
+        return ""
     slot, kind = status.get("slot"), printable(status.get("slotKind"), limit=16)
     if isinstance(slot, int) and kind:
         return f"slot {slot} ({kind})"
