@@ -5,7 +5,9 @@ restarts, as users and admins see them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -13,10 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubevirt_usb.clock import micro_time, utc_now
 from kubevirt_usb.controller.model import FINALIZER
 from kubevirt_usb.kube.errors import KubeError, Unavailable
 from kubevirt_usb.kube.objects import Obj
 from kubevirt_usb.kube.resources import (
+    Lease,
     USBAttachment,
     USBPolicy,
     VirtualMachine,
@@ -490,6 +494,48 @@ async def test_two_replicas_only_the_leader_acts_and_the_other_takes_over(kit: K
     event = await kit.wait_event(name="a2", reason="Bound")
     assert event["reportingInstance"] == other
     assert most == 1
+
+
+async def test_the_controller_of_a_term_that_ended_is_freed_when_the_next_begins(
+        kit: Kit) -> None:
+    # Each term of leadership runs a fresh controller; the last one (informers, caches, tasks)
+    # is garbage in reference cycles. With a term per API outage, waiting for a full
+    # collection let the leader's memory grow (docs/benchmarks.md, "Memory over the run").
+    from kubevirt_usb.controller.manager import Controller, run_elected
+
+    await kit.vm("vm1")
+    terms: list[weakref.ref[Controller]] = []
+
+    def on_term(controller: Controller | None) -> None:
+        if controller is not None:
+            terms.append(weakref.ref(controller))
+
+    options = kit.options(identity="r1", release_on_exit=False)
+    client = kit.cluster.client(field_manager="kubevirt-usb-controller")
+    kit.clients.append(client)
+    gc.disable()  # only what the controller itself does frees the last term
+    try:
+        task = asyncio.ensure_future(run_elected(client, options, on_term=on_term))
+        kit.controllers.append(task)
+
+        async def leading() -> bool:
+            controller = terms[-1]() if terms else None
+            return controller is not None and controller.synced.is_set()
+
+        await wait_for(leading, what="the first term")
+        # someone else takes the Lease: the term ends; r1 leads again once it expires
+        await kit.client.patch(Lease, options.election_lease, {"spec": {
+            "holderIdentity": "intruder", "renewTime": micro_time(utc_now())}},
+            namespace=options.namespace)
+
+        async def second_term() -> bool:
+            return len(terms) >= 2
+
+        await wait_for(second_term, what="a second term", timeout=30)
+        await wait_for(leading, what="the second term synced", timeout=30)
+        assert terms[0]() is None, "the first term's controller is still in memory"
+    finally:
+        gc.enable()
 
 
 # ---- fuzzed bodies through the API -----------------------------------------------------------

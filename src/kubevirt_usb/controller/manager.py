@@ -11,6 +11,7 @@ the resourceVersion precondition on each claim keeps that true across replicas.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import defaultdict
@@ -248,6 +249,11 @@ async def run_elected(client: KubeClient, options: ControllerOptions, *,
                             release_on_exit=options.release_on_exit, clock=clock, wall=wall)
 
     async def term() -> None:
+        # The last term's controller (informers, caches, tasks) is garbage by now, in reference
+        # cycles only a full collection frees; waiting for one, a leader losing its Lease at each
+        # API outage grew by a term's worth of memory every time (docs/benchmarks.md, "Memory
+        # over the run"). A collection per term is cheap beside a term's lists.
+        gc.collect()
         controller = Controller(client, options, clock=clock, wall=wall)
         if on_term is not None:
             on_term(controller)
