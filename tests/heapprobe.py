@@ -8,9 +8,12 @@ heap's state, so the answer is the same on every run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+
+from kubevirt_usb.allocator import TUNED_BY
 
 PROBE = textwrap.dedent("""
     import ctypes
@@ -32,9 +35,22 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def where_a_big_buffer_goes(setup: str, *, env: dict[str, str] | None = None) -> str:
-    """'mmapped' or 'main heap'."""
+def where_a_big_buffer_goes(setup: str) -> str:
+    """'mmapped' or 'main heap', in an environment without glibc malloc tuning of its own."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in (*TUNED_BY, "GLIBC_TUNABLES")}
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(setup) + PROBE],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+def after_the_command(argv: list[str]) -> str:
+    """Where the big buffer goes after `kubevirt-usb ARGV` ran and stopped at its missing
+    kubeconfig (the command's start-up is what sets the allocator up)."""
+    return where_a_big_buffer_goes(f"""
+        from click.testing import CliRunner
+        from kubevirt_usb.cli import cli
+        result = CliRunner().invoke(cli, {argv!r})
+        assert "kubeconfig" in result.output and result.exit_code == 1, result.output
+    """)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubevirt_usb.models import is_dns_label, is_dns_subdomain
+from kubevirt_usb.models import is_dns_label, is_dns_subdomain, is_streaming
 
 
 @pytest.mark.parametrize("name", ["a", "vm1", "my-vm", "0", "a" * 63])
@@ -24,3 +24,10 @@ def test_subdomains_that_are_no_labels(name: str) -> None:
 def test_names_no_object_can_have(name: str) -> None:
     assert not is_dns_label(name)
     assert not is_dns_subdomain(name)
+
+
+def test_a_stream_runs_only_while_connecting_or_attached() -> None:
+    assert is_streaming("Connecting")
+    assert is_streaming("Attached")
+    for phase in ("Bound", "Failed", "NotAllowed", "", None, 3, ["Attached"], {"Attached": 1}):
+        assert not is_streaming(phase)

@@ -52,6 +52,12 @@ BOUND_PHASES: frozenset[str] = frozenset({"Bound"}) | AGENT_PHASES
 DeviceState = Literal["Available", "Absent"]
 
 
+def is_streaming(phase: object) -> bool:
+    """Whether a phase read from an object (any JSON value, hostile ones too) is one in which a
+    stream runs."""
+    return isinstance(phase, str) and phase in STREAMING_PHASES
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 

@@ -37,7 +37,6 @@ ATTACHMENT_WIDE = ["RECONNECTS", "LAST-ERROR", "SELECTOR", "PATH-REASON", "SLOT"
 DEVICE_MIN_WIDTHS = [24, 8, 9, 24, 10, 7, 8, 9, 16]
 ATTACHMENT_MIN_WIDTHS = [28, 10, 16, 24, 8, 5, 8, 8, 6]
 """Room for typical values, so `watch` lines printed later line up with the first table."""
-_STREAMING = tuple(sorted(models.STREAMING_PHASES))  # a tuple: a hostile phase may be unhashable
 _MESSAGE_WIDTH = 60
 
 
@@ -79,7 +78,7 @@ def device_table(devices: Sequence[Obj], *, now: dt.datetime, wide: bool = False
 def attachment_message(attachment: Obj) -> str:
     """Why the attachment is not attached (its message), or, while it streams, its last error."""
     st = status(attachment)
-    if st.get("phase") in _STREAMING and st.get("lastError"):
+    if models.is_streaming(st.get("phase")) and st.get("lastError"):
         return f"last error: {st['lastError']}"
     return str(st.get("message") or "")
 
@@ -87,7 +86,7 @@ def attachment_message(attachment: Obj) -> str:
 def slot_text(st: Obj) -> str:
     """The slot a stream holds and who handed it out: `3 (Direct)`, `VirtHandler`, `-` (also
     when no stream runs: a slot left in status is not held)."""
-    if st.get("phase") not in _STREAMING:
+    if not models.is_streaming(st.get("phase")):
         return "-"
     slot, kind = st.get("slot"), st.get("slotKind")
     if isinstance(slot, int) and kind:
@@ -105,7 +104,7 @@ def attachment_row(attachment: Obj, *, now: dt.datetime, wide: bool = False,
                    with_namespace: bool = False) -> Row:
     st = status(attachment)
     phase = str(st.get("phase") or "Pending")
-    since = parse_time(st.get("attachedSince")) if phase in _STREAMING else None
+    since = parse_time(st.get("attachedSince")) if models.is_streaming(phase) else None
     row = [name(attachment), text(spec(attachment).get("vm")), phase,
            text(st.get("device") or dig(attachment, "spec", "device", "name")),
            text(st.get("node")), text(st.get("path")), human_bytes(st.get("bytesToVM")),

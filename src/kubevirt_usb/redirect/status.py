@@ -115,24 +115,30 @@ def counted(status: StreamStatus, *, to_vm: int, from_vm: int) -> StreamStatus:
                                bytes_from_vm=status.bytes_from_vm + from_vm)
 
 
+def _condition(*, connected: bool, reason: str, message: str, since: str) -> dict[str, Any]:
+    return {"type": CONDITION, "status": "True" if connected else "False", "reason": reason,
+            "message": message, "lastTransitionTime": since}
+
+
+def _history(status: StreamStatus) -> dict[str, Any]:
+    """What the binding's streams did, kept after they end: byte totals, reconnects, last error."""
+    fields: dict[str, Any] = {"bytesToVM": status.bytes_to_vm,
+                              "bytesFromVM": status.bytes_from_vm,
+                              "reconnects": status.reconnects}
+    if status.last_error:
+        fields["lastError"] = status.last_error
+    return fields
+
+
 def status_fields(status: StreamStatus) -> dict[str, Any]:
     """The status fields the agent owns, as they are applied."""
     fields: dict[str, Any] = {
         "phase": status.phase,
         "message": status.message,
-        "conditions": [{
-            "type": CONDITION,
-            "status": "True" if status.connected else "False",
-            "reason": status.reason,
-            "message": status.message,
-            "lastTransitionTime": status.transition_time,
-        }],
-        "bytesToVM": status.bytes_to_vm,
-        "bytesFromVM": status.bytes_from_vm,
-        "reconnects": status.reconnects,
+        "conditions": [_condition(connected=status.connected, reason=status.reason,
+                                  message=status.message, since=status.transition_time)],
+        **_history(status),
     }
-    if status.last_error:
-        fields["lastError"] = status.last_error
     if status.attached_since:
         fields["attachedSince"] = status.attached_since
     optional = {"path": status.path, "pathReason": status.path_reason,
@@ -149,21 +155,9 @@ def released_fields(status: StreamStatus, *, now: str) -> dict[str, Any]:
     """The status fields the agent applies when the binding ended: the end and the history, none
     of what only a running stream holds."""
     message = "The stream ended: the attachment no longer holds the device."
-    fields: dict[str, Any] = {
-        "conditions": [{
-            "type": CONDITION,
-            "status": "False",
-            "reason": RELEASED,
-            "message": message,
-            "lastTransitionTime": _moved(status, connected=False, now=now),
-        }],
-        "bytesToVM": status.bytes_to_vm,
-        "bytesFromVM": status.bytes_from_vm,
-        "reconnects": status.reconnects,
-    }
-    if status.last_error:
-        fields["lastError"] = status.last_error
-    return fields
+    return {"conditions": [_condition(connected=False, reason=RELEASED, message=message,
+                                      since=_moved(status, connected=False, now=now))],
+            **_history(status)}
 
 
 def released_object(*, namespace: str, name: str, status: StreamStatus,

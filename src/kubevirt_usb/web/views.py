@@ -314,8 +314,7 @@ def attachment_row(attachment: Obj, *, now: dt.datetime) -> AttachmentRow:
 def _slot(status: Obj) -> str:
     """The slot a running stream holds; none when no stream runs (a slot left in status is not
     held)."""
-    phase = status.get("phase")
-    if not (isinstance(phase, str) and phase in models.STREAMING_PHASES):
+    if not models.is_streaming(status.get("phase")):
         return ""
     slot, kind = status.get("slot"), printable(status.get("slotKind"), limit=16)
     if isinstance(slot, int) and kind:
